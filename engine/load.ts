@@ -1,0 +1,43 @@
+/** Opens a model folder on a backend: the one entry point callers use to get a ModelRuntime. */
+import { initTfjs, type TfjsPreference } from "./backends/tfjs";
+import { ExcitorInputError } from "./errors";
+import { readModelConfig, type ModelConfig } from "./model/config";
+import { WeightFiles } from "./model/weights";
+import type { ModelRuntime } from "./runtime";
+import { TfjsLlama } from "./tfjs/llama";
+import { TfjsRuntime } from "./tfjs/runtime";
+
+export type BackendChoice = "auto" | "tfjs" | "tfjs-wasm" | "tfjs-node" | "tfjs-node-gpu" | "tfjs-cpu";
+export const BACKEND_CHOICES: BackendChoice[] = ["auto", "tfjs", "tfjs-wasm", "tfjs-node", "tfjs-node-gpu", "tfjs-cpu"];
+
+export interface OpenOptions {
+  backend?: BackendChoice;
+  /** Training keeps a second copy of the frozen weights above the lowest adapted layer. */
+  forTraining?: boolean;
+}
+
+const TFJS_PREF: Record<BackendChoice, TfjsPreference> = {
+  auto: "auto",
+  tfjs: "auto",
+  "tfjs-wasm": "wasm",
+  "tfjs-node": "tensorflow",
+  "tfjs-node-gpu": "tensorflow-gpu",
+  "tfjs-cpu": "cpu",
+};
+
+export async function openModel(dir: string, opts: OpenOptions = {}): Promise<ModelRuntime> {
+  const config: ModelConfig = readModelConfig(dir);
+  const files = WeightFiles.open(dir);
+  const info = await initTfjs(TFJS_PREF[opts.backend ?? "auto"]);
+  const need = files.float32Bytes() * (opts.forTraining ? 2 : 1);
+  if (info.memoryLimitBytes && need > 0.85 * info.memoryLimitBytes) {
+    const gib = (n: number) => (n / 2 ** 30).toFixed(1);
+    throw new ExcitorInputError(
+      `${dir}: this model needs ${gib(need)} GiB of float32 weights${opts.forTraining ? " for training" : ""}, ` +
+        `but the tfjs ${info.name} backend's memory is capped at ${gib(info.memoryLimitBytes)} GiB; ` +
+        `install @tensorflow/tfjs-node-gpu (NVIDIA GPU) or @tensorflow/tfjs-node to run it, or pick a smaller model`,
+      dir,
+    );
+  }
+  return new TfjsRuntime(TfjsLlama.load(config, files), info);
+}

@@ -1,0 +1,60 @@
+/**
+ * The seam between what the engine does (score, generate, capture attention, train) and the
+ * tensor library that computes it. Callers hold a ModelRuntime and never a tensor: the tfjs
+ * runtime implements it now, an onnxruntime one slots in beside it. Everything crossing the
+ * seam is plain typed arrays.
+ */
+import type { ExcitorAdapter } from "./excitor/adapter";
+import type { ModelConfig } from "./model/config";
+
+/** A padded batch of training rows, row-major [batch, seqLen]. */
+export interface TrainBatch {
+  batch: number;
+  seqLen: number;
+  /** Input ids, right-padded. */
+  ids: Int32Array;
+  /** targets[b, t] = the token to predict after ids[b, ≤t]. */
+  targets: Int32Array;
+  /** 1 where targets[b, t] counts in the loss, else 0 (prompt tokens, padding). */
+  weights: Float32Array;
+}
+
+export interface LossAndGrads {
+  /** Σ over weighted tokens of −log p(target). */
+  lossSum: number;
+  tokens: number;
+  /** d(lossSum · scale)/dθ for every adapter tensor, by its spec name. */
+  grads: Map<string, Float32Array>;
+}
+
+/** Incremental decoding with a KV cache (K' cached per query head, as the spec says). */
+export interface DecodeSession {
+  /** Appends tokens and returns the next-token logits after the last one, [V]. */
+  feed(ids: number[]): Promise<Float32Array>;
+  /** Tokens in the cache. */
+  readonly length: number;
+  dispose(): void;
+}
+
+export interface ModelRuntime {
+  readonly backend: string;
+  /** Why this backend runs (and why a faster one does not). */
+  readonly backendNote: string;
+  readonly config: ModelConfig;
+  /** Uploads the adapter's current values (null removes it). Cheap to call every step. */
+  setAdapter(adapter: ExcitorAdapter | null): void;
+  /** logprobs[i] = log p(ids[i+1] | ids[0..i]); with useAdapter false, the base model. */
+  tokenLogprobs(ids: number[], useAdapter: boolean): Promise<Float32Array>;
+  startDecode(useAdapter: boolean): DecodeSession;
+  /**
+   * Attention probabilities of every layer, each [H, M, M] row-major (query, key): `tuned` as
+   * the model computes them, `base` from the base scores alone (gates at 0) on the same layer
+   * input. Without the adapter both are the base model's.
+   */
+  attentionProbs(ids: number[], useAdapter: boolean): Promise<{ base: Float32Array[]; tuned: Float32Array[] }>;
+  /** Prepares for lossAndGrads (e.g. keeps extra weight copies for fast backward passes). */
+  prepareTraining(adapter: ExcitorAdapter): void;
+  lossAndGrads(batch: TrainBatch, scale: number): Promise<LossAndGrads>;
+  evalLoss(batch: TrainBatch, useAdapter: boolean): Promise<{ lossSum: number; tokens: number }>;
+  dispose(): void;
+}

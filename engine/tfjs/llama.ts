@@ -1,0 +1,269 @@
+/**
+ * The LLaMA forward pass with Excitor attention, in tfjs. Read it next to
+ * ../shared/docs/excitor-method.md ("Forward pass of one adapted attention layer"):
+ * each step there is one line here. Shapes: B batch, T new tokens, S = cached + T keys,
+ * C hidden, H query heads, Hkv kv heads, d head dim, Cq = H·d, K prompts, r rank, V vocab.
+ */
+import type * as tfc from "@tensorflow/tfjs";
+import { tf } from "../backends/tfjs";
+import type { ModelConfig } from "../model/config";
+import { ropeTables } from "../model/rope";
+import type { WeightFiles } from "../model/weights";
+
+type T1 = tfc.Tensor1D;
+type T2 = tfc.Tensor2D;
+type T4 = tfc.Tensor4D;
+
+/**
+ * A frozen linear layer. `wt` is W pre-transposed to [in, out]: the wasm backend's matmul
+ * with a transposed operand is ~10x slower than a plain one. `w` ([out, in], as stored)
+ * exists only while training, for a custom gradient dx = dy·W that avoids the same slow path.
+ */
+export interface FrozenLinear {
+  wt: T2; // [in, out]
+  w?: T2; // [out, in]
+  b?: T1; // [out]
+}
+
+interface Block {
+  attnNorm: T1; // [C]
+  q: FrozenLinear; // C -> Cq
+  k: FrozenLinear; // C -> Hkv·d
+  v: FrozenLinear; // C -> Hkv·d
+  o: FrozenLinear; // Cq -> C
+  mlpNorm: T1; // [C]
+  gate: FrozenLinear; // C -> I
+  up: FrozenLinear; // C -> I
+  down: FrozenLinear; // I -> C
+}
+
+/** One adapted layer's tensors on the backend (variables while training). */
+export interface ExcitorTensors {
+  prompts: T2; // P      [K, Cq]
+  down: T2; //    Wdown  [r, C]
+  up: T2; //      Wup    [Cq, r]
+  gate: T1; //    g      [H]
+}
+
+/** Keys (K', after RoPE, one per query head) and values of the tokens seen so far. */
+export interface LayerCache {
+  k: T4; // [B, H, S, d]
+  v: T4; // [B, H, S, d]
+}
+
+export interface ForwardOptions {
+  /** Adapted layers by index; a layer not in the map is the base layer, untouched. */
+  excitor?: Map<number, ExcitorTensors>;
+  /** Per-layer cache, extended in place (old tensors disposed); its length sets the positions. */
+  cache?: (LayerCache | undefined)[];
+  /**
+   * Collect each layer's attention probabilities [B, H, T, S]: `tuned` as computed, `base`
+   * from the base scores alone (g = 0) on the same layer input; equal in base layers.
+   */
+  capture?: { tuned: T4[]; base: T4[] };
+  /** Return logits for the last position only ([B, 1, V]). */
+  lastOnly?: boolean;
+}
+
+const MASKED = -1e9;
+
+export class TfjsLlama {
+  private constructor(
+    readonly config: ModelConfig,
+    private readonly embed: T2, // [V, C]
+    private readonly blocks: Block[],
+    private readonly finalNorm: T1, // [C]
+    private readonly lmHead: FrozenLinear, // C -> V
+  ) {}
+
+  static load(config: ModelConfig, files: WeightFiles): TfjsLlama {
+    const c = config;
+    const cq = c.numHeads * c.headDim;
+    const ckv = c.numKvHeads * c.headDim;
+    const tensor = (name: string, shape: number[]): tfc.Tensor => {
+      const t = files.read(name, shape);
+      return tf.tensor(t.data, t.shape, "float32");
+    };
+    const linear = (name: string, out: number, inp: number, bias: boolean): FrozenLinear => {
+      const w = tensor(`${name}.weight`, [out, inp]) as T2;
+      const wt = tf.transpose(w) as T2;
+      w.dispose();
+      return { wt, b: bias ? (tensor(`${name}.bias`, [out]) as T1) : undefined };
+    };
+    const blocks: Block[] = [];
+    for (let i = 0; i < c.numLayers; i++) {
+      const p = `model.layers.${i}`;
+      blocks.push({
+        attnNorm: tensor(`${p}.input_layernorm.weight`, [c.hiddenSize]) as T1,
+        q: linear(`${p}.self_attn.q_proj`, cq, c.hiddenSize, c.qkvBias),
+        k: linear(`${p}.self_attn.k_proj`, ckv, c.hiddenSize, c.qkvBias),
+        v: linear(`${p}.self_attn.v_proj`, ckv, c.hiddenSize, c.qkvBias),
+        o: linear(`${p}.self_attn.o_proj`, c.hiddenSize, cq, c.oBias),
+        mlpNorm: tensor(`${p}.post_attention_layernorm.weight`, [c.hiddenSize]) as T1,
+        gate: linear(`${p}.mlp.gate_proj`, c.intermediateSize, c.hiddenSize, false),
+        up: linear(`${p}.mlp.up_proj`, c.intermediateSize, c.hiddenSize, false),
+        down: linear(`${p}.mlp.down_proj`, c.hiddenSize, c.intermediateSize, false),
+      });
+    }
+    const embed = tensor("model.embed_tokens.weight", [c.vocabSize, c.hiddenSize]) as T2;
+    const tied = c.tieWordEmbeddings || !files.has("lm_head.weight");
+    const lmHead = tied ? { wt: tf.transpose(embed) as T2 } : linear("lm_head", c.vocabSize, c.hiddenSize, false);
+    const finalNorm = tensor("model.norm.weight", [c.hiddenSize]) as T1;
+    return new TfjsLlama(config, embed, blocks, finalNorm, lmHead);
+  }
+
+  /**
+   * Makes backward passes fast from layer `fromLayer` up: keeps W next to W^T for every
+   * frozen linear that gradients flow through (layers below the lowest adapter need none).
+   */
+  prepareBackward(fromLayer: number): void {
+    const add = (l: FrozenLinear) => {
+      if (!l.w) l.w = tf.transpose(l.wt) as T2;
+    };
+    for (const b of this.blocks.slice(fromLayer)) for (const l of [b.q, b.k, b.v, b.o, b.gate, b.up, b.down]) add(l);
+    add(this.lmHead);
+  }
+
+  /** ids [B, T] -> logits [B, T, V] (or [B, 1, V] with lastOnly). Call inside tf.tidy. */
+  forward(ids: tfc.Tensor2D, opts: ForwardOptions = {}): tfc.Tensor3D {
+    const c = this.config;
+    const [B, T] = ids.shape;
+    const past = opts.cache?.[0]?.k.shape[2] ?? 0;
+    const { cos, sin } = ropeTables(c, past, T);
+    const rope = { cos: tf.tensor4d(cos, [1, T, 1, c.headDim]), sin: tf.tensor4d(sin, [1, T, 1, c.headDim]) };
+    const mask = causalMask(T, past, c.slidingWindow); // [T, S]
+
+    let x = tf.gather(this.embed, ids) as unknown as tfc.Tensor3D; // [B, T, C]
+    this.blocks.forEach((blk, i) => {
+      const h = rmsNorm(x, blk.attnNorm, c.rmsNormEps); // [B, T, C]
+      const attn = this.attention(blk, h, i, rope, mask, opts); // [B, T, C]
+      x = tf.add(x, attn) as tfc.Tensor3D;
+      const h2 = tf.reshape(rmsNorm(x, blk.mlpNorm, c.rmsNormEps), [B * T, c.hiddenSize]); // [B·T, C]
+      const g = linear(h2 as T2, blk.gate); // [B·T, I]
+      const act = tf.mul(tf.sigmoid(g), g); // silu
+      const mlp = linear(tf.mul(act, linear(h2 as T2, blk.up)) as T2, blk.down); // [B·T, C]
+      x = tf.add(x, tf.reshape(mlp, [B, T, c.hiddenSize])) as tfc.Tensor3D;
+    });
+    let hLast = rmsNorm(x, this.finalNorm, c.rmsNormEps); // [B, T, C]
+    let rows = T;
+    if (opts.lastOnly) {
+      hLast = tf.slice(hLast, [0, T - 1, 0], [B, 1, c.hiddenSize]) as tfc.Tensor3D;
+      rows = 1;
+    }
+    const logits = linear(tf.reshape(hLast, [B * rows, c.hiddenSize]) as T2, this.lmHead); // [B·T, V]
+    return tf.reshape(logits, [B, rows, c.vocabSize]) as tfc.Tensor3D;
+  }
+
+  private attention(
+    blk: Block,
+    h: tfc.Tensor3D, // [B, T, C]
+    layer: number,
+    rope: { cos: T4; sin: T4 },
+    mask: T2,
+    opts: ForwardOptions,
+  ): tfc.Tensor3D {
+    const c = this.config;
+    const [B, T] = h.shape;
+    const { numHeads: H, numKvHeads: Hkv, headDim: d } = c;
+    const x = tf.reshape(h, [B * T, c.hiddenSize]) as T2; // [B·T, C]
+    const q = tf.reshape(linear(x, blk.q), [B, T, H, d]) as T4; // Q  [B, T, H, d]
+    const kb = repeatKv(tf.reshape(linear(x, blk.k), [B, T, Hkv, d]) as T4, H); // Kb per query head  [B, T, H, d]
+    const v = repeatKv(tf.reshape(linear(x, blk.v), [B, T, Hkv, d]) as T4, H); // V per query head  [B, T, H, d]
+
+    let k = kb;
+    const ex = opts.excitor?.get(layer);
+    if (ex) {
+      const cq = H * d;
+      const qe = tf.matMul(tf.matMul(x, tf.transpose(ex.down)), tf.transpose(ex.up)); // QE = (X Wdown^T) Wup^T  [B·T, Cq]
+      const a = tf.softmax(tf.div(tf.matMul(qe, tf.transpose(ex.prompts)), Math.sqrt(cq))); // A = softmax_K(QE P^T / sqrt(Cq))  [B·T, K]
+      const e = tf.reshape(tf.matMul(a as T2, ex.prompts), [B, T, H, d]); // E = A P  [B, T, H, d]
+      k = tf.add(kb, tf.mul(tf.reshape(ex.gate, [1, 1, H, 1]), e)) as T4; // K'_h = Kb_kv(h) + g_h E_h  [B, T, H, d]
+    }
+
+    const qr = tf.transpose(applyRope(q, rope), [0, 2, 1, 3]) as T4; // [B, H, T, d]
+    let kr = tf.transpose(applyRope(k, rope), [0, 2, 1, 3]) as T4; // [B, H, T, d]
+    let vr = tf.transpose(v, [0, 2, 1, 3]) as T4; // [B, H, T, d]
+    const cache = opts.cache;
+    if (cache) {
+      const old = cache[layer];
+      if (old) {
+        kr = tf.concat([old.k, kr], 2); // [B, H, S, d]
+        vr = tf.concat([old.v, vr], 2);
+        old.k.dispose();
+        old.v.dispose();
+      }
+      cache[layer] = { k: tf.keep(kr), v: tf.keep(vr) };
+    }
+    const scores = tf.add(tf.div(tf.matMul(qr, tf.transpose(kr, [0, 1, 3, 2])), Math.sqrt(d)), mask); // S_h  [B, H, T, S]
+    const probs = tf.softmax(scores) as T4; // [B, H, T, S]
+    if (opts.capture) {
+      opts.capture.tuned[layer] = tf.keep(probs);
+      opts.capture.base[layer] = ex && !cache ? tf.keep(this.baseProbs(qr, kb, rope, mask, d)) : tf.keep(tf.clone(probs));
+    }
+    const out = tf.reshape(tf.transpose(tf.matMul(probs, vr), [0, 2, 1, 3]), [B * T, H * d]) as T2; // concat_h  [B·T, Cq]
+    return tf.reshape(linear(out, blk.o), [B, T, c.hiddenSize]) as tfc.Tensor3D;
+  }
+
+  /** softmax(RoPE(Q) RoPE(Kb)^T / sqrt(d) + mask): what the layer would attend without its Excitor. */
+  private baseProbs(qr: T4, kb: T4, rope: { cos: T4; sin: T4 }, mask: T2, d: number): T4 {
+    const kr = tf.transpose(applyRope(kb, rope), [0, 2, 3, 1]); // [B, H, d, T]
+    return tf.softmax(tf.add(tf.div(tf.matMul(qr, kr), Math.sqrt(d)), mask)) as T4; // [B, H, T, T]
+  }
+
+  dispose(): void {
+    const lin = (l: FrozenLinear) => [l.wt, l.w, l.b];
+    const all: (tfc.Tensor | undefined)[] = [this.embed, this.finalNorm, ...lin(this.lmHead)];
+    for (const b of this.blocks) all.push(b.attnNorm, b.mlpNorm, ...[b.q, b.k, b.v, b.o, b.gate, b.up, b.down].flatMap(lin));
+    for (const t of new Set(all)) t?.dispose();
+  }
+}
+
+/** x [N, in] -> [N, out]; see FrozenLinear for why the gradient is custom. */
+function linear(x: T2, l: FrozenLinear): T2 {
+  let y: T2;
+  if (l.w) {
+    const w = l.w;
+    const f = tf.customGrad(((xi: T2) => ({
+      value: tf.matMul(xi, l.wt),
+      gradFunc: (dy: T2) => tf.matMul(dy, w), // dx = dy W   [N, in]
+    })) as unknown as Parameters<typeof tf.customGrad>[0]);
+    y = f(x) as T2;
+  } else {
+    y = tf.matMul(x, l.wt);
+  }
+  return l.b ? (tf.add(y, l.b) as T2) : y;
+}
+
+/** RMSNorm over the last axis: x / sqrt(mean(x²) + eps) · w. */
+function rmsNorm(x: tfc.Tensor3D, w: T1, eps: number): tfc.Tensor3D {
+  const ms = tf.mean(tf.square(x), -1, true); // [B, T, 1]
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), w) as tfc.Tensor3D;
+}
+
+/** [B, T, Hkv, d] -> [B, T, H, d]; query head h reads kv head floor(h / (H/Hkv)). */
+function repeatKv(x: T4, H: number): T4 {
+  const [B, T, Hkv, d] = x.shape;
+  if (Hkv === H) return x;
+  return tf.reshape(tf.tile(tf.expandDims(x, 3), [1, 1, 1, H / Hkv, 1]), [B, T, H, d]) as T4;
+}
+
+/** Rotate-half RoPE: x·cos + rotate_half(x)·sin, x [B, T, H, d]. */
+function applyRope(x: T4, rope: { cos: T4; sin: T4 }): T4 {
+  const [B, T, H, d] = x.shape;
+  const half = d / 2;
+  const x1 = tf.slice(x, [0, 0, 0, 0], [B, T, H, half]);
+  const x2 = tf.slice(x, [0, 0, 0, half], [B, T, H, half]);
+  const rotated = tf.concat([tf.neg(x2), x1], 3);
+  return tf.add(tf.mul(x, rope.cos), tf.mul(rotated, rope.sin)) as T4;
+}
+
+/** Additive mask [T, S]: query t (at position past+t) sees keys 0..past+t (and at most `window` of them). */
+function causalMask(T: number, past: number, window?: number): T2 {
+  const S = past + T;
+  const m = new Float32Array(T * S);
+  for (let t = 0; t < T; t++) {
+    const pos = past + t;
+    for (let s = 0; s < S; s++) if (s > pos || (window !== undefined && s <= pos - window)) m[t * S + s] = MASKED;
+  }
+  return tf.tensor2d(m, [T, S]);
+}

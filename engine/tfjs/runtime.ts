@@ -1,0 +1,176 @@
+/** ModelRuntime on tfjs: owns the TfjsLlama and the adapter's tensors on the backend. */
+import type * as tfc from "@tensorflow/tfjs";
+import { tf, type TfjsBackendInfo } from "../backends/tfjs";
+import type { ExcitorAdapter } from "../excitor/adapter";
+import { tensorName } from "../excitor/config";
+import type { ModelConfig } from "../model/config";
+import type { DecodeSession, LossAndGrads, ModelRuntime, TrainBatch } from "../runtime";
+import { type ExcitorTensors, type LayerCache, TfjsLlama } from "./llama";
+
+interface UploadedLayer {
+  layer: number;
+  vars: ExcitorTensors; // tf.Variables, so that training can differentiate through them
+  names: [string, tfc.Variable][];
+}
+
+export class TfjsRuntime implements ModelRuntime {
+  private uploaded: UploadedLayer[] = [];
+
+  constructor(
+    private readonly model: TfjsLlama,
+    private readonly info: TfjsBackendInfo,
+  ) {}
+
+  get backend(): string {
+    return `tfjs-${this.info.name}`;
+  }
+  get backendNote(): string {
+    return this.info.note;
+  }
+  get config(): ModelConfig {
+    return this.model.config;
+  }
+
+  setAdapter(adapter: ExcitorAdapter | null): void {
+    const same = adapter && this.uploaded.length === adapter.layers.length && adapter.layers.every((l, i) => {
+      const u = this.uploaded[i];
+      return u.layer === l.layer && u.vars.prompts.shape[0] === l.prompts.shape[0] && u.vars.down.shape[0] === l.down.shape[0];
+    });
+    if (same) {
+      adapter.layers.forEach((l, i) => {
+        const v = this.uploaded[i].vars as unknown as Record<string, tfc.Variable>;
+        for (const [key, t] of [["prompts", l.prompts], ["down", l.down], ["up", l.up], ["gate", l.gate]] as const)
+          tf.tidy(() => v[key].assign(tf.tensor(t.data, t.shape, "float32")));
+      });
+      return;
+    }
+    for (const u of this.uploaded) for (const [, v] of u.names) v.dispose();
+    this.uploaded = (adapter?.layers ?? []).map((l) => {
+      const mk = (t: { data: Float32Array; shape: number[] }) => tf.variable(tf.tensor(t.data, t.shape, "float32"), true);
+      const vars = { prompts: mk(l.prompts), down: mk(l.down), up: mk(l.up), gate: mk(l.gate) } as unknown as ExcitorTensors;
+      const names: [string, tfc.Variable][] = [
+        [tensorName(l.layer, "prompts"), vars.prompts as unknown as tfc.Variable],
+        [tensorName(l.layer, "down.weight"), vars.down as unknown as tfc.Variable],
+        [tensorName(l.layer, "up.weight"), vars.up as unknown as tfc.Variable],
+        [tensorName(l.layer, "gate"), vars.gate as unknown as tfc.Variable],
+      ];
+      return { layer: l.layer, vars, names };
+    });
+  }
+
+  private excitor(useAdapter: boolean): Map<number, ExcitorTensors> | undefined {
+    if (!useAdapter || this.uploaded.length === 0) return undefined;
+    return new Map(this.uploaded.map((u) => [u.layer, u.vars]));
+  }
+
+  async tokenLogprobs(ids: number[], useAdapter: boolean): Promise<Float32Array> {
+    const M = ids.length;
+    if (M < 2) return new Float32Array(0);
+    const out = tf.tidy(() => {
+      const logits = this.model.forward(tf.tensor2d(ids, [1, M], "int32"), { excitor: this.excitor(useAdapter) }); // [1, M, V]
+      const lp = tf.logSoftmax(tf.reshape(logits, [M, this.config.vocabSize])); // [M, V]
+      const picked = tf.mul(tf.slice(lp, [0, 0], [M - 1, this.config.vocabSize]), tf.oneHot(tf.tensor1d(ids.slice(1), "int32"), this.config.vocabSize));
+      return tf.sum(picked, 1); // [M-1]
+    });
+    const data = (await out.data()) as Float32Array;
+    out.dispose();
+    return data;
+  }
+
+  startDecode(useAdapter: boolean): DecodeSession {
+    const cache: (LayerCache | undefined)[] = new Array(this.config.numLayers);
+    const excitor = this.excitor(useAdapter);
+    const model = this.model;
+    let length = 0;
+    return {
+      get length() {
+        return length;
+      },
+      async feed(ids: number[]): Promise<Float32Array> {
+        const logits = tf.tidy(() => model.forward(tf.tensor2d(ids, [1, ids.length], "int32"), { excitor, cache, lastOnly: true })); // [1, 1, V]
+        length += ids.length;
+        const data = (await logits.data()) as Float32Array;
+        logits.dispose();
+        return data;
+      },
+      dispose() {
+        for (const c of cache) {
+          c?.k.dispose();
+          c?.v.dispose();
+        }
+        cache.fill(undefined);
+      },
+    };
+  }
+
+  async attentionProbs(ids: number[], useAdapter: boolean): Promise<{ base: Float32Array[]; tuned: Float32Array[] }> {
+    const capture = { tuned: [] as tfc.Tensor4D[], base: [] as tfc.Tensor4D[] };
+    tf.tidy(() => {
+      this.model.forward(tf.tensor2d(ids, [1, ids.length], "int32"), { excitor: this.excitor(useAdapter), capture, lastOnly: true });
+    });
+    const read = async (ts: tfc.Tensor4D[]) => {
+      const out: Float32Array[] = [];
+      for (const p of ts) {
+        out.push((await p.data()) as Float32Array);
+        p.dispose();
+      }
+      return out;
+    };
+    return { base: await read(capture.base), tuned: await read(capture.tuned) };
+  }
+
+  prepareTraining(adapter: ExcitorAdapter): void {
+    this.setAdapter(adapter);
+    this.model.prepareBackward(Math.min(...adapter.config.layers));
+  }
+
+  /** Σ weights·(−log p(target)) over the batch, as a scalar tensor. */
+  private nllSum(batch: TrainBatch, excitor: Map<number, ExcitorTensors> | undefined): tfc.Scalar {
+    const { batch: B, seqLen: T } = batch;
+    const V = this.config.vocabSize;
+    const logits = this.model.forward(tf.tensor2d(batch.ids, [B, T], "int32"), { excitor }); // [B, T, V]
+    const lp = tf.logSoftmax(tf.reshape(logits, [B * T, V])); // [B·T, V]
+    // oneHot·sum instead of gather: gather has no gradient on the wasm backend.
+    const picked = tf.sum(tf.mul(lp, tf.oneHot(tf.tensor1d(batch.targets, "int32"), V)), 1); // [B·T]
+    return tf.neg(tf.sum(tf.mul(picked, tf.tensor1d(batch.weights)))) as tfc.Scalar;
+  }
+
+  async lossAndGrads(batch: TrainBatch, scale: number): Promise<LossAndGrads> {
+    const excitor = this.excitor(true);
+    if (!excitor) throw new Error("lossAndGrads needs an adapter (call prepareTraining first)");
+    const vars = this.uploaded.flatMap((u) => u.names.map(([, v]) => v));
+    let lossT: tfc.Scalar | undefined;
+    const { grads } = tf.variableGrads(() => {
+      lossT = tf.keep(this.nllSum(batch, excitor));
+      return tf.mul(lossT, scale) as tfc.Scalar;
+    }, vars);
+    const out = new Map<string, Float32Array>();
+    for (const u of this.uploaded)
+      for (const [name, v] of u.names) {
+        const g = grads[v.name];
+        out.set(name, (await g.data()) as Float32Array);
+      }
+    for (const g of Object.values(grads)) g.dispose();
+    const lossSum = (await lossT!.data())[0];
+    lossT!.dispose();
+    return { lossSum, tokens: sumWeights(batch), grads: out };
+  }
+
+  async evalLoss(batch: TrainBatch, useAdapter: boolean): Promise<{ lossSum: number; tokens: number }> {
+    const t = tf.tidy(() => this.nllSum(batch, this.excitor(useAdapter)));
+    const lossSum = (await t.data())[0];
+    t.dispose();
+    return { lossSum, tokens: sumWeights(batch) };
+  }
+
+  dispose(): void {
+    this.setAdapter(null);
+    this.model.dispose();
+  }
+}
+
+function sumWeights(b: TrainBatch): number {
+  let n = 0;
+  for (const w of b.weights) n += w;
+  return n;
+}

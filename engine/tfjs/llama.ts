@@ -244,7 +244,9 @@ function rmsNorm(x: tfc.Tensor3D, w: T1, eps: number): tfc.Tensor3D {
 function repeatKv(x: T4, H: number): T4 {
   const [B, T, Hkv, d] = x.shape;
   if (Hkv === H) return x;
-  return tf.reshape(tf.tile(tf.expandDims(x, 3), [1, 1, 1, H / Hkv, 1]), [B, T, H, d]) as T4;
+  // Rank-4 tile: tfjs has no tile gradient for rank 5.
+  const grouped = tf.reshape(x, [B * T, Hkv, 1, d]); // [B·T, Hkv, 1, d]
+  return tf.reshape(tf.tile(grouped, [1, 1, H / Hkv, 1]), [B, T, H, d]) as T4;
 }
 
 /** Rotate-half RoPE: x·cos + rotate_half(x)·sin, x [B, T, H, d]. */

@@ -1,0 +1,215 @@
+/**
+ * Dataset records → token ids with a loss mask, following docs/excitor-method.md: the loss is
+ * next-token cross-entropy on response tokens only, so prompts are tokenized but masked out.
+ */
+import { ExcitorInputError } from "../errors";
+import { Rng } from "../rng";
+import type { ChatMessage, TextTokenizer } from "../tokenizer/tokenizer";
+import { recordLocation, type DatasetRecord } from "./datasets";
+import { alpacaPrompt } from "./templates";
+
+export interface Example {
+  ids: number[];
+  /** 1 where token ids[t] is a target (loss on predicting ids[t] from ids[<t]), else 0. */
+  lossMask: Uint8Array;
+  /** True when the example was longer than maxLen and its end was cut off (reported to the user). */
+  truncated: boolean;
+  /** The record's `line` (JSON Lines line, or record number in a JSON array). */
+  line: number;
+}
+
+/** Ids and mask before truncation. */
+interface Encoded {
+  ids: number[];
+  mask: number[];
+}
+
+/**
+ * Encodes one record for training.
+ *
+ * Alpaca, exactly per the spec: ids = BOS + tokenize(prompt + output) + EOS, and the first
+ * len(BOS + tokenize(prompt)) tokens are masked out (the EOS is a target, so the model learns to stop).
+ *
+ * Chat: rendered with the tokenizer's chat template; only assistant turns are targets, found by
+ * rendering and tokenizing prefixes of the conversation (see `encodeWithTemplate`). Tokenizers
+ * without a chat template use the fallback format of `fallbackChunks`.
+ *
+ * Examples longer than maxLen are cut to maxLen (truncated = true); one with no target left
+ * after the cut is an ExcitorInputError, since it would teach nothing.
+ */
+export function encodeRecord(rec: DatasetRecord, tok: TextTokenizer, maxLen: number, file: string): Example {
+  if (!Number.isInteger(maxLen) || maxLen < 2) {
+    throw new ExcitorInputError(`max length must be an integer of at least 2, got ${maxLen}`);
+  }
+  const where = recordLocation(file, rec);
+  const line = rec.fromArray ? undefined : rec.line;
+  let enc: Encoded;
+  try {
+    if (rec.kind === "alpaca") {
+      enc = encodeChunks([{ prompt: alpacaPrompt(rec.instruction, rec.input), response: rec.output }], tok);
+    } else if (tok.chatTemplate !== undefined) {
+      enc = encodeWithTemplate(rec.messages, tok);
+    } else {
+      enc = encodeChunks(fallbackChunks(rec.messages), tok);
+    }
+  } catch (e) {
+    if (e instanceof ExcitorInputError && e.file === undefined) {
+      throw new ExcitorInputError(`${where}: ${e.message}`, file, line);
+    }
+    throw e;
+  }
+
+  const promptLen = enc.mask.indexOf(1);
+  if (promptLen < 0) {
+    throw new ExcitorInputError(`${where}: the chat template rendered no assistant text to learn from`, file, line);
+  }
+  if (promptLen >= maxLen) {
+    throw new ExcitorInputError(
+      `${where}: prompt is ${promptLen} tokens, ${promptLen > maxLen ? "longer than" : "as long as"} max length ` +
+        `${maxLen}: no response token left to learn from`,
+      file,
+      line,
+    );
+  }
+  const truncated = enc.ids.length > maxLen;
+  const n = Math.min(enc.ids.length, maxLen);
+  return { ids: enc.ids.slice(0, n), lossMask: Uint8Array.from(enc.mask.slice(0, n)), truncated, line: rec.line };
+}
+
+/**
+ * The ids to feed the model to generate the next assistant turn of `messages`, in the same
+ * format `encodeRecord` trains on (chat template with add_generation_prompt, or the fallback).
+ */
+export function encodeChatPrompt(messages: ChatMessage[], tok: TextTokenizer): number[] {
+  if (tok.chatTemplate !== undefined) {
+    return encodeRendered(tok.applyChatTemplate(messages, { addGenerationPrompt: true }), tok);
+  }
+  const chunks = fallbackChunks(messages);
+  const done = encodeChunks(chunks.filter((c) => c.response !== undefined), tok).ids;
+  const open = chunks.find((c) => c.response === undefined);
+  const prompt = open?.prompt ?? FALLBACK_ASSISTANT;
+  return done.concat(tok.encode(prompt, { bos: done.length === 0, eos: false }));
+}
+
+/**
+ * Chat with a template. Each assistant message i spans the tokens between
+ * tokenize(render(messages[<i], add_generation_prompt=true)) and
+ * tokenize(render(messages[<=i], add_generation_prompt=false)), so its content and whatever end
+ * marker the template writes after it (e.g. `<|im_end|>\n`, ` </s>`) are targets, while the role
+ * header and all user/system text are not. Spans are measured as the common prefix of the prefix's
+ * tokens with the full conversation's tokens, which stays right even if a merge crosses a boundary.
+ */
+function encodeWithTemplate(messages: ChatMessage[], tok: TextTokenizer): Encoded {
+  const ids = encodeRendered(tok.applyChatTemplate(messages, { addGenerationPrompt: false }), tok);
+  const mask = new Array<number>(ids.length).fill(0);
+  messages.forEach((m, i) => {
+    if (m.role !== "assistant" || m.content.trim() === "") return;
+    const before = encodeRendered(tok.applyChatTemplate(messages.slice(0, i), { addGenerationPrompt: true }), tok);
+    const including = encodeRendered(tok.applyChatTemplate(messages.slice(0, i + 1), { addGenerationPrompt: false }), tok);
+    const end = commonPrefixLength(including, ids);
+    for (let t = commonPrefixLength(before, ids); t < end; t++) mask[t] = 1;
+  });
+  return { ids, mask };
+}
+
+/**
+ * Tokenizes template output. Templates usually write `bos_token` into the text themselves, so BOS
+ * is added only when the tokenizer wants one and the text does not already start with it.
+ */
+function encodeRendered(text: string, tok: TextTokenizer): number[] {
+  const hasBos = tok.bosToken !== undefined && text.startsWith(tok.bosToken);
+  return tok.encode(text, { bos: tok.addBos && !hasBos, eos: false });
+}
+
+/** One prompt → response exchange; the last chunk of a generation prompt has no response yet. */
+interface Chunk {
+  prompt: string;
+  response?: string;
+}
+
+const FALLBACK_ASSISTANT = "### Assistant:\n";
+
+/**
+ * The format used when the tokenizer has no chat template (base models):
+ * - a single user → assistant exchange uses the Alpaca template (instruction = the user's text),
+ *   so a chat dataset trains exactly like the equivalent Alpaca dataset;
+ * - anything else becomes blocks: a system message as plain text followed by a blank line, each
+ *   other turn as `### User:\n{content}\n\n` (`### System:` etc. for other roles after the
+ *   start), and each answer as `### Assistant:\n{content}` followed by the EOS token.
+ * Each chunk (pending prompt blocks + one answer) is tokenized as one string, like an Alpaca
+ * record, and chunks are joined by EOS.
+ */
+function fallbackChunks(messages: ChatMessage[]): Chunk[] {
+  const [first, second] = messages;
+  if (messages.length === 2 && first?.role === "user" && second?.role === "assistant") {
+    return [{ prompt: alpacaPrompt(first.content), response: second.content }];
+  }
+  if (messages.length === 1 && first?.role === "user") return [{ prompt: alpacaPrompt(first.content) }];
+  const chunks: Chunk[] = [];
+  let pending = "";
+  messages.forEach((m, i) => {
+    if (m.role === "assistant") {
+      chunks.push({ prompt: pending + FALLBACK_ASSISTANT, response: m.content });
+      pending = "";
+    } else if (m.role === "system" && i === 0) {
+      pending += `${m.content}\n\n`;
+    } else {
+      const role = m.role.charAt(0).toUpperCase() + m.role.slice(1);
+      pending += `### ${role}:\n${m.content}\n\n`;
+    }
+  });
+  chunks.push({ prompt: pending + FALLBACK_ASSISTANT });
+  return chunks;
+}
+
+/**
+ * BOS + tokenize(prompt₁ + response₁) + EOS + tokenize(prompt₂ + response₂) + EOS ...; within each
+ * chunk the first len(tokenize(prompt)) tokens are masked (the spec's Alpaca rule, per chunk).
+ * Chunks without a response are skipped (they only matter for generation prompts).
+ */
+function encodeChunks(chunks: Chunk[], tok: TextTokenizer): Encoded {
+  const ids: number[] = [];
+  const mask: number[] = [];
+  for (const c of chunks) {
+    if (c.response === undefined || c.response === "") continue;
+    const eos = tok.eosIds[0];
+    if (eos === undefined) {
+      throw new ExcitorInputError("the tokenizer has no EOS token (set eos_token in tokenizer_config.json)");
+    }
+    const bos = ids.length === 0;
+    const full = tok.encode(c.prompt + c.response, { bos, eos: false });
+    const promptLen = tok.encode(c.prompt, { bos, eos: false }).length;
+    full.push(eos);
+    full.forEach((id, t) => {
+      ids.push(id);
+      mask.push(t < promptLen ? 0 : 1);
+    });
+  }
+  return { ids, mask };
+}
+
+function commonPrefixLength(a: number[], b: number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+/**
+ * Splits items into train and validation sets, reproducibly for a seed. With validationShare > 0
+ * and at least 2 items, validation gets max(1, round(share · n)) items and train keeps at least
+ * one. Which items go where is random (by seed); both parts keep the items' original order, so
+ * reports list validation examples in file order.
+ */
+export function splitTrainValidation<T>(items: T[], validationShare: number, seed: number): { train: T[]; validation: T[] } {
+  if (!Number.isFinite(validationShare) || validationShare < 0 || validationShare >= 1) {
+    throw new ExcitorInputError(`validation share must be at least 0 and below 1, got ${validationShare}`);
+  }
+  const n = items.length;
+  if (validationShare === 0 || n < 2) return { train: items.slice(), validation: [] };
+  const nVal = Math.min(n - 1, Math.max(1, Math.round(validationShare * n)));
+  const order = new Rng(seed).shuffle(Array.from({ length: n }, (_, i) => i));
+  const isVal = new Uint8Array(n);
+  for (const i of order.slice(0, nVal)) isVal[i] = 1;
+  return { train: items.filter((_, i) => !isVal[i]), validation: items.filter((_, i) => isVal[i]) };
+}

@@ -20,6 +20,8 @@ export interface TinyModelOptions {
   /** Std of the random weights. */
   scale?: number;
   architecture?: string;
+  /** Vocabulary size of the weights (default: the tiny tokenizer's); benchmarks use a larger one. */
+  vocab?: number;
 }
 
 const ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,:;!?'\"#()-\n";
@@ -60,7 +62,8 @@ export function writeTinyModel(dir: string, o: TinyModelOptions = {}): string {
   const I = o.intermediate ?? 48;
   const d = C / H;
   const scale = o.scale ?? 0.2;
-  const { tokenizer, config: tokConfig, vocabSize: V } = tinyTokenizerJson();
+  const { tokenizer, config: tokConfig, vocabSize } = tinyTokenizerJson();
+  const V = Math.max(o.vocab ?? 0, vocabSize);
   const rng = new Rng(o.seed ?? 1);
   const rand = (shape: number[], std = scale): F32Tensor => {
     const n = shape.reduce((a, b) => a * b, 1);
@@ -107,8 +110,16 @@ export function writeTinyModel(dir: string, o: TinyModelOptions = {}): string {
   return dir;
 }
 
+const made: string[] = [];
+process.on("exit", () => {
+  for (const d of made) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** A fresh temporary folder, removed when the process exits. */
 export function tempDir(prefix = "excitor-test-"): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(d);
+  return d;
 }
 
 /** Alpaca JSONL of n records for a toy task. */

@@ -1,0 +1,170 @@
+/** Loading real checkpoint layouts: dtypes, shards, architectures, config values, memory limits. */
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { openModel } from "../engine/load";
+import { ExcitorInputError } from "../engine/errors";
+import { parseModelConfig } from "../engine/model/config";
+import { ropeInverseFrequencies } from "../engine/model/rope";
+import { readHeader, readTensorF32, halfToFloat } from "../engine/formats/safetensors";
+import { tempDir, writeTinyModel } from "./helpers/tiny-model";
+
+const ids = [1, 40, 51, 62, 73, 84, 95, 44];
+
+/** Rewrites model.safetensors in another dtype (rounding F32 values) and returns the rounded F32 twin. */
+function rewrite(dir: string, dtype: "F16" | "BF16", twin: string): void {
+  const file = path.join(dir, "model.safetensors");
+  const h = readHeader(file);
+  const names = Object.keys(h.tensors).sort();
+  const header: Record<string, unknown> = {};
+  const parts: Buffer[] = [];
+  const twinParts: Buffer[] = [];
+  const twinHeader: Record<string, unknown> = {};
+  let off = 0;
+  let toff = 0;
+  for (const name of names) {
+    const t = readTensorF32(h, name);
+    const raw = new Uint16Array(t.data.length);
+    const rounded = new Float32Array(t.data.length);
+    for (let i = 0; i < t.data.length; i++) {
+      if (dtype === "BF16") {
+        raw[i] = new Uint32Array(new Float32Array([t.data[i]]).buffer)[0] >>> 16; // truncation is a valid bf16 value
+        rounded[i] = new Float32Array(new Uint32Array([raw[i] << 16]).buffer)[0];
+      } else {
+        raw[i] = toHalf(t.data[i]);
+        rounded[i] = halfToFloat(raw[i]);
+      }
+    }
+    header[name] = { dtype, shape: t.shape, data_offsets: [off, off + raw.byteLength] };
+    twinHeader[name] = { dtype: "F32", shape: t.shape, data_offsets: [toff, toff + rounded.byteLength] };
+    off += raw.byteLength;
+    toff += rounded.byteLength;
+    parts.push(Buffer.from(raw.buffer));
+    twinParts.push(Buffer.from(rounded.buffer));
+  }
+  const pack = (hdr: object, body: Buffer[]) => {
+    const json = Buffer.from(JSON.stringify(hdr));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(json.length));
+    return Buffer.concat([len, json, ...body]);
+  };
+  fs.writeFileSync(file, pack(header, parts));
+  fs.cpSync(dir, twin, { recursive: true });
+  fs.writeFileSync(path.join(twin, "model.safetensors"), pack(twinHeader, twinParts));
+}
+
+/** float32 -> IEEE half, round to nearest (normal range is enough for these weights). */
+function toHalf(f: number): number {
+  const u = new Uint32Array(new Float32Array([f]).buffer)[0];
+  const sign = (u >>> 16) & 0x8000;
+  const exp = ((u >>> 23) & 0xff) - 127 + 15;
+  if (exp <= 0) return sign;
+  const mant = u & 0x7fffff;
+  let h = sign | (exp << 10) | (mant >>> 13);
+  if (mant & 0x1000) h++;
+  return h;
+}
+
+for (const dtype of ["F16", "BF16"] as const) {
+  test(`${dtype} weights load and compute in float32: same log-probs as the F32 twin`, async () => {
+    const root = tempDir();
+    const dir = writeTinyModel(path.join(root, "m"), { seed: 8 });
+    rewrite(dir, dtype, path.join(root, "twin"));
+    const a = await openModel(dir);
+    const b = await openModel(path.join(root, "twin"));
+    assert.deepEqual(Array.from(await a.tokenLogprobs(ids, false)), Array.from(await b.tokenLogprobs(ids, false)));
+    a.dispose();
+    b.dispose();
+  });
+}
+
+test("sharded checkpoints (model.safetensors.index.json) give the same model as one file", async () => {
+  const root = tempDir();
+  const one = writeTinyModel(path.join(root, "one"), { seed: 9 });
+  const sharded = path.join(root, "sharded");
+  fs.cpSync(one, sharded, { recursive: true });
+  fs.rmSync(path.join(sharded, "model.safetensors"));
+  // Two shards: copy the file twice and point half the names at each (extra tensors in a shard are ignored).
+  const h = readHeader(path.join(one, "model.safetensors"));
+  const names = Object.keys(h.tensors);
+  fs.copyFileSync(path.join(one, "model.safetensors"), path.join(sharded, "model-00001-of-00002.safetensors"));
+  fs.copyFileSync(path.join(one, "model.safetensors"), path.join(sharded, "model-00002-of-00002.safetensors"));
+  const weight_map = Object.fromEntries(names.map((n, i) => [n, `model-0000${(i % 2) + 1}-of-00002.safetensors`]));
+  fs.writeFileSync(path.join(sharded, "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map }));
+  const a = await openModel(one);
+  const b = await openModel(sharded);
+  assert.deepEqual(Array.from(await b.tokenLogprobs(ids, false)), Array.from(await a.tokenLogprobs(ids, false)));
+  fs.rmSync(path.join(sharded, "model-00002-of-00002.safetensors"));
+  await assert.rejects(openModel(sharded), /shard model-00002-of-00002\.safetensors .* is missing/);
+  a.dispose();
+  b.dispose();
+});
+
+test("unknown architectures and unsupported config values are refused by name", () => {
+  const base = { architectures: ["LlamaForCausalLM"], hidden_size: 32, intermediate_size: 48, num_hidden_layers: 2, num_attention_heads: 4, vocab_size: 10 };
+  const err = (json: object) => {
+    try {
+      parseModelConfig(json as Record<string, unknown>, "/x/config.json");
+    } catch (e) {
+      assert.ok(e instanceof ExcitorInputError);
+      return e.message;
+    }
+    assert.fail("accepted");
+  };
+  assert.match(err({ ...base, architectures: ["GPT2LMHeadModel"] }), /config\.json: "architectures" names GPT2LMHeadModel, which Excitor does not support/);
+  assert.match(err({ ...base, hidden_act: "gelu" }), /"hidden_act" is "gelu"/);
+  assert.match(err({ ...base, num_key_value_heads: 3 }), /"num_key_value_heads" \(3\) must divide/);
+  assert.match(err({ ...base, rope_scaling: { rope_type: "yarn", factor: 4 } }), /"rope_scaling.rope_type" "yarn" is not supported/);
+  assert.match(err({ ...base, hidden_size: "32" }), /"hidden_size" must be a positive integer/);
+});
+
+test("LLaMA, Mistral and Qwen2 configs: GQA, head_dim, biases, tied embeddings, sliding window", () => {
+  const common = { hidden_size: 64, intermediate_size: 96, num_hidden_layers: 2, num_attention_heads: 8, vocab_size: 10 };
+  const q = parseModelConfig({ ...common, architectures: ["Qwen2ForCausalLM"], num_key_value_heads: 2, tie_word_embeddings: true });
+  assert.deepEqual([q.numKvHeads, q.qkvBias, q.oBias, q.tieWordEmbeddings, q.headDim], [2, true, false, true, 8]);
+  const l = parseModelConfig({ ...common, architectures: ["LlamaForCausalLM"], attention_bias: true, head_dim: 16, num_key_value_heads: 1 });
+  assert.deepEqual([l.qkvBias, l.oBias, l.headDim, l.numKvHeads], [true, true, 16, 1]);
+  const m = parseModelConfig({ ...common, architectures: ["MistralForCausalLM"], sliding_window: 4, max_position_embeddings: 32 });
+  assert.equal(m.slidingWindow, 4);
+});
+
+test("llama3 rope scaling: long wavelengths slowed by factor, short ones kept", () => {
+  const c = parseModelConfig({
+    architectures: ["LlamaForCausalLM"], hidden_size: 2048, intermediate_size: 8192, num_hidden_layers: 16, num_attention_heads: 32, vocab_size: 10, rope_theta: 500000,
+    rope_scaling: { rope_type: "llama3", factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
+  });
+  const scaled = ropeInverseFrequencies(c);
+  const plain = ropeInverseFrequencies({ ...c, ropeScaling: undefined });
+  assert.equal(scaled[0], plain[0]); // wavelength 2π < 8192/4: kept
+  const last = scaled.length - 1; // wavelength far above 8192: divided by 32
+  assert.ok(Math.abs(scaled[last] - plain[last] / 32) < 1e-18);
+  const mid = plain.findIndex((f) => 2 * Math.PI / f > 2048 && 2 * Math.PI / f < 8192);
+  assert.ok(scaled[mid] < plain[mid] && scaled[mid] > plain[mid] / 32, "smooth blend between");
+});
+
+test("a model whose float32 weights exceed the wasm heap is refused with what would run it", async () => {
+  const dir = path.join(tempDir(), "huge");
+  fs.mkdirSync(dir);
+  const cfg = { architectures: ["LlamaForCausalLM"], hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32, num_attention_heads: 32, vocab_size: 32000 };
+  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(cfg));
+  // A sparse file: a header that declares 7 GB of BF16 weights, no real data on disk.
+  const n = 3.5e9;
+  const json = Buffer.from(JSON.stringify({ "model.embed_tokens.weight": { dtype: "BF16", shape: [n / 4096, 4096], data_offsets: [0, n * 2] } }));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  const file = path.join(dir, "model.safetensors");
+  fs.writeFileSync(file, Buffer.concat([len, json]));
+  fs.truncateSync(file, 8 + json.length + n * 2);
+  await assert.rejects(openModel(dir, { backend: "tfjs-wasm" }), /needs 13\.0 GiB of float32 weights, but the tfjs wasm backend's memory is capped at 4\.0 GiB; install @tensorflow\/tfjs-node-gpu/);
+});
+
+test("missing folder, missing config and non-safetensors weights are named", async () => {
+  const root = tempDir();
+  await assert.rejects(openModel(path.join(root, "nope")), /nope: model folder not found/);
+  fs.mkdirSync(path.join(root, "empty"));
+  await assert.rejects(openModel(path.join(root, "empty")), /empty[/\\]config\.json: not found/);
+  const dir = writeTinyModel(path.join(root, "bin"));
+  fs.renameSync(path.join(dir, "model.safetensors"), path.join(dir, "pytorch_model.bin"));
+  await assert.rejects(openModel(dir), /no model\.safetensors .*found pytorch_model\.bin: only safetensors weights are supported/);
+});

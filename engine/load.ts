@@ -12,8 +12,14 @@ export const BACKEND_CHOICES: BackendChoice[] = ["auto", "tfjs", "tfjs-wasm", "t
 
 export interface OpenOptions {
   backend?: BackendChoice;
-  /** Training keeps a second copy of the frozen weights above the lowest adapted layer. */
+  /** The model will be trained: budget memory for it (see fastBackward). */
   forTraining?: boolean;
+  /**
+   * While training, keep W next to W^T for the frozen layers gradients flow through, so the
+   * backward pass avoids the wasm backend's slow transposed matmul. Default true; false
+   * halves training memory at the cost of slower steps (`npm run bench` measures both).
+   */
+  fastBackward?: boolean;
 }
 
 const TFJS_PREF: Record<BackendChoice, TfjsPreference> = {
@@ -29,15 +35,17 @@ export async function openModel(dir: string, opts: OpenOptions = {}): Promise<Mo
   const config: ModelConfig = readModelConfig(dir);
   const files = WeightFiles.open(dir);
   const info = await initTfjs(TFJS_PREF[opts.backend ?? "auto"]);
-  const need = files.float32Bytes() * (opts.forTraining ? 2 : 1);
+  const fastBackward = opts.fastBackward ?? true;
+  const need = files.float32Bytes() * (opts.forTraining && fastBackward ? 2 : 1);
   if (info.memoryLimitBytes && need > 0.85 * info.memoryLimitBytes) {
     const gib = (n: number) => (n / 2 ** 30).toFixed(1);
     throw new ExcitorInputError(
       `${dir}: this model needs ${gib(need)} GiB of float32 weights${opts.forTraining ? " for training" : ""}, ` +
         `but the tfjs ${info.name} backend's memory is capped at ${gib(info.memoryLimitBytes)} GiB; ` +
-        `install @tensorflow/tfjs-node-gpu (NVIDIA GPU) or @tensorflow/tfjs-node to run it, or pick a smaller model`,
+        `install @tensorflow/tfjs-node-gpu (NVIDIA GPU) or @tensorflow/tfjs-node to run it, or pick a smaller model` +
+        (opts.forTraining && fastBackward ? " (or train with --low-memory, which needs half as much)" : ""),
       dir,
     );
   }
-  return new TfjsRuntime(TfjsLlama.load(config, files), info);
+  return new TfjsRuntime(TfjsLlama.load(config, files), info, fastBackward);
 }

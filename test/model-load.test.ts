@@ -4,6 +4,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { openModel } from "../engine/load";
+import { tf } from "../engine/backends/tfjs";
 import { ExcitorInputError } from "../engine/errors";
 import { parseModelConfig } from "../engine/model/config";
 import { ropeInverseFrequencies } from "../engine/model/rope";
@@ -167,4 +168,37 @@ test("missing folder, missing config and non-safetensors weights are named", asy
   const dir = writeTinyModel(path.join(root, "bin"));
   fs.renameSync(path.join(dir, "model.safetensors"), path.join(dir, "pytorch_model.bin"));
   await assert.rejects(openModel(dir), /no model\.safetensors .*found pytorch_model\.bin: only safetensors weights are supported/);
+});
+
+test("Qwen2: q/k/v biases are loaded and used (zero biases equal the bias-free LLaMA exactly)", async () => {
+  const root = tempDir();
+  const llama = await openModel(writeTinyModel(path.join(root, "llama"), { seed: 21 }));
+  const zero = await openModel(writeTinyModel(path.join(root, "qwen0"), { seed: 21, architecture: "Qwen2ForCausalLM", qkvBias: 0 }));
+  const q = await openModel(writeTinyModel(path.join(root, "qwen"), { seed: 21, architecture: "Qwen2ForCausalLM", qkvBias: 0.5 }));
+  const base = Array.from(await llama.tokenLogprobs(ids, false));
+  assert.deepEqual(Array.from(await zero.tokenLogprobs(ids, false)), base);
+  assert.notDeepEqual(Array.from(await q.tokenLogprobs(ids, false)), base);
+  for (const rt of [llama, zero, q]) rt.dispose();
+});
+
+test("tied embeddings: no lm_head.weight, logits come from the embedding matrix", async () => {
+  const root = tempDir();
+  const tied = await openModel(writeTinyModel(path.join(root, "tied"), { seed: 22, tieWordEmbeddings: true }));
+  assert.equal(tied.config.tieWordEmbeddings, true);
+  const lp = await tied.tokenLogprobs(ids, false);
+  assert.ok(lp.every(Number.isFinite));
+  tied.dispose();
+});
+
+test("loading holds exactly one float32 copy of the weights on the backend, and dispose frees it", async () => {
+  const root = tempDir();
+  const dir = writeTinyModel(path.join(root, "m"), { seed: 23, hidden: 64, intermediate: 128 });
+  const before = tf.memory().numBytes;
+  const rt = await openModel(dir);
+  const held = tf.memory().numBytes - before;
+  const file = readHeader(path.join(dir, "model.safetensors"));
+  const f32 = Object.values(file.tensors).reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1) * 4, 0);
+  assert.equal(held, f32);
+  rt.dispose();
+  assert.equal(tf.memory().numBytes, before, "dispose frees everything");
 });

@@ -19,6 +19,7 @@ export class TfjsRuntime implements ModelRuntime {
   constructor(
     private readonly model: TfjsLlama,
     private readonly info: TfjsBackendInfo,
+    private readonly fastBackward = true,
   ) {}
 
   get backend(): string {
@@ -121,7 +122,7 @@ export class TfjsRuntime implements ModelRuntime {
 
   prepareTraining(adapter: ExcitorAdapter): void {
     this.setAdapter(adapter);
-    this.model.prepareBackward(Math.min(...adapter.config.layers));
+    if (this.fastBackward) this.model.prepareBackward(Math.min(...adapter.config.layers));
   }
 
   /** Σ weights·(−log p(target)) over the batch, as a scalar tensor. */

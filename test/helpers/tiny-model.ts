@@ -22,6 +22,9 @@ export interface TinyModelOptions {
   architecture?: string;
   /** Vocabulary size of the weights (default: the tiny tokenizer's); benchmarks use a larger one. */
   vocab?: number;
+  /** Write q/k/v biases (Qwen2 style) with this std (0 writes zero biases). */
+  qkvBias?: number;
+  tieWordEmbeddings?: boolean;
 }
 
 const ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,:;!?'\"#()-\n";
@@ -65,6 +68,7 @@ export function writeTinyModel(dir: string, o: TinyModelOptions = {}): string {
   const { tokenizer, config: tokConfig, vocabSize } = tinyTokenizerJson();
   const V = Math.max(o.vocab ?? 0, vocabSize);
   const rng = new Rng(o.seed ?? 1);
+  const biasRng = new Rng((o.seed ?? 1) + 7919);
   const rand = (shape: number[], std = scale): F32Tensor => {
     const n = shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n);
@@ -81,10 +85,18 @@ export function writeTinyModel(dir: string, o: TinyModelOptions = {}): string {
     t[`${p}.self_attn.k_proj.weight`] = rand([Hkv * d, C]);
     t[`${p}.self_attn.v_proj.weight`] = rand([Hkv * d, C]);
     t[`${p}.self_attn.o_proj.weight`] = rand([C, H * d]);
+    if (o.qkvBias !== undefined) {
+      // From their own generator, so that the other weights equal the bias-free model's.
+      const b = (n: number): F32Tensor => ({ shape: [n], data: Float32Array.from({ length: n }, () => biasRng.normal() * o.qkvBias!) });
+      t[`${p}.self_attn.q_proj.bias`] = b(H * d);
+      t[`${p}.self_attn.k_proj.bias`] = b(Hkv * d);
+      t[`${p}.self_attn.v_proj.bias`] = b(Hkv * d);
+    }
     t[`${p}.mlp.gate_proj.weight`] = rand([I, C]);
     t[`${p}.mlp.up_proj.weight`] = rand([I, C]);
     t[`${p}.mlp.down_proj.weight`] = rand([C, I]);
   }
+  if (o.tieWordEmbeddings) delete t["lm_head.weight"];
   fs.mkdirSync(dir, { recursive: true });
   const config = {
     architectures: [o.architecture ?? "LlamaForCausalLM"],
@@ -98,7 +110,7 @@ export function writeTinyModel(dir: string, o: TinyModelOptions = {}): string {
     rms_norm_eps: 1e-5,
     rope_theta: 10000,
     max_position_embeddings: 256,
-    tie_word_embeddings: false,
+    tie_word_embeddings: o.tieWordEmbeddings ?? false,
     bos_token_id: 1,
     eos_token_id: 2,
     hidden_act: "silu",

@@ -6,6 +6,7 @@
  * their own tfjs copy still work.
  */
 import * as tfcore from "@tensorflow/tfjs";
+import { ExcitorInputError } from "../errors";
 
 export type TfjsBackendName = "tensorflow-gpu" | "tensorflow" | "wasm" | "cpu";
 export type TfjsPreference = "auto" | TfjsBackendName;
@@ -46,7 +47,11 @@ export async function initTfjs(pref: TfjsPreference = "auto", threads?: number):
   };
   if ((pref === "auto" || pref === "tensorflow-gpu") && (await tryNative("@tensorflow/tfjs-node-gpu", "tensorflow-gpu"))) return current!;
   if ((pref === "auto" || pref === "tensorflow") && (await tryNative("@tensorflow/tfjs-node", "tensorflow"))) return current!;
-  if (pref === "tensorflow-gpu" || pref === "tensorflow") throw new Error(`backend ${pref} requested but ${notes.join("; ")}`);
+  if (pref === "tensorflow-gpu" || pref === "tensorflow")
+    throw new ExcitorInputError(`--backend: ${pref === "tensorflow" ? "tfjs-node" : "tfjs-node-gpu"} was requested but ${notes.join("; ")}`);
+  // PROD silences tfjs's console advice (e.g. the cpu backend's "install tfjs-node" banner):
+  // the CLI's stderr carries our own one-line messages only; `excitor info` says which backend runs.
+  tf.env().set("PROD", true);
   if (pref === "cpu") {
     await tf.setBackend("cpu");
     await tf.ready();

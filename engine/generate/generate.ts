@@ -2,6 +2,7 @@
  * Text generation with a KV cache, streamed token by token, stoppable by an AbortSignal,
  * EOS, stop strings or the token budget.
  */
+import { yieldToEventLoop } from "../event-loop";
 import type { ModelRuntime } from "../runtime";
 import type { TextTokenizer } from "../tokenizer/tokenizer";
 import { DEFAULT_SAMPLING, Sampler, type SamplingOptions } from "./sampler";
@@ -47,6 +48,7 @@ export async function generate(rt: ModelRuntime, tok: TextTokenizer, promptIds: 
     let logits = await session.feed(context);
     t0 = performance.now();
     while (ids.length < opts.maxTokens) {
+      await yieldToEventLoop();
       if (opts.signal?.aborted) {
         finishReason = "aborted";
         break;

@@ -16,6 +16,7 @@ import { countBaseParameters } from "../model/config";
 import { Rng } from "../rng";
 import type { ModelRuntime } from "../runtime";
 import type { TextTokenizer } from "../tokenizer/tokenizer";
+import { yieldToEventLoop } from "../event-loop";
 import { chunk, makeBatch, targetTokens } from "./batches";
 import { hasTrainerState, loadTrainerState, saveTrainerState } from "./checkpoint";
 import type { TrainEvent } from "./events";
@@ -170,6 +171,7 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
   const runStart = performance.now();
   const startStep = step;
   while (step < totalSteps) {
+    await yieldToEventLoop();
     if (o.signal?.aborted) {
       checkpoint();
       emit({ type: "cancelled", step, adapterDir: o.outDir });

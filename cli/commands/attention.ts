@@ -1,0 +1,74 @@
+/**
+ * `excitor attention`: how the adapter moved the model's attention for one prompt → response:
+ * per layer, the mean attention mass that response tokens put on the instruction, base model
+ * vs tuned, and the gates. Without --response the tuned model answers first (greedy, 64 tokens).
+ * --json prints the full AttentionReport (what the editor's heatmap draws).
+ */
+import type { Command } from "commander";
+import { attentionReport, type AttentionReport } from "../../engine/analysis/attention";
+import { ExcitorInputError } from "../../engine/errors";
+import { generate } from "../../engine/generate/generate";
+import type { BackendChoice } from "../../engine/load";
+import { EXIT } from "../errors";
+import { templateOption, type Runner, type TemplateName } from "../options";
+import { adapterTemplate, promptIds, responseIds } from "../prompt";
+import { attachAdapter, modelOptions, openRuntime, openTokenizer } from "../session";
+
+interface Opts {
+  model: string;
+  adapter?: string;
+  backend: BackendChoice;
+  prompt: string;
+  response?: string;
+  template?: TemplateName;
+  json?: boolean;
+}
+
+const ANSWER_TOKENS = 64;
+
+export function registerAttention(program: Command, run: Runner): void {
+  modelOptions(program.command("attention").description("compare attention on the instruction, base model vs tuned"))
+    .requiredOption("--prompt <text>", "the instruction")
+    .option("--response <text>", `the response (default: the tuned model's greedy answer, ${ANSWER_TOKENS} tokens at most)`)
+    .addOption(templateOption("prompt format (default: the adapter's training template, else none)"))
+    .option("--json", "print the full attention report as JSON")
+    .action(run(async (c) => attentionCommand(c.optsWithGlobals<Opts>())));
+}
+
+async function attentionCommand(o: Opts): Promise<number> {
+  const tok = openTokenizer(o.model);
+  const rt = await openRuntime(o.model, o.backend);
+  try {
+    const adapter = attachAdapter(rt, o.adapter);
+    const template = o.template ?? adapterTemplate(adapter) ?? "none";
+    const prompt = promptIds(tok, o.prompt, template);
+    if (prompt.length === 0) throw new ExcitorInputError("--prompt: the prompt is empty");
+    const response =
+      o.response !== undefined
+        ? responseIds(tok, prompt, o.prompt, template, o.response)
+        : (await generate(rt, tok, prompt, { maxTokens: ANSWER_TOKENS, temperature: 0, repetitionPenalty: 1, useAdapter: adapter !== null })).ids;
+    if (prompt.length + response.length > rt.config.maxPositions)
+      throw new ExcitorInputError(`prompt and response are ${prompt.length + response.length} tokens; the model's context holds ${rt.config.maxPositions}`);
+    const report = await attentionReport(rt, tok, adapter, prompt, response);
+    process.stdout.write(o.json ? JSON.stringify(report) + "\n" : table(report, tok.decode(response, { skipSpecial: true })));
+    return EXIT.ok;
+  } finally {
+    rt.dispose();
+  }
+}
+
+function table(r: AttentionReport, responseText: string): string {
+  const lines = [
+    `instruction: tokens ${r.instruction[0]}..${r.instruction[1] - 1}; response: ${r.response[1] - r.response[0]} tokens: ${JSON.stringify(responseText)}`,
+    "mean attention mass of response tokens on the instruction (over heads and response tokens):",
+    `${"layer".padEnd(7)}${"base".padStart(9)}${"tuned".padStart(9)}${"change".padStart(9)}  gates`,
+  ];
+  for (const m of r.instructionMass) {
+    const gates = r.layers[m.layer].gates;
+    const g = gates ? gates.map((x) => x.toFixed(3)).join(" ") : "(not adapted)";
+    const change = m.tuned - m.base;
+    lines.push(`${String(m.layer).padEnd(7)}${m.base.toFixed(4).padStart(9)}${m.tuned.toFixed(4).padStart(9)}${((change >= 0 ? "+" : "") + change.toFixed(4)).padStart(9)}  ${g}`);
+  }
+  if (r.response[0] === r.response[1]) lines.push("(the response is empty, so there is no attention to compare)");
+  return lines.join("\n") + "\n";
+}

@@ -1,0 +1,145 @@
+/**
+ * `excitor chat`: a terminal conversation. The prompt format is the one the adapter was trained
+ * with (its config records it), else the tokenizer's chat template, else Alpaca, so the tuned
+ * model sees what it learned from. History is kept and its oldest exchanges are dropped when it
+ * no longer fits the context. `/reset` clears it, `/exit` or end of input quits, and Ctrl-C
+ * while an answer streams stops that answer only (at the prompt it quits).
+ */
+import * as readline from "node:readline";
+import type { Command } from "commander";
+import { encodeChatPrompt } from "../../engine/data/encode";
+import { generate } from "../../engine/generate/generate";
+import type { BackendChoice } from "../../engine/load";
+import type { ModelRuntime } from "../../engine/runtime";
+import type { ChatMessage, TextTokenizer } from "../../engine/tokenizer/tokenizer";
+import { ExcitorInputError } from "../../engine/errors";
+import { EXIT } from "../errors";
+import type { Runner } from "../options";
+import { adapterTemplate, alpacaConversationIds } from "../prompt";
+import { attachAdapter, modelOptions, openRuntime, openTokenizer } from "../session";
+import { samplingOptions } from "./generate";
+
+interface Opts {
+  model: string;
+  adapter?: string;
+  backend: BackendChoice;
+  system?: string;
+  maxTokens: number;
+  temperature: number;
+  topP: number;
+  topK: number;
+  repetitionPenalty: number;
+  seed: number;
+}
+
+export function registerChat(program: Command, run: Runner): void {
+  const cmd = modelOptions(program.command("chat").description("chat with the model in the terminal (/reset, /exit)"))
+    .option("--system <text>", "system message (chat-template models only)");
+  samplingOptions(cmd, 512, 1.1).action(run(async (c) => chatCommand(c.optsWithGlobals<Opts>())));
+}
+
+async function chatCommand(o: Opts): Promise<number> {
+  const tok = openTokenizer(o.model);
+  const rt = await openRuntime(o.model, o.backend);
+  try {
+    return await converse(o, tok, rt);
+  } finally {
+    rt.dispose();
+  }
+}
+
+async function converse(o: Opts, tok: TextTokenizer, rt: ModelRuntime): Promise<number> {
+  const adapter = attachAdapter(rt, o.adapter);
+  const template = adapterTemplate(adapter) ?? (tok.chatTemplate !== undefined ? "chat" : "alpaca");
+  const encode = (history: ChatMessage[]) => (template === "chat" ? encodeChatPrompt(history, tok) : alpacaConversationIds(history, tok));
+  const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
+  const rl = readline.createInterface({ input: process.stdin, output: process.stdout, terminal: interactive, prompt: "> " });
+  const lines = lineQueue(rl);
+  let answering: AbortController | undefined;
+  const onInterrupt = () => (answering ? answering.abort() : rl.close());
+  rl.on("SIGINT", onInterrupt); // terminal mode: readline sees Ctrl-C as a key
+  process.on("SIGINT", onInterrupt); // piped input: a real signal
+  const start: ChatMessage[] = o.system && template === "chat" ? [{ role: "system", content: o.system }] : [];
+  let history = start.slice();
+  if (interactive) process.stdout.write(`chatting with ${o.model}${adapter ? ` + ${o.adapter}` : ""} (${template} format); /reset clears, /exit quits\n`);
+  try {
+    for (;;) {
+      if (interactive) rl.prompt();
+      const line = await lines.next();
+      if (line === null || line.trim() === "/exit") break;
+      const text = line.trim();
+      if (text === "") continue;
+      if (text === "/reset") {
+        history = start.slice();
+        process.stdout.write("(history cleared)\n");
+        continue;
+      }
+      history.push({ role: "user", content: text });
+      let ids: number[] | null;
+      try {
+        ids = fitContext(history, encode, rt, o.maxTokens, start.length);
+        if (!ids) throw new ExcitorInputError(`that message does not fit the model's context of ${rt.config.maxPositions} tokens`);
+      } catch (e) {
+        // A message too long, or a chat template that rejects the conversation: drop it, go on.
+        if (!(e instanceof ExcitorInputError)) throw e;
+        history.pop();
+        process.stderr.write(`excitor: error: ${e.message}\n`);
+        continue;
+      }
+      answering = new AbortController();
+      const result = await generate(rt, tok, ids, {
+        maxTokens: o.maxTokens,
+        temperature: o.temperature,
+        topP: o.topP,
+        topK: o.topK,
+        repetitionPenalty: o.repetitionPenalty,
+        seed: o.seed,
+        stop: template === "alpaca" ? ["### Instruction:"] : [],
+        signal: answering.signal,
+        useAdapter: adapter !== null,
+        onText: (d) => process.stdout.write(d),
+      });
+      answering = undefined;
+      process.stdout.write(result.finishReason === "aborted" ? " [stopped]\n" : "\n");
+      history.push({ role: "assistant", content: result.text.trim() });
+    }
+    return EXIT.ok;
+  } finally {
+    process.removeListener("SIGINT", onInterrupt);
+    rl.close();
+  }
+}
+
+/**
+ * The prompt ids for `history`, dropping the oldest exchanges (after the first `keep` messages,
+ * the system prompt) until the prompt and a full answer fit; null if even the last message alone
+ * does not leave room for one token of answer.
+ */
+function fitContext(history: ChatMessage[], encode: (h: ChatMessage[]) => number[], rt: ModelRuntime, maxTokens: number, keep: number): number[] | null {
+  const limit = rt.config.maxPositions;
+  let ids = encode(history);
+  while (ids.length + maxTokens > limit && history.length - keep > 1) {
+    history.splice(keep, 2);
+    ids = encode(history);
+  }
+  return ids.length < limit ? ids : null;
+}
+
+/** readline's lines as a pull queue (lines typed or piped while an answer streams wait their turn); null at end of input. */
+function lineQueue(rl: readline.Interface): { next(): Promise<string | null> } {
+  const buffered: (string | null)[] = [];
+  let waiting: ((l: string | null) => void) | undefined;
+  const push = (l: string | null) => {
+    if (waiting) {
+      const w = waiting;
+      waiting = undefined;
+      w(l);
+    } else buffered.push(l);
+  };
+  rl.on("line", push);
+  rl.on("close", () => push(null));
+  return {
+    next: () => (buffered.length ? Promise.resolve(buffered.shift()!) : new Promise((resolve) => (waiting = resolve))),
+  };
+}
+

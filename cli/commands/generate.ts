@@ -1,0 +1,84 @@
+/**
+ * `excitor generate`: one prompt → the continuation on stdout, streamed as it is produced and
+ * nothing else there (scripts compare it byte for byte), then one newline. Greedy at
+ * --temperature 0; the repetition penalty defaults to 1 (off) so that raw greedy output matches
+ * reference implementations. Ctrl-C stops generation cleanly and exits 130.
+ */
+import type { Command } from "commander";
+import { generate } from "../../engine/generate/generate";
+import { DEFAULT_SAMPLING } from "../../engine/generate/sampler";
+import { ExcitorInputError } from "../../engine/errors";
+import type { BackendChoice } from "../../engine/load";
+import { EXIT } from "../errors";
+import { NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, numberOption, repeatableOption, templateOption, type Runner, type TemplateName } from "../options";
+import { promptIds } from "../prompt";
+import { attachAdapter, interruptSignal, modelOptions, openRuntime, openTokenizer } from "../session";
+
+interface Opts {
+  model: string;
+  adapter?: string;
+  backend: BackendChoice;
+  prompt: string;
+  template: TemplateName;
+  maxTokens: number;
+  temperature: number;
+  topP: number;
+  topK: number;
+  repetitionPenalty: number;
+  seed: number;
+  stop: string[];
+  verbose?: boolean;
+}
+
+/** Sampling options shared with `chat`. */
+export function samplingOptions(cmd: Command, maxTokens: number, repetitionPenalty: number): Command {
+  const S = DEFAULT_SAMPLING;
+  return cmd
+    .addOption(numberOption("--max-tokens <n>", "most tokens to generate", POSITIVE_INT, maxTokens))
+    .addOption(numberOption("--temperature <t>", "sampling temperature (0: greedy)", NON_NEGATIVE, S.temperature))
+    .addOption(numberOption("--top-p <p>", "nucleus sampling mass (1: off)", { above: 0, max: 1 }, S.topP))
+    .addOption(numberOption("--top-k <k>", "sample among the k most likely tokens (0: off)", NON_NEGATIVE_INT, S.topK))
+    .addOption(numberOption("--repetition-penalty <x>", "penalty on tokens already in the context (1: off)", POSITIVE, repetitionPenalty))
+    .addOption(numberOption("--seed <n>", "sampling seed", NON_NEGATIVE_INT, S.seed));
+}
+
+export function registerGenerate(program: Command, run: Runner): void {
+  const cmd = modelOptions(program.command("generate").description("continue a prompt; prints only the generated text"))
+    .option("--prompt <text>", 'the prompt ("" starts from BOS)', "")
+    .addOption(templateOption("prompt format: alpaca, chat (the tokenizer's chat template) or none", "none"));
+  samplingOptions(cmd, 256, 1.0)
+    .addOption(repeatableOption("--stop <text>", "stop before this text (repeatable)"))
+    .option("--verbose", "print the finish reason and speed on stderr")
+    .action(run(async (c) => generateCommand(c.optsWithGlobals<Opts>())));
+}
+
+async function generateCommand(o: Opts): Promise<number> {
+  const tok = openTokenizer(o.model);
+  const rt = await openRuntime(o.model, o.backend);
+  const interrupt = interruptSignal();
+  try {
+    const adapter = attachAdapter(rt, o.adapter);
+    const ids = promptIds(tok, o.prompt, o.template);
+    if (ids.length >= rt.config.maxPositions)
+      throw new ExcitorInputError(`--prompt: the prompt is ${ids.length} tokens; the model's context holds ${rt.config.maxPositions}`);
+    const result = await generate(rt, tok, ids, {
+      maxTokens: o.maxTokens,
+      temperature: o.temperature,
+      topP: o.topP,
+      topK: o.topK,
+      repetitionPenalty: o.repetitionPenalty,
+      seed: o.seed,
+      stop: o.stop,
+      signal: interrupt.signal,
+      useAdapter: adapter !== null,
+      onText: (delta) => process.stdout.write(delta),
+    });
+    process.stdout.write("\n");
+    if (o.verbose)
+      process.stderr.write(`finish: ${result.finishReason}, ${result.ids.length} tokens, ${result.tokensPerSecond.toFixed(1)} tokens/s\n`);
+    return result.finishReason === "aborted" ? EXIT.interrupted : EXIT.ok;
+  } finally {
+    interrupt.dispose();
+    rt.dispose();
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * `excitor train`: options → TrainOptions, events → progress bar (or JSON lines with --json),
+ * Ctrl-C → the trainer's AbortSignal, so that it stops at a step boundary, writes a checkpoint
+ * and the command exits 130 saying where the adapter is (and that --resume continues it).
+ */
+import type { Command } from "commander";
+import { TRAIN_DEFAULTS, train, type TrainOptions } from "../../engine/train/trainer";
+import type { BackendChoice } from "../../engine/load";
+import { openTokenizer, openRuntime, interruptSignal, modelOptions } from "../session";
+import { fmtDuration, fmtInt, trainReporter } from "../progress";
+import { EXIT } from "../errors";
+import { NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, SHARE, intListOption, numberOption, type Runner } from "../options";
+import { countBaseParameters } from "../../engine/model/config";
+
+interface Opts {
+  model: string;
+  data: string;
+  out: string;
+  backend: BackendChoice;
+  epochs: number;
+  maxSteps?: number;
+  batchSize: number;
+  microBatch: number;
+  lr?: number;
+  prompts?: number;
+  rank?: number;
+  layers?: number[];
+  maxLength: number;
+  validationShare: number;
+  seed: number;
+  checkpointEvery: number;
+  evalEvery: number;
+  warmupShare: number;
+  weightDecay: number;
+  gradClip: number;
+  resume?: boolean;
+  json?: boolean;
+  lowMemory?: boolean;
+}
+
+export function registerTrain(program: Command, run: Runner): void {
+  const D = TRAIN_DEFAULTS;
+  modelOptions(program.command("train").description("instruction-tune the model with an Excitor adapter"), false)
+    .requiredOption("--data <file>", "dataset: JSON Lines or a JSON array of Alpaca, chat or ShareGPT records")
+    .requiredOption("--out <dir>", "folder for the adapter, checkpoints and metrics.jsonl")
+    .addOption(numberOption("--epochs <n>", "passes over the training set", POSITIVE_INT, D.epochs))
+    .addOption(numberOption("--max-steps <n>", "stop after this many optimizer steps", POSITIVE_INT))
+    .addOption(numberOption("--batch-size <n>", "examples per optimizer step", POSITIVE_INT, D.batchSize))
+    .addOption(numberOption("--micro-batch <n>", "examples per forward/backward pass (memory)", POSITIVE_INT, D.microBatch))
+    .addOption(numberOption("--lr <x>", "peak learning rate (default 9e-3 × batch size / 256)", POSITIVE))
+    .addOption(numberOption("--prompts <K>", "learnable prompts per adapted layer (default 10, or 30 from 100M parameters)", POSITIVE_INT))
+    .addOption(numberOption("--rank <r>", "rank of the Excitor query (default 8, or 16 from 100M parameters)", POSITIVE_INT))
+    .addOption(intListOption("--layers <list>", "adapted layers, e.g. 4,5,6,7 (default: the top 15/16)"))
+    .addOption(numberOption("--max-length <n>", "tokens per example; longer ones are cut", { integer: true, min: 2 }, D.maxLength))
+    .addOption(numberOption("--validation-share <x>", "share of examples held out for validation", SHARE, D.validationShare))
+    .addOption(numberOption("--seed <n>", "random seed (init, data order, split)", NON_NEGATIVE_INT, D.seed))
+    .addOption(numberOption("--checkpoint-every <n>", "checkpoint every N steps (0: only at the end)", NON_NEGATIVE_INT, D.checkpointEvery))
+    .addOption(numberOption("--eval-every <n>", "validation loss every N steps (0: at checkpoints)", NON_NEGATIVE_INT, D.evalEvery))
+    .addOption(numberOption("--warmup-share <x>", "share of steps with linear learning-rate warmup", SHARE, D.warmupShare))
+    .addOption(numberOption("--weight-decay <x>", "AdamW weight decay", NON_NEGATIVE, D.weightDecay))
+    .addOption(numberOption("--grad-clip <x>", "clip the gradient's global norm (0: off)", NON_NEGATIVE, D.gradClip))
+    .option("--resume", "continue from the checkpoint in --out")
+    .option("--low-memory", "keep one copy of the frozen weights (half the memory, slower backward passes)")
+    .option("--json", "print each training event as one JSON line on stdout instead of the progress bar")
+    .action(run(async (cmd) => trainCommand(cmd.optsWithGlobals<Opts>())));
+}
+
+async function trainCommand(o: Opts): Promise<number> {
+  const tok = openTokenizer(o.model);
+  const rt = await openRuntime(o.model, o.backend, true, !o.lowMemory);
+  const reporter = o.json ? undefined : trainReporter();
+  const interrupt = interruptSignal(() => {
+    const note = "stopping after this step and writing a checkpoint (Ctrl-C again to quit at once)";
+    if (reporter) reporter.log(note);
+    else process.stderr.write(`excitor: ${note}\n`);
+  });
+  const options: TrainOptions = {
+    dataFile: o.data,
+    outDir: o.out,
+    baseModel: o.model,
+    numPrompts: o.prompts,
+    rank: o.rank,
+    layers: o.layers,
+    epochs: o.epochs,
+    maxSteps: o.maxSteps,
+    batchSize: o.batchSize,
+    microBatch: o.microBatch,
+    learningRate: o.lr,
+    warmupShare: o.warmupShare,
+    weightDecay: o.weightDecay,
+    gradClip: o.gradClip,
+    maxLength: o.maxLength,
+    validationShare: o.validationShare,
+    seed: o.seed,
+    checkpointEvery: o.checkpointEvery,
+    evalEvery: o.evalEvery,
+    resume: o.resume === true,
+    signal: interrupt.signal,
+    onEvent: (e) => (o.json ? process.stdout.write(JSON.stringify(e) + "\n") : reporter?.onEvent(e)),
+  };
+  const t0 = performance.now();
+  try {
+    const result = await train(rt, tok, options);
+    reporter?.stop();
+    if (result.status === "cancelled") {
+      process.stderr.write(`excitor: training stopped at step ${result.step}; the adapter and a checkpoint are in ${result.adapterDir} (continue with --resume)\n`);
+      return EXIT.interrupted;
+    }
+    if (!o.json) {
+      const trainable = result.adapter.parameterCount;
+      const base = countBaseParameters(rt.config);
+      const val = result.validationLoss === undefined ? "none (no validation examples)" : result.validationLoss.toFixed(4);
+      process.stdout.write(
+        [
+          `steps            ${result.step}`,
+          `final loss       ${Number.isFinite(result.loss) ? result.loss.toFixed(4) : "- (no step left to run)"}`,
+          `validation loss  ${val}`,
+          `wall time        ${wallTime((performance.now() - t0) / 1000)}`,
+          `adapter          ${result.adapterDir}`,
+          `trainable params ${fmtInt(trainable)} (${((100 * trainable) / (base + trainable)).toFixed(3)}% of ${fmtInt(base + trainable)})`,
+        ].join("\n") + "\n",
+      );
+    }
+    return EXIT.ok;
+  } finally {
+    reporter?.stop();
+    interrupt.dispose();
+    rt.dispose();
+  }
+}
+
+function wallTime(seconds: number): string {
+  return seconds < 60 ? `${seconds.toFixed(1)}s` : fmtDuration(seconds);
+}

@@ -1,0 +1,90 @@
+/**
+ * Command-line values → typed, checked values. Numbers are parsed here rather than left to the
+ * engine so that `--max-tokens abc` fails at once, before a model is loaded, with a message that
+ * names the option (`--max-tokens: "abc" is not a number`). Failures are ExcitorInputErrors,
+ * which the error path turns into a one-line message and exit code 2.
+ */
+import { Option, type Command } from "commander";
+import { ExcitorInputError } from "../engine/errors";
+
+/** What a number option accepts; every field is optional. */
+export interface NumberRule {
+  integer?: boolean;
+  /** Smallest allowed value (inclusive). */
+  min?: number;
+  /** The value must be above this (exclusive). */
+  above?: number;
+  /** The value must be below this (exclusive). */
+  below?: number;
+  /** Largest allowed value (inclusive). */
+  max?: number;
+}
+
+export const POSITIVE_INT: NumberRule = { integer: true, min: 1 };
+export const NON_NEGATIVE_INT: NumberRule = { integer: true, min: 0 };
+export const POSITIVE: NumberRule = { above: 0 };
+export const NON_NEGATIVE: NumberRule = { min: 0 };
+/** A share of something: 0 ≤ x < 1. */
+export const SHARE: NumberRule = { min: 0, below: 1 };
+
+export function parseNumber(flag: string, raw: string, rule: NumberRule = {}): number {
+  const text = raw.trim();
+  const n = text === "" ? NaN : Number(text);
+  const bad = (why: string): never => {
+    throw new ExcitorInputError(`${flag}: "${raw}" ${why}`);
+  };
+  if (!Number.isFinite(n)) bad("is not a number");
+  if (rule.integer && !Number.isInteger(n)) bad("is not a whole number");
+  if (rule.min !== undefined && n < rule.min) bad(rule.min === 1 && rule.integer ? "must be a positive whole number" : `must be at least ${rule.min}`);
+  if (rule.above !== undefined && n <= rule.above) bad(`must be greater than ${rule.above}`);
+  if (rule.below !== undefined && n >= rule.below) bad(`must be below ${rule.below}`);
+  if (rule.max !== undefined && n > rule.max) bad(`must be at most ${rule.max}`);
+  return n;
+}
+
+/** "1,2,3" (or "[1, 2, 3]") → [1, 2, 3], each a whole number ≥ 0. */
+export function parseIntList(flag: string, raw: string): number[] {
+  const body = raw.trim().replace(/^\[|\]$/g, "").trim();
+  if (body === "") throw new ExcitorInputError(`${flag}: expected a comma-separated list of whole numbers, got "${raw}"`);
+  return body.split(/[\s,]+/).map((part) => parseNumber(flag, part, NON_NEGATIVE_INT));
+}
+
+/** A number-valued option whose parser names the option in its error messages. */
+export function numberOption(flags: string, description: string, rule: NumberRule, defaultValue?: number): Option {
+  const opt = new Option(flags, description);
+  opt.argParser((v: string) => parseNumber(opt.long ?? flags, v, rule));
+  if (defaultValue !== undefined) opt.default(defaultValue);
+  return opt;
+}
+
+/** An option holding a list of ids / layer indices ("1,2,3"). */
+export function intListOption(flags: string, description: string): Option {
+  const opt = new Option(flags, description);
+  return opt.argParser((v: string) => parseIntList(opt.long ?? flags, v));
+}
+
+/** An option that may be given several times (`--stop A --stop B`). */
+export function repeatableOption(flags: string, description: string): Option {
+  return new Option(flags, description).argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]).default([], "none");
+}
+
+export const TEMPLATES = ["alpaca", "chat", "none"] as const;
+export type TemplateName = (typeof TEMPLATES)[number];
+
+export function templateOption(description: string, defaultValue?: TemplateName): Option {
+  const opt = new Option("--template <name>", description).choices(TEMPLATES);
+  return defaultValue === undefined ? opt : opt.default(defaultValue);
+}
+
+/**
+ * Wraps a command body for commander: the body returns the exit code, which `setCode` hands to
+ * main() (commander ignores an action's return value). Commander passes the Command last.
+ */
+export type Runner = (body: (cmd: Command) => Promise<number>) => (...args: unknown[]) => Promise<void>;
+
+export function makeRunner(setCode: (code: number) => void): Runner {
+  return (body) =>
+    async (...args) => {
+      setCode(await body(args[args.length - 1] as Command));
+    };
+}

@@ -1,0 +1,66 @@
+/**
+ * User text → prompt ids, in the format a tuned model was trained on. The Alpaca prompt gets
+ * BOS the way the trainer adds it (always, when the tokenizer has one), or the model sees
+ * prompts that differ from its training data by one token.
+ */
+import { encodeChatPrompt } from "../engine/data/encode";
+import { alpacaPrompt } from "../engine/data/templates";
+import type { ChatMessage, TextTokenizer } from "../engine/tokenizer/tokenizer";
+import type { ExcitorAdapter } from "../engine/excitor/adapter";
+import type { TemplateName } from "./options";
+
+/** `none` with empty text gives [] (generation then starts from BOS). */
+export function promptIds(tok: TextTokenizer, text: string, template: TemplateName): number[] {
+  if (template === "alpaca") return tok.encode(alpacaPrompt(text), { bos: true, eos: false });
+  if (template === "chat") return encodeChatPrompt([{ role: "user", content: text }], tok);
+  return text === "" ? [] : tok.encode(text, { eos: false });
+}
+
+/** The template an adapter was trained with (the trainer records it), if it says. */
+export function adapterTemplate(adapter: ExcitorAdapter | null): TemplateName | undefined {
+  const t = adapter?.config.extra["template"];
+  return t === "alpaca" || t === "chat" ? t : undefined;
+}
+
+/**
+ * A conversation in Alpaca format: each finished exchange as one Alpaca example followed by EOS
+ * (as the trainer joins chunks), then the open question's prompt. Alpaca has no multi-turn form;
+ * replaying earlier exchanges this way is the closest thing to what the model saw.
+ */
+export function alpacaConversationIds(messages: ChatMessage[], tok: TextTokenizer): number[] {
+  const ids: number[] = [];
+  let pendingUser: string | undefined;
+  const flush = (answer?: string) => {
+    if (pendingUser === undefined) return;
+    ids.push(...tok.encode(alpacaPrompt(pendingUser) + (answer ?? ""), { bos: ids.length === 0, eos: false }));
+    if (answer !== undefined && tok.eosIds[0] !== undefined) ids.push(tok.eosIds[0]);
+    pendingUser = undefined;
+  };
+  for (const m of messages) {
+    if (m.role === "user") {
+      flush("");
+      pendingUser = m.content;
+    } else if (m.role === "assistant") flush(m.content);
+  }
+  flush();
+  return ids;
+}
+
+/**
+ * A given response's ids as they follow the prompt: tokenized together with the prompt text, as
+ * training tokenizes prompt + response, so that e.g. a SentencePiece tokenizer does not start the
+ * response with a word-start "▁" token the model never saw there. Falls back to tokenizing the
+ * response alone when the joint ids do not begin with the prompt's ids (a merge across the seam).
+ */
+export function responseIds(tok: TextTokenizer, prompt: number[], text: string, template: TemplateName, response: string): number[] {
+  const rendered =
+    template === "alpaca" || (template === "chat" && tok.chatTemplate === undefined)
+      ? alpacaPrompt(text)
+      : template === "chat"
+        ? tok.applyChatTemplate([{ role: "user", content: text }], { addGenerationPrompt: true })
+        : text;
+  const textHasBos = tok.bosToken !== undefined && rendered.startsWith(tok.bosToken);
+  const joint = tok.encode(rendered + response, { bos: prompt[0] === tok.bosId && !textHasBos, eos: false });
+  if (joint.length > prompt.length && prompt.every((id, i) => joint[i] === id)) return joint.slice(prompt.length);
+  return tok.encode(response, { bos: false, eos: false });
+}

@@ -1,0 +1,58 @@
+/**
+ * What most commands do first: open the model on the chosen backend, its tokenizer, and an
+ * optional adapter; plus Ctrl-C as an AbortSignal. Kept in one place so that every command
+ * reports a missing folder or a misfit adapter the same way.
+ */
+import * as fs from "node:fs";
+import type { Command } from "commander";
+import { ExcitorInputError } from "../engine/errors";
+import { ExcitorAdapter } from "../engine/excitor/adapter";
+import { openModel, type BackendChoice } from "../engine/load";
+import type { ModelRuntime } from "../engine/runtime";
+import { TextTokenizer } from "../engine/tokenizer/tokenizer";
+
+/** Adds the options every model command shares. */
+export function modelOptions(cmd: Command, withAdapter = true): Command {
+  cmd.requiredOption("--model <dir>", "model folder (Hugging Face layout: config.json, *.safetensors, tokenizer.json)");
+  if (withAdapter) cmd.option("--adapter <dir>", "Excitor adapter folder (adapter_config.json, adapter_model.safetensors)");
+  return cmd;
+}
+
+export async function openRuntime(dir: string, backend: BackendChoice, forTraining = false, fastBackward = true): Promise<ModelRuntime> {
+  return openModel(dir, { backend, forTraining, fastBackward });
+}
+
+/** The tokenizer that ships in the model folder. */
+export function openTokenizer(modelDir: string): TextTokenizer {
+  if (!fs.existsSync(modelDir)) throw new ExcitorInputError(`${modelDir}: model folder not found`, modelDir);
+  return TextTokenizer.fromFolder(modelDir);
+}
+
+/** Loads the adapter (checking that it fits the model) and uploads it; null when none was given. */
+export function attachAdapter(rt: ModelRuntime, dir: string | undefined): ExcitorAdapter | null {
+  if (dir === undefined) return null;
+  const adapter = ExcitorAdapter.load(dir, rt.config);
+  rt.setAdapter(adapter);
+  return adapter;
+}
+
+/**
+ * Ctrl-C → `signal` aborts, so the work in progress can stop at a clean point. A second Ctrl-C
+ * (when `forceOnSecond`) quits at once with 130. `dispose()` restores the default handling.
+ */
+export function interruptSignal(onFirst?: () => void, forceOnSecond = true): { signal: AbortSignal; dispose: () => void } {
+  const ac = new AbortController();
+  const handler = () => {
+    if (ac.signal.aborted && forceOnSecond) process.exit(130);
+    ac.abort();
+    onFirst?.();
+  };
+  process.on("SIGINT", handler);
+  return { signal: ac.signal, dispose: () => process.removeListener("SIGINT", handler) };
+}
+
+/** Ids must be in the vocabulary: a wrong id would otherwise read past the embedding table. */
+export function checkIds(ids: number[], vocabSize: number, flag: string): void {
+  const bad = ids.find((id) => id >= vocabSize);
+  if (bad !== undefined) throw new ExcitorInputError(`${flag}: id ${bad} is outside the model's vocabulary (0..${vocabSize - 1})`);
+}

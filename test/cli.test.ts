@@ -1,0 +1,298 @@
+/**
+ * The `excitor` command line, run as a real child process: the output contracts that external
+ * tools rely on (score / generate / tokenize), training with resume after a SIGKILL, and the
+ * error path (exit 2, one `excitor: error:` line, nothing half-written).
+ */
+import { after, test } from "node:test";
+import * as assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as readline from "node:readline";
+import { SHARED_FIXTURES, tinyByteLevelTokenizer } from "./fixtures";
+import { tempDir, writeAlpaca, writeTinyModel } from "./helpers/tiny-model";
+
+const BIN = path.resolve(__dirname, "../../bin/excitor.js");
+const GOLDEN = path.join(SHARED_FIXTURES, "golden/mha");
+const STORIES = path.join(SHARED_FIXTURES, "stories260k");
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function excitor(args: string[], input?: string): Result {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", input, timeout: 60_000, maxBuffer: 256 * 2 ** 20, env: { ...process.env, EXCITOR_DEBUG: "" } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Asserts the user-error contract: exit 2 and exactly one stderr line `excitor: error: ...` containing each of `mentions`. */
+function assertUserError(r: Result, ...mentions: string[]): void {
+  assert.equal(r.code, 2, `exit code 2 expected; stderr: ${r.stderr}`);
+  const lines = r.stderr.trimEnd().split("\n");
+  assert.equal(lines.length, 1, `one stderr line expected, got: ${r.stderr}`);
+  assert.match(lines[0], /^excitor: error: \S/);
+  for (const m of mentions) assert.ok(lines[0].includes(m), `"${lines[0]}" should mention ${m}`);
+}
+
+function maxAbsDiff(a: number[], b: number[]): number {
+  assert.equal(a.length, b.length);
+  return a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
+}
+
+// One tiny model and dataset for everything that trains (16 records: 15 train, 1 validation).
+const root = tempDir("excitor-cli-");
+const tiny = writeTinyModel(path.join(root, "model"), { layers: 2 });
+const data = writeAlpaca(
+  path.join(root, "data.jsonl"),
+  Array.from({ length: 16 }, (_, i) => ({ instruction: `Name animal ${i}.`, output: ["cat", "dog", "owl", "fox"][i % 4] })),
+);
+const TRAIN = ["--model", tiny, "--data", data, "--batch-size", "2", "--micro-batch", "2", "--lr", "0.01", "--seed", "3", "--json"];
+const trained = path.join(root, "trained");
+after(() => fs.rmSync(root, { recursive: true, force: true }));
+
+for (const withAdapter of [false, true]) {
+  test(`score --ids --json on golden/mha ${withAdapter ? "with" : "without"} the adapter matches the reference`, () => {
+    const want = JSON.parse(fs.readFileSync(path.join(GOLDEN, withAdapter ? "expected-excitor.json" : "expected-base.json"), "utf8"));
+    const args = ["score", "--model", path.join(GOLDEN, "model"), "--ids", want.ids.join(","), "--json"];
+    const r = excitor(withAdapter ? [...args, "--adapter", path.join(GOLDEN, "adapter")] : args);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.endsWith("\n") && r.stdout.trimEnd().split("\n").length === 1, "exactly one JSON line");
+    const got = JSON.parse(r.stdout);
+    assert.deepEqual(got.ids, want.ids);
+    assert.ok(maxAbsDiff(got.logprobs, want.logprobs) < 1e-4);
+    assert.ok(got.perplexity > 1);
+  });
+}
+
+test("score --text tokenizes with BOS; without --json it prints perplexity and token count", () => {
+  const r = excitor(["score", "--model", path.join(STORIES, "hf"), "--text", "Once upon a time", "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  const got = JSON.parse(r.stdout);
+  assert.equal(got.ids[0], 1);
+  assert.equal(got.logprobs.length, got.ids.length - 1);
+  const plain = excitor(["score", "--model", path.join(STORIES, "hf"), "--text", "Once upon a time"]);
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.match(plain.stdout, /perplexity\s+\d/);
+  assert.match(plain.stdout, new RegExp(`tokens\\s+${got.ids.length}\\b`));
+});
+
+test("generate from an empty prompt at temperature 0 prints exactly llama2.c's greedy text", () => {
+  const r = excitor(["generate", "--model", path.join(STORIES, "hf"), "--prompt", "", "--max-tokens", "256", "--temperature", "0"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr, "");
+  assert.ok(r.stdout.endsWith("\n"));
+  assert.equal(r.stdout.trimEnd(), fs.readFileSync(path.join(STORIES, "expected-greedy.txt"), "utf8").trimEnd());
+});
+
+test("tokenize --json gives BOS + sentencepiece's ids; --no-bos drops BOS", () => {
+  const text = "Hello, my dog is cute";
+  const cases: { text: string; ids: number[] }[] = JSON.parse(fs.readFileSync(path.join(STORIES, "sentencepiece-ids.json"), "utf8"));
+  const want = cases.find((c) => c.text === text)!.ids;
+  const r = excitor(["tokenize", "--model", path.join(STORIES, "hf"), "--text", text, "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), { ids: [1, ...want] });
+  assert.deepEqual(JSON.parse(excitor(["tokenize", "--model", path.join(STORIES, "hf"), "--text", text, "--json", "--no-bos"]).stdout), { ids: want });
+});
+
+test("info shows the architecture and backend; with --adapter the trainable parameters", () => {
+  const r = excitor(["info", "--model", path.join(GOLDEN, "model")]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /architecture\s+LlamaForCausalLM/);
+  assert.match(r.stdout, /backend\s+\S+/);
+  const j = JSON.parse(excitor(["info", "--model", path.join(GOLDEN, "model"), "--adapter", path.join(GOLDEN, "adapter"), "--json"]).stdout);
+  assert.equal(j.architecture, "LlamaForCausalLM");
+  assert.equal(j.layers, 3);
+  assert.equal(typeof j.backendNote, "string");
+  // K=5, r=3, layers 1,2 of C=48, H=4: 2 × (5·48 + 3·48 + 48·3 + 4).
+  assert.equal(j.adapter.trainableParameters, 1064);
+  const a = excitor(["info", "--model", path.join(GOLDEN, "model"), "--adapter", path.join(GOLDEN, "adapter")]);
+  assert.match(a.stdout, /trainable parameters\s+1,064/);
+});
+
+test("train --json prints start/step/done events and writes the adapter; generate --adapter uses it", () => {
+  const r = excitor(["train", ...TRAIN, "--out", trained, "--max-steps", "4", "--checkpoint-every", "2"]);
+  assert.equal(r.code, 0, r.stderr);
+  const events = r.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
+  const types = events.map((e) => e.type);
+  assert.equal(types[0], "start");
+  assert.equal(types.filter((t) => t === "step").length, 4);
+  assert.equal(types.at(-1), "done");
+  for (const f of ["adapter_config.json", "adapter_model.safetensors", "metrics.jsonl"]) assert.ok(fs.existsSync(path.join(trained, f)), f);
+
+  const g = excitor(["generate", "--model", tiny, "--adapter", trained, "--prompt", "Name animal 3.", "--template", "alpaca", "--max-tokens", "8", "--temperature", "0"]);
+  assert.equal(g.code, 0, g.stderr);
+  assert.ok(g.stdout.endsWith("\n"));
+});
+
+test("train without --json shows progress on stderr and a summary", () => {
+  const r = excitor(["train", ...TRAIN.filter((a) => a !== "--json"), "--out", path.join(root, "plain"), "--max-steps", "2"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /step 2\/2/);
+  assert.match(r.stderr, /validation loss/);
+  assert.match(r.stdout, /steps\s+2\n/);
+  assert.match(r.stdout, /trainable params\s+[\d,]+ \(/);
+  assert.ok(r.stdout.includes(path.join(root, "plain")));
+});
+
+test("attention prints per-layer instruction mass, and the full report with --json", () => {
+  const args = ["attention", "--model", tiny, "--adapter", trained, "--prompt", "Name animal 3.", "--template", "none"];
+  const r = excitor([...args, "--response", "cat", "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout);
+  assert.equal(report.layers.length, 2);
+  assert.equal(report.instructionMass.length, 2);
+  assert.ok(report.response[1] > report.response[0]);
+  const t = excitor(args); // response generated by the tuned model
+  assert.equal(t.code, 0, t.stderr);
+  assert.match(t.stdout, /^layer\s+base\s+tuned/m);
+});
+
+test("chat keeps going through /reset and ends at /exit or end of input", () => {
+  const r = excitor(["chat", "--model", tiny, "--adapter", trained, "--max-tokens", "4", "--temperature", "0"], "hello\n/reset\nagain\n/exit\nnever read\n");
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.stdout.includes("(history cleared)"));
+  const eof = excitor(["chat", "--model", tiny, "--max-tokens", "4"], "hi\n");
+  assert.equal(eof.code, 0, eof.stderr);
+
+  // A tokenizer with a chat template (ChatML, byte-level BPE) on the same tiny weights.
+  const chatml = writeTinyModel(path.join(root, "chatml"));
+  const { tokenizerJson, tokenizerConfig } = tinyByteLevelTokenizer();
+  fs.writeFileSync(path.join(chatml, "tokenizer.json"), JSON.stringify(tokenizerJson));
+  fs.writeFileSync(path.join(chatml, "tokenizer_config.json"), JSON.stringify(tokenizerConfig));
+  const t = excitor(["chat", "--model", chatml, "--system", "Be brief.", "--max-tokens", "3", "--temperature", "0"], "hello\nand again\n");
+  assert.equal(t.code, 0, t.stderr);
+  const g = excitor(["generate", "--model", chatml, "--template", "chat", "--prompt", "hello", "--max-tokens", "3", "--temperature", "0"]);
+  assert.equal(g.code, 0, g.stderr);
+});
+
+test("a run killed with SIGKILL and resumed ends bit-identical to an uninterrupted one", async () => {
+  const args = [...TRAIN, "--max-steps", "16", "--checkpoint-every", "1"];
+  const whole = path.join(root, "whole");
+  assert.equal(excitor(["train", ...args, "--out", whole]).code, 0);
+
+  const resumed = path.join(root, "resumed");
+  const child = spawn(process.execPath, [BIN, "train", ...args, "--out", resumed], { stdio: ["ignore", "pipe", "pipe"] });
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on("exit", (_code, signal) => resolve(signal)));
+  let checkpoints = 0;
+  const seen: string[] = [];
+  for await (const line of readline.createInterface({ input: child.stdout })) {
+    const e = JSON.parse(line);
+    seen.push(e.type);
+    if (e.type === "checkpoint" && ++checkpoints === 3) {
+      child.kill("SIGKILL");
+      break;
+    }
+  }
+  assert.equal(await exited, "SIGKILL");
+  assert.ok(!seen.includes("done"));
+
+  const again = excitor(["train", ...args, "--out", resumed, "--resume"]);
+  assert.equal(again.code, 0, again.stderr);
+  const start = JSON.parse(again.stdout.split("\n")[0]);
+  assert.ok(start.resumedFromStep >= 3 && start.resumedFromStep < 16, `resumed from ${start.resumedFromStep}`);
+  const a = fs.readFileSync(path.join(whole, "adapter_model.safetensors"));
+  const b = fs.readFileSync(path.join(resumed, "adapter_model.safetensors"));
+  assert.ok(a.equals(b), "adapter_model.safetensors differs");
+});
+
+test("Ctrl-C stops training at a step boundary: exit 130, a checkpoint, and --resume finishes the run", async () => {
+  const out = path.join(root, "interrupted");
+  const child = spawn(process.execPath, [BIN, "train", ...TRAIN, "--max-steps", "60", "--out", out], { stdio: ["ignore", "pipe", "pipe"] });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const seen: { type: string; step?: number }[] = [];
+  for await (const line of readline.createInterface({ input: child.stdout })) {
+    const e = JSON.parse(line);
+    seen.push(e);
+    if (e.type === "step" && e.step === 2) child.kill("SIGINT");
+  }
+  assert.equal(await exited, 130);
+  const cancelled = seen.find((e) => e.type === "cancelled");
+  assert.ok(cancelled && cancelled.step! >= 2 && cancelled.step! < 60, JSON.stringify(seen.slice(-3)));
+  assert.ok(fs.existsSync(path.join(out, "adapter_model.safetensors")));
+  const changed = excitor(["train", ...TRAIN, "--max-steps", "60", "--out", out, "--resume", "--seed", "9"]);
+  assert.equal(changed.code, 2, "changed settings are refused on resume");
+  assert.match(changed.stderr, /made with other data or settings/);
+  const again = excitor(["train", ...TRAIN, "--max-steps", "60", "--out", out, "--resume"]);
+  assert.equal(again.code, 0, again.stderr);
+  const events = again.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  assert.equal(events[0].resumedFromStep, cancelled!.step);
+  assert.equal(events.at(-1).type, "done");
+  assert.equal(events.at(-1).step, events[0].totalSteps);
+});
+
+test("Ctrl-C stops generation in the engine: exit 130 long before the token budget", async () => {
+  const child = spawn(process.execPath, [BIN, "generate", "--model", path.join(STORIES, "hf"), "--prompt", "", "--max-tokens", "100000", "--temperature", "0.8"], { stdio: ["ignore", "pipe", "pipe"] });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  let text = "";
+  let sent = false;
+  child.stdout.on("data", (d: Buffer) => {
+    text += d.toString();
+    if (!sent && text.length > 40) {
+      sent = true;
+      child.kill("SIGINT");
+    }
+  });
+  assert.equal(await exited, 130);
+  assert.ok(text.length > 40 && text.length < 100_000, `${text.length} characters`);
+});
+
+test("bad model input: missing folder, unknown architecture, adapter for another model", () => {
+  assertUserError(excitor(["score", "--model", path.join(root, "nope"), "--ids", "1,2"]), path.join(root, "nope"));
+
+  const gpt2 = writeTinyModel(path.join(root, "gpt2"), { architecture: "GPT2LMHeadModel" });
+  assertUserError(excitor(["info", "--model", gpt2]), path.join(gpt2, "config.json"), "GPT2LMHeadModel");
+
+  const other = path.join(SHARED_FIXTURES, "golden/gqa/adapter");
+  assertUserError(excitor(["score", "--model", path.join(GOLDEN, "model"), "--adapter", other, "--ids", "1,2,3"]), "adapter_config.json", "another model");
+
+  // Same layer count, different width: the tensor shapes do not fit.
+  const narrow = writeTinyModel(path.join(root, "narrow"), { layers: 3 });
+  const r = excitor(["generate", "--model", narrow, "--adapter", path.join(GOLDEN, "adapter"), "--max-tokens", "2"]);
+  assertUserError(r, "adapter_model.safetensors", "[5,48]", "[5,32]");
+  assert.equal(r.stdout, "");
+});
+
+test("bad dataset: each error names the file (and line) and leaves no adapter behind", () => {
+  const cases: { name: string; text: string; mentions: string[] }[] = [
+    { name: "malformed.jsonl", text: '{"instruction":"a","output":"b"}\n{"instruction": oops\n', mentions: ["malformed.jsonl:2", "malformed JSON"] },
+    { name: "empty.jsonl", text: "", mentions: ["empty.jsonl", "empty"] },
+    { name: "noresponse.jsonl", text: '{"instruction":"a","output":"b"}\n{"instruction":"c"}\n', mentions: ["noresponse.jsonl:2", "no response"] },
+    { name: "long.jsonl", text: JSON.stringify({ instruction: "x".repeat(400), output: "y" }) + "\n", mentions: ["long.jsonl:1", "max length"] },
+  ];
+  for (const c of cases) {
+    const file = path.join(root, c.name);
+    fs.writeFileSync(file, c.text);
+    const out = path.join(root, `out-${c.name}`);
+    const r = excitor(["train", "--model", tiny, "--data", file, "--out", out, "--max-steps", "1"]);
+    assertUserError(r, file, ...c.mentions);
+    const left = fs.existsSync(out) ? fs.readdirSync(out) : [];
+    assert.ok(!left.some((f) => f.startsWith("adapter_")), `${c.name}: ${left.join(", ")}`);
+  }
+});
+
+test("bad command lines: non-numeric and out-of-range numbers, unknown options and commands, missing options", () => {
+  const gen = ["generate", "--model", tiny];
+  assertUserError(excitor([...gen, "--max-tokens", "abc"]), '--max-tokens: "abc" is not a number');
+  assertUserError(excitor([...gen, "--max-tokens", "0"]), "--max-tokens");
+  assertUserError(excitor([...gen, "--temperature", "hot"]), "--temperature");
+  assertUserError(excitor(["train", "--model", tiny, "--data", data, "--out", path.join(root, "x"), "--layers", "0,a"]), "--layers");
+  assertUserError(excitor([...gen, "--bogus"]), "unknown option '--bogus'");
+  assertUserError(excitor([...gen, "--template", "fancy"]), "fancy");
+  assertUserError(excitor(["--backend", "quantum", "info", "--model", tiny]), "quantum");
+  assertUserError(excitor(["score", "--ids", "1,2"]), "--model");
+  assertUserError(excitor(["score", "--model", tiny]), "--ids");
+  assertUserError(excitor(["score", "--model", path.join(GOLDEN, "model"), "--ids", "1,999"]), "999");
+  assertUserError(excitor(["frobnicate"]), "frobnicate");
+  assertUserError(excitor([]));
+});
+
+test("--help works for the program and every command", () => {
+  for (const cmd of [[], ["train"], ["generate"], ["chat"], ["score"], ["tokenize"], ["attention"], ["info"]]) {
+    const r = excitor([...cmd, "--help"]);
+    assert.equal(r.code, 0, `${cmd.join(" ")} --help: ${r.stderr}`);
+    assert.match(r.stdout, new RegExp(`^Usage: excitor ${cmd[0] ?? ""}`));
+    assert.match(r.stdout, /--backend/);
+  }
+});

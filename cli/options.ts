@@ -1,3 +1,4 @@
+import type { SamplingOptions } from "../engine/generate/sampler";
 /**
  * Command-line values → typed, checked values. Numbers are parsed here rather than left to the
  * engine so that `--max-tokens abc` fails at once, before a model is loaded, with a message that
@@ -87,4 +88,9 @@ export function makeRunner(setCode: (code: number) => void): Runner {
     async (...args) => {
       setCode(await body(args[args.length - 1] as Command));
     };
+}
+
+/** The sampling options `generate` and `chat` share, as the engine takes them. */
+export function samplingFrom(o: SamplingOptions): SamplingOptions {
+  return { temperature: o.temperature, topP: o.topP, topK: o.topK, repetitionPenalty: o.repetitionPenalty, seed: o.seed };
 }

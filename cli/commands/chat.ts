@@ -14,7 +14,7 @@ import type { ModelRuntime } from "../../engine/runtime";
 import type { ChatMessage, TextTokenizer } from "../../engine/tokenizer/tokenizer";
 import { ExcitorInputError } from "../../engine/errors";
 import { EXIT } from "../errors";
-import type { Runner } from "../options";
+import { samplingFrom, type Runner } from "../options";
 import { adapterTemplate, alpacaConversationIds } from "../prompt";
 import { attachAdapter, modelOptions, openRuntime, openTokenizer } from "../session";
 import { samplingOptions } from "./generate";
@@ -89,11 +89,7 @@ async function converse(o: Opts, tok: TextTokenizer, rt: ModelRuntime): Promise<
       answering = new AbortController();
       const result = await generate(rt, tok, ids, {
         maxTokens: o.maxTokens,
-        temperature: o.temperature,
-        topP: o.topP,
-        topK: o.topK,
-        repetitionPenalty: o.repetitionPenalty,
-        seed: o.seed,
+        ...samplingFrom(o),
         stop: template === "alpaca" ? ["### Instruction:"] : [],
         signal: answering.signal,
         useAdapter: adapter !== null,

@@ -10,7 +10,7 @@ import { DEFAULT_SAMPLING } from "../../engine/generate/sampler";
 import { ExcitorInputError } from "../../engine/errors";
 import type { BackendChoice } from "../../engine/load";
 import { EXIT } from "../errors";
-import { NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, numberOption, repeatableOption, templateOption, type Runner, type TemplateName } from "../options";
+import { NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, numberOption, repeatableOption, templateOption, type Runner, type TemplateName, samplingFrom } from "../options";
 import { promptIds } from "../prompt";
 import { attachAdapter, interruptSignal, modelOptions, openRuntime, openTokenizer } from "../session";
 
@@ -63,11 +63,7 @@ async function generateCommand(o: Opts): Promise<number> {
       throw new ExcitorInputError(`--prompt: the prompt is ${ids.length} tokens; the model's context holds ${rt.config.maxPositions}`);
     const result = await generate(rt, tok, ids, {
       maxTokens: o.maxTokens,
-      temperature: o.temperature,
-      topP: o.topP,
-      topK: o.topK,
-      repetitionPenalty: o.repetitionPenalty,
-      seed: o.seed,
+      ...samplingFrom(o),
       stop: o.stop,
       signal: interrupt.signal,
       useAdapter: adapter !== null,

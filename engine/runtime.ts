@@ -5,6 +5,7 @@
  * seam is plain typed arrays.
  */
 import type { ExcitorAdapter } from "./excitor/adapter";
+import type { F32Tensor } from "./formats/safetensors";
 import type { ModelConfig } from "./model/config";
 
 /** A padded batch of training rows, row-major [batch, seqLen]. */
@@ -54,6 +55,15 @@ export interface ModelRuntime {
   attentionProbs(ids: number[], useAdapter: boolean): Promise<{ base: Float32Array[]; tuned: Float32Array[] }>;
   /** Prepares for lossAndGrads (e.g. keeps extra weight copies for fast backward passes). */
   prepareTraining(adapter: ExcitorAdapter): void;
+  /**
+   * Full-parameter training (pretraining a base model): from now on every base weight is
+   * trainable and lossAndGrads returns their gradients. Returns the current values by
+   * Hugging Face name, in the checkpoint's layout.
+   */
+  beginFullTraining(): Map<string, F32Tensor>;
+  /** Uploads updated base weights (names and layouts as beginFullTraining returned them). */
+  setBaseWeights(values: Map<string, Float32Array>): void;
+  /** Gradients of the adapter's tensors, or of every base weight after beginFullTraining. */
   lossAndGrads(batch: TrainBatch, scale: number): Promise<LossAndGrads>;
   evalLoss(batch: TrainBatch, useAdapter: boolean): Promise<{ lossSum: number; tokens: number }>;
   dispose(): void;

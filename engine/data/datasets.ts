@@ -26,7 +26,9 @@ interface RecordPosition {
 
 export type DatasetRecord =
   | ({ kind: "alpaca"; instruction: string; input: string; output: string } & RecordPosition)
-  | ({ kind: "chat"; messages: ChatMessage[] } & RecordPosition);
+  | ({ kind: "chat"; messages: ChatMessage[] } & RecordPosition)
+  /** Plain text (`{"text": ...}`): every token is a target; for pretraining and continued pretraining. */
+  | ({ kind: "text"; text: string } & RecordPosition);
 
 /** Where a record is, for messages: "data.jsonl:7" or "data.json: record 7". */
 export function recordLocation(file: string, rec: RecordPosition): string {
@@ -133,10 +135,16 @@ function parseRecord(value: unknown, pos: RecordPosition, file: string): Dataset
     }
     return { kind: "alpaca", instruction, input, output, ...pos };
   }
+  if ("text" in obj) {
+    const text = obj["text"];
+    if (typeof text !== "string") return fail(`"text" must be a string, got ${typeName(text)}`);
+    if (text.trim() === "") return fail(`record has no text ("text" is empty)`);
+    return { kind: "text", text, ...pos };
+  }
   const keys = Object.keys(obj);
   return fail(
     `unknown record shape (keys: ${keys.length > 0 ? keys.join(", ") : "none"}); expected Alpaca ` +
-      `{instruction, input?, output}, chat {messages: [{role, content}]} or ShareGPT {conversations: [{from, value}]}`,
+      `{instruction, input?, output}, chat {messages: [{role, content}]}, ShareGPT {conversations: [{from, value}]} or text {text}`,
   );
 }
 

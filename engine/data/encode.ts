@@ -47,6 +47,8 @@ export function encodeRecord(rec: DatasetRecord, tok: TextTokenizer, maxLen: num
   try {
     if (rec.kind === "alpaca") {
       enc = encodeChunks([{ prompt: alpacaPrompt(rec.instruction, rec.input), response: rec.output }], tok);
+    } else if (rec.kind === "text") {
+      enc = encodeChunks([{ prompt: "", response: rec.text }], tok); // BOS + text + EOS, all but BOS targets
     } else if (tok.chatTemplate !== undefined) {
       enc = encodeWithTemplate(rec.messages, tok);
     } else {

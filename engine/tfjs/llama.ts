@@ -23,6 +23,15 @@ export interface FrozenLinear {
   wt: T2; // [in, out]
   w?: T2; // [out, in]
   b?: T1; // [out]
+  /** Full-parameter training: wt (and b) are variables that receive gradients. */
+  trainable?: boolean;
+}
+
+/** A base weight made trainable: its variable, and whether it is stored transposed from the HF layout. */
+export interface TrainableWeight {
+  name: string;
+  variable: tfc.Variable;
+  transposed: boolean;
 }
 
 interface Block {
@@ -68,12 +77,15 @@ export interface ForwardOptions {
 const MASKED = -1e9;
 
 export class TfjsLlama {
+  private fullTraining = false;
+
   private constructor(
     readonly config: ModelConfig,
-    private readonly embed: T2, // [V, C]
+    private embed: T2, // [V, C]
     private readonly blocks: Block[],
-    private readonly finalNorm: T1, // [C]
-    private readonly lmHead: FrozenLinear, // C -> V
+    private finalNorm: T1, // [C]
+    private lmHead: FrozenLinear, // C -> V
+    private readonly tiedHead: boolean,
   ) {}
 
   static load(config: ModelConfig, files: WeightFiles): TfjsLlama {
@@ -109,7 +121,42 @@ export class TfjsLlama {
     const tied = c.tieWordEmbeddings || !files.has("lm_head.weight");
     const lmHead = tied ? { wt: tf.transpose(embed) as T2 } : linear("lm_head", c.vocabSize, c.hiddenSize, false);
     const finalNorm = tensor("model.norm.weight", [c.hiddenSize]) as T1;
-    return new TfjsLlama(config, embed, blocks, finalNorm, lmHead);
+    return new TfjsLlama(config, embed, blocks, finalNorm, lmHead, tied);
+  }
+
+  /**
+   * Full-parameter training (pretraining a base model): every weight becomes a variable, by its
+   * Hugging Face name. Linear weights stay pre-transposed ([in, out]); `transposed` says so.
+   */
+  enableFullTraining(): TrainableWeight[] {
+    if (this.fullTraining) throw new Error("full training is already enabled");
+    this.fullTraining = true;
+    const out: TrainableWeight[] = [];
+    const v = <T extends tfc.Tensor>(t: T, name: string, transposed = false): T => {
+      const variable = tf.variable(t, true);
+      t.dispose();
+      out.push({ name, variable, transposed });
+      return variable as unknown as T;
+    };
+    const lin = (l: FrozenLinear, name: string) => {
+      l.wt = v(l.wt, `${name}.weight`, true);
+      if (l.b) l.b = v(l.b, `${name}.bias`);
+      l.w?.dispose();
+      l.w = undefined;
+      l.trainable = true;
+    };
+    this.embed = v(this.embed, "model.embed_tokens.weight");
+    this.blocks.forEach((b, i) => {
+      const p = `model.layers.${i}`;
+      b.attnNorm = v(b.attnNorm, `${p}.input_layernorm.weight`);
+      b.mlpNorm = v(b.mlpNorm, `${p}.post_attention_layernorm.weight`);
+      for (const [key, name] of [["q", "self_attn.q_proj"], ["k", "self_attn.k_proj"], ["v", "self_attn.v_proj"], ["o", "self_attn.o_proj"], ["gate", "mlp.gate_proj"], ["up", "mlp.up_proj"], ["down", "mlp.down_proj"]] as const)
+        lin(b[key], `${p}.${name}`);
+    });
+    this.finalNorm = v(this.finalNorm, "model.norm.weight");
+    if (this.tiedHead) this.lmHead.wt.dispose(); // rebuilt from the embedding variable in each forward
+    else lin(this.lmHead, "lm_head");
+    return out;
   }
 
   /**
@@ -133,7 +180,7 @@ export class TfjsLlama {
     const rope = { cos: tf.tensor4d(cos, [1, T, 1, c.headDim]), sin: tf.tensor4d(sin, [1, T, 1, c.headDim]) };
     const mask = causalMask(T, past, c.slidingWindow); // [T, S]
 
-    let x = tf.gather(this.embed, ids) as unknown as tfc.Tensor3D; // [B, T, C]
+    let x = tf.reshape(embedLookup(this.embed, tf.reshape(ids, [B * T]) as T1, this.fullTraining), [B, T, c.hiddenSize]) as tfc.Tensor3D; // [B, T, C]
     this.blocks.forEach((blk, i) => {
       const h = rmsNorm(x, blk.attnNorm, c.rmsNormEps); // [B, T, C]
       const attn = this.attention(blk, h, i, rope, mask, opts); // [B, T, C]
@@ -150,7 +197,8 @@ export class TfjsLlama {
       hLast = tf.slice(hLast, [0, T - 1, 0], [B, 1, c.hiddenSize]) as tfc.Tensor3D;
       rows = 1;
     }
-    const logits = linear(tf.reshape(hLast, [B * rows, c.hiddenSize]) as T2, this.lmHead); // [B·T, V]
+    const head = this.fullTraining && this.tiedHead ? { wt: tf.transpose(this.embed) as T2, trainable: true } : this.lmHead;
+    const logits = linear(tf.reshape(hLast, [B * rows, c.hiddenSize]) as T2, head); // [B·T, V]
     return tf.reshape(logits, [B, rows, c.vocabSize]) as tfc.Tensor3D;
   }
 
@@ -221,7 +269,18 @@ export class TfjsLlama {
 /** x [N, in] -> [N, out]; see FrozenLinear for why the gradient is custom. */
 function linear(x: T2, l: FrozenLinear): T2 {
   let y: T2;
-  if (l.w) {
+  if (l.trainable) {
+    // Both gradients as plain matmuls of explicit transposes (see FrozenLinear).
+    // Inputs reach gradFunc through save(): tensors closed over are disposed by then.
+    const f = tf.customGrad(((xi: T2, wt: T2, save: (ts: tfc.Tensor[]) => void) => {
+      save([xi, wt]);
+      return {
+        value: tf.matMul(xi, wt),
+        gradFunc: (dy: T2, [x, w]: T2[]) => [tf.matMul(dy, tf.transpose(w)), tf.matMul(tf.transpose(x), dy)], // dx [N, in], dW^T [in, out]
+      };
+    }) as unknown as Parameters<typeof tf.customGrad>[0]);
+    y = f(x, l.wt) as T2;
+  } else if (l.w) {
     const w = l.w;
     const f = tf.customGrad(((xi: T2) => ({
       value: tf.matMul(xi, l.wt),
@@ -232,6 +291,23 @@ function linear(x: T2, l: FrozenLinear): T2 {
     y = tf.matMul(x, l.wt);
   }
   return l.b ? (tf.add(y, l.b) as T2) : y;
+}
+
+/**
+ * Embedding rows for ids [N] -> [N, C]. gather has no gradient on the wasm backend, so when the
+ * table trains its gradient is written as oneHot(ids)^T · dy.
+ */
+function embedLookup(table: T2, ids: T1, trainable: boolean): T2 {
+  if (!trainable) return tf.gather(table, ids) as T2;
+  const V = table.shape[0];
+  const f = tf.customGrad(((t: T2, i: T1, save: (ts: tfc.Tensor[]) => void) => {
+    save([i]);
+    return {
+      value: tf.gather(t, i) as T2,
+      gradFunc: (dy: T2, [saved]: T1[]) => [tf.matMul(tf.transpose(tf.cast(tf.oneHot(saved, V), "float32")), dy), tf.zerosLike(saved)], // [V, C]; ids get none
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return f(table, ids) as T2;
 }
 
 /** RMSNorm over the last axis: x / sqrt(mean(x²) + eps) · w. */

@@ -5,7 +5,8 @@ import type { ExcitorAdapter } from "../excitor/adapter";
 import { tensorName } from "../excitor/config";
 import type { ModelConfig } from "../model/config";
 import type { DecodeSession, LossAndGrads, ModelRuntime, TrainBatch } from "../runtime";
-import { type ExcitorTensors, type LayerCache, TfjsLlama } from "./llama";
+import type { F32Tensor } from "../formats/safetensors";
+import { type ExcitorTensors, type LayerCache, type TrainableWeight, TfjsLlama } from "./llama";
 
 interface UploadedLayer {
   layer: number;
@@ -15,6 +16,7 @@ interface UploadedLayer {
 
 export class TfjsRuntime implements ModelRuntime {
   private uploaded: UploadedLayer[] = [];
+  private full?: TrainableWeight[];
 
   constructor(
     private readonly model: TfjsLlama,
@@ -136,21 +138,47 @@ export class TfjsRuntime implements ModelRuntime {
     return tf.neg(tf.sum(tf.mul(picked, tf.tensor1d(batch.weights)))) as tfc.Scalar;
   }
 
+  beginFullTraining(): Map<string, F32Tensor> {
+    this.full = this.model.enableFullTraining();
+    const out = new Map<string, F32Tensor>();
+    for (const w of this.full) {
+      const t = tf.tidy(() => (w.transposed ? tf.transpose(w.variable) : tf.clone(w.variable)));
+      out.set(w.name, { shape: t.shape.slice(), data: t.dataSync() as Float32Array });
+      t.dispose();
+    }
+    return out;
+  }
+
+  setBaseWeights(values: Map<string, Float32Array>): void {
+    if (!this.full) throw new Error("setBaseWeights needs beginFullTraining first");
+    for (const w of this.full) {
+      const data = values.get(w.name);
+      if (!data) throw new Error(`setBaseWeights: no value for ${w.name}`);
+      const shape = w.transposed ? [w.variable.shape[1]!, w.variable.shape[0]!] : w.variable.shape;
+      tf.tidy(() => {
+        const t = tf.tensor(data, shape, "float32");
+        w.variable.assign(w.transposed ? tf.transpose(t) : t);
+      });
+    }
+  }
+
   async lossAndGrads(batch: TrainBatch, scale: number): Promise<LossAndGrads> {
     const excitor = this.excitor(true);
-    if (!excitor) throw new Error("lossAndGrads needs an adapter (call prepareTraining first)");
-    const vars = this.uploaded.flatMap((u) => u.names.map(([, v]) => v));
+    const trainable: [string, tfc.Variable, boolean][] = this.full
+      ? this.full.map((w) => [w.name, w.variable, w.transposed])
+      : this.uploaded.flatMap((u) => u.names.map(([n, v]) => [n, v, false] as [string, tfc.Variable, boolean]));
+    if (!trainable.length) throw new Error("lossAndGrads needs an adapter (prepareTraining) or beginFullTraining");
     let lossT: tfc.Scalar | undefined;
     const { grads } = tf.variableGrads(() => {
       lossT = tf.keep(this.nllSum(batch, excitor));
       return tf.mul(lossT, scale) as tfc.Scalar;
-    }, vars);
+    }, trainable.map(([, v]) => v));
     const out = new Map<string, Float32Array>();
-    for (const u of this.uploaded)
-      for (const [name, v] of u.names) {
-        const g = grads[v.name];
-        out.set(name, (await g.data()) as Float32Array);
-      }
+    for (const [name, v, transposed] of trainable) {
+      const g = transposed ? tf.tidy(() => tf.transpose(grads[v.name])) : grads[v.name];
+      out.set(name, (await g.data()) as Float32Array);
+      if (transposed) g.dispose();
+    }
     for (const g of Object.values(grads)) g.dispose();
     const lossSum = (await lossT!.data())[0];
     lossT!.dispose();

@@ -1,13 +1,12 @@
 /**
- * Resumable training state in one file, `checkpoint/trainer_state.safetensors`: the adapter's
- * tensors, AdamW's moments (`adamw.m.<name>`, `adamw.v.<name>`) and, in the metadata, the step
+ * Resumable training state in one file, `checkpoint/trainer_state.safetensors`: the trained
+ * tensors (the adapter's, or every base weight in full training), AdamW's moments (`adamw.m.<name>`, `adamw.v.<name>`) and, in the metadata, the step
  * and a fingerprint of what must not change across a resume. One file written atomically, so a
  * kill at any moment leaves either the previous state or the new one.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ExcitorInputError } from "../errors";
-import type { ExcitorAdapter } from "../excitor/adapter";
 import { readHeader, readTensorF32, writeSafetensors, type F32Tensor } from "../formats/safetensors";
 import type { AdamW } from "./optimizer";
 
@@ -18,9 +17,9 @@ export interface SavedState {
   fingerprint: string;
 }
 
-export function saveTrainerState(outDir: string, adapter: ExcitorAdapter, opt: AdamW, state: SavedState): void {
+export function saveTrainerState(outDir: string, trained: Record<string, F32Tensor>, opt: AdamW, state: SavedState): void {
   const tensors: Record<string, F32Tensor> = {};
-  for (const [name, t] of Object.entries(adapter.namedTensors())) {
+  for (const [name, t] of Object.entries(trained)) {
     tensors[name] = t;
     const s = opt.state.get(name);
     if (s) {
@@ -39,8 +38,8 @@ export function hasTrainerState(outDir: string): boolean {
   return fs.existsSync(path.join(outDir, STATE_FILE));
 }
 
-/** Restores adapter values and optimizer moments in place; returns the step to continue after. */
-export function loadTrainerState(outDir: string, adapter: ExcitorAdapter, opt: AdamW, fingerprint: string): number {
+/** Restores trained values and optimizer moments in place; returns the step to continue after. */
+export function loadTrainerState(outDir: string, trained: Record<string, F32Tensor>, opt: AdamW, fingerprint: string): number {
   const file = path.join(outDir, STATE_FILE);
   if (!fs.existsSync(file)) throw new ExcitorInputError(`${file}: no checkpoint to resume from`, file);
   const h = readHeader(file);
@@ -49,7 +48,7 @@ export function loadTrainerState(outDir: string, adapter: ExcitorAdapter, opt: A
       `${file}: the checkpoint was made with other data or settings (${h.metadata.fingerprint}) than this run (${fingerprint}); resume with the same options, or train into a new --out folder`,
       file,
     );
-  for (const [name, t] of Object.entries(adapter.namedTensors())) {
+  for (const [name, t] of Object.entries(trained)) {
     t.data.set(readTensorF32(h, name).data);
     if (h.tensors[`adamw.m.${name}`])
       opt.state.set(name, { m: readTensorF32(h, `adamw.m.${name}`).data, v: readTensorF32(h, `adamw.v.${name}`).data });

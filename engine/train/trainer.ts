@@ -11,7 +11,6 @@ import { readDataset } from "../data/datasets";
 import { encodeRecord, splitTrainValidation, type Example } from "../data/encode";
 import { ExcitorInputError, check } from "../errors";
 import { ExcitorAdapter } from "../excitor/adapter";
-import { tensorName } from "../excitor/config";
 import { countBaseParameters } from "../model/config";
 import { Rng } from "../rng";
 import type { ModelRuntime } from "../runtime";
@@ -21,6 +20,7 @@ import { chunk, makeBatch, targetTokens } from "./batches";
 import { hasTrainerState, loadTrainerState, saveTrainerState } from "./checkpoint";
 import type { TrainEvent } from "./events";
 import { ADAMW_DEFAULTS, AdamW, clipGlobalNorm } from "./optimizer";
+import { excitorTarget, fullTarget } from "./targets";
 import { defaultLearningRate, defaultWarmupSteps, learningRate } from "./schedule";
 
 export interface TrainOptions {
@@ -53,6 +53,11 @@ export interface TrainOptions {
   evalEvery: number;
   /** Continue from outDir's checkpoint. */
   resume: boolean;
+  /**
+   * "excitor" (default) tunes an adapter; "full" trains every base weight and writes a model
+   * folder (how the built-in demo model is pretrained).
+   */
+  mode?: "excitor" | "full";
   /** Base model folder, recorded in adapter_config.json. */
   baseModel: string;
   signal?: AbortSignal;
@@ -79,6 +84,7 @@ export const METRICS_FILE = "metrics.jsonl";
 export interface TrainResult {
   status: "done" | "cancelled";
   step: number;
+  /** The trained adapter (in full training, an unused one: the model folder is the result). */
   adapter: ExcitorAdapter;
   adapterDir: string;
   loss: number;
@@ -102,31 +108,32 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
   const truncated = examples.filter((e) => e.truncated);
 
   const small = countBaseParameters(rt.config) < 100e6;
-  let adapter = ExcitorAdapter.create(rt.config, {
+  const adapter = ExcitorAdapter.create(rt.config, {
     numPrompts: o.numPrompts ?? (small ? 10 : 30),
     rank: o.rank ?? (small ? 8 : 16),
     layers: o.layers,
     seed: o.seed,
     baseModel: o.baseModel,
-    extra: { template: records[0].kind === "alpaca" ? "alpaca" : "chat" },
+    extra: { template: { alpaca: "alpaca", chat: "chat", text: "none" }[records[0].kind] },
   });
   const stepsPerEpoch = Math.ceil(trainSet.length / o.batchSize);
   const totalSteps = Math.min(o.maxSteps ?? Infinity, o.epochs * stepsPerEpoch);
   const peakLr = o.learningRate ?? defaultLearningRate(o.batchSize);
   const warmup = defaultWarmupSteps(totalSteps, o.warmupShare);
   const opt = new AdamW({ ...ADAMW_DEFAULTS, weightDecay: o.weightDecay });
+  const full = o.mode === "full";
   const fingerprint = runFingerprint(o, examples, adapter, totalSteps);
 
+  if (!o.resume && hasTrainerState(o.outDir))
+    throw new ExcitorInputError(`${o.outDir}: already holds a training checkpoint; pass --resume to continue it, or choose a new --out folder`, o.outDir);
+  const target = full ? fullTarget(rt, o.baseModel) : excitorTarget(rt, adapter);
   fs.mkdirSync(o.outDir, { recursive: true });
   let step = 0;
-  if (o.resume) step = loadTrainerState(o.outDir, adapter, opt, fingerprint);
-  else if (hasTrainerState(o.outDir))
-    throw new ExcitorInputError(`${o.outDir}: already holds a training checkpoint; pass --resume to continue it, or choose a new --out folder`, o.outDir);
-  if (!o.resume) fs.rmSync(metrics, { force: true });
-
-  rt.prepareTraining(adapter);
-  const params = new Map(Object.entries(adapter.namedTensors()).map(([n, t]) => [n, t.data]));
-  const gateNames = new Set(adapter.config.layers.map((l) => tensorName(l, "gate")));
+  if (o.resume) {
+    step = loadTrainerState(o.outDir, target.tensors, opt, fingerprint);
+    target.upload();
+  } else fs.rmSync(metrics, { force: true });
+  const params = new Map(Object.entries(target.tensors).map(([n, t]) => [n, t.data]));
   emit({
     type: "start",
     totalSteps,
@@ -135,10 +142,10 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
     trainExamples: trainSet.length,
     validationExamples: validation.length,
     truncatedExamples: truncated.length,
-    trainableParams: adapter.parameterCount,
+    trainableParams: target.parameterCount,
     baseParams: countBaseParameters(rt.config),
     backend: rt.backend,
-    layers: adapter.config.layers,
+    layers: target.layers,
     learningRate: peakLr,
     effectiveBatch: o.batchSize,
     resumedFromStep: step,
@@ -161,8 +168,8 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
     return loss;
   };
   const checkpoint = () => {
-    saveTrainerState(o.outDir, adapter, opt, { step, fingerprint });
-    adapter.save(o.outDir, { step: String(step) });
+    saveTrainerState(o.outDir, target.tensors, opt, { step, fingerprint });
+    target.save(o.outDir, step);
     emit({ type: "checkpoint", step, dir: o.outDir });
   };
 
@@ -199,8 +206,8 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
     }
     const gradNorm = clipGlobalNorm(grads.values(), o.gradClip);
     const lr = learningRate(step + 1, totalSteps, peakLr, warmup);
-    opt.update(params, grads, lr, (n) => !gateNames.has(n));
-    rt.setAdapter(adapter);
+    opt.update(params, grads, lr, target.decay);
+    target.upload();
     step++;
     lastLoss = lossSum / tokens;
     check(Number.isFinite(lastLoss), `training diverged at step ${step} (loss ${lastLoss}); lower --lr`);
@@ -218,7 +225,7 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
       tokensPerSecond: seen / ((now - stepStart) / 1000),
       elapsedSeconds: (now - t0) / 1000,
       etaSeconds: ((totalSteps - step) * perStep) / 1000,
-      gates: adapter.gates(),
+      gates: target.gates(),
     });
     const atCheckpoint = o.checkpointEvery > 0 && step % o.checkpointEvery === 0 && step < totalSteps;
     if ((o.evalEvery > 0 ? step % o.evalEvery === 0 : atCheckpoint) && step < totalSteps) validationLoss = await validate();
@@ -243,7 +250,7 @@ function padId(tok: TextTokenizer): number {
 function runFingerprint(o: TrainOptions, examples: Example[], a: ExcitorAdapter, totalSteps: number): string {
   const h = crypto.createHash("sha256");
   for (const e of examples) h.update(Int32Array.from(e.ids)).update(e.lossMask);
-  const knobs = [o.seed, o.batchSize, totalSteps, o.learningRate ?? "", o.validationShare, a.config.numPrompts, a.config.rank, a.config.layers.join("-")];
+  const knobs = [o.mode ?? "excitor", o.seed, o.batchSize, totalSteps, o.learningRate ?? "", o.validationShare, a.config.numPrompts, a.config.rank, a.config.layers.join("-")];
   return `${knobs.join("/")}/data-${h.digest("hex").slice(0, 16)}`;
 }
 

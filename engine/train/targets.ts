@@ -1,0 +1,64 @@
+/**
+ * What a run trains: an Excitor adapter (the product's job) or every base weight (full-parameter
+ * training, used to pretrain the built-in demo model). The loop in trainer.ts sees only this.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { ExcitorAdapter } from "../excitor/adapter";
+import { tensorName } from "../excitor/config";
+import { writeSafetensors, type F32Tensor } from "../formats/safetensors";
+import { writeFileAtomic } from "../fs-atomic";
+import type { ModelRuntime } from "../runtime";
+
+export interface TrainTarget {
+  /** Trained tensors by name; the optimizer updates their data in place. */
+  tensors: Record<string, F32Tensor>;
+  parameterCount: number;
+  /** Layers whose gates are reported (none in full training). */
+  layers: number[];
+  /** Whether AdamW's weight decay applies to a tensor. */
+  decay(name: string): boolean;
+  /** Sends the updated values to the runtime. */
+  upload(): void;
+  /** Writes the result to outDir (each file atomically). */
+  save(outDir: string, step: number): void;
+  gates(): number[][];
+}
+
+export function excitorTarget(rt: ModelRuntime, adapter: ExcitorAdapter): TrainTarget {
+  rt.prepareTraining(adapter);
+  const gates = new Set(adapter.config.layers.map((l) => tensorName(l, "gate")));
+  return {
+    tensors: adapter.namedTensors(),
+    parameterCount: adapter.parameterCount,
+    layers: adapter.config.layers,
+    decay: (name) => !gates.has(name), // the spec: no weight decay on the gates
+    upload: () => rt.setAdapter(adapter),
+    save: (outDir, step) => adapter.save(outDir, { step: String(step) }),
+    gates: () => adapter.gates(),
+  };
+}
+
+/** Files of the base model folder that a fully trained copy keeps unchanged. */
+const MODEL_SIDE_FILES = ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"];
+
+export function fullTarget(rt: ModelRuntime, baseModelDir: string): TrainTarget {
+  const weights = rt.beginFullTraining();
+  const tensors = Object.fromEntries(weights);
+  const params = new Map([...weights].map(([n, t]) => [n, t.data]));
+  return {
+    tensors,
+    parameterCount: [...weights.values()].reduce((n, t) => n + t.data.length, 0),
+    layers: [],
+    decay: (name) => tensors[name].shape.length > 1, // no decay on norms and biases (GPT-2/LLaMA practice)
+    upload: () => rt.setBaseWeights(params),
+    save: (outDir, step) => {
+      writeSafetensors(path.join(outDir, "model.safetensors"), tensors, { format: "pt", step: String(step) });
+      for (const f of MODEL_SIDE_FILES) {
+        const src = path.join(baseModelDir, f);
+        if (fs.existsSync(src) && path.resolve(src) !== path.resolve(outDir, f)) writeFileAtomic(path.join(outDir, f), fs.readFileSync(src));
+      }
+    },
+    gates: () => [],
+  };
+}

@@ -78,3 +78,21 @@ test("an aborted signal stops generation with finishReason aborted", async () =>
   assert.ok(limited.ids.length <= 5 && (limited.finishReason === "length" || limited.finishReason === "eos"));
   rt.dispose();
 });
+
+test("an answer that ends at once (EOS first) is empty text, not an error", async () => {
+  const { rt, tok } = await tinyWithAdapter();
+  const eosBiased: typeof rt = Object.create(rt);
+  eosBiased.startDecode = (u: boolean) => {
+    const s = rt.startDecode(u);
+    return { get length() { return s.length; }, dispose: () => s.dispose(), feed: async (ids: number[]) => {
+      const l = await s.feed(ids);
+      l[tok.eosIds[0]] = 1e9; // force EOS
+      return l;
+    } };
+  };
+  const out = await generate(eosBiased, tok, [1, 40], { maxTokens: 5, temperature: 0 });
+  assert.equal(out.finishReason, "eos");
+  assert.equal(out.text, "");
+  assert.equal(tok.decode([]), "");
+  rt.dispose();
+});

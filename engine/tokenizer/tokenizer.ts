@@ -183,6 +183,7 @@ export class TextTokenizer {
    * " ." as "." (corrupting code) and would make streamed text differ from the full decode.
    */
   decode(ids: number[], opts: { skipSpecial?: boolean } = {}): string {
+    if (ids.length === 0) return ""; // the library rejects an empty list (e.g. an answer that is EOS at once)
     return this.tok.decode(ids, { skip_special_tokens: opts.skipSpecial ?? false, clean_up_tokenization_spaces: false });
   }
 

@@ -1,0 +1,87 @@
+/** The built-in demo: its model, tokenizer and data, and the main command end to end (a few steps). */
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { openModel } from "../engine/load";
+import { readDataset } from "../engine/data/datasets";
+import { TextTokenizer } from "../engine/tokenizer/tokenizer";
+import { generate } from "../engine/generate/generate";
+import { stories, NAMES, OBJECTS } from "../demo/scripts/corpus";
+import { trainBpe } from "../demo/scripts/bpe";
+import { isCorrect, normalizeAnswer, type DemoRecord } from "../demo/scripts/instructions";
+import { perplexity } from "../demo/evaluate";
+import { tempDir } from "./helpers/tiny-model";
+
+const repo = path.resolve(__dirname, "../..");
+const MODEL = path.join(repo, "demo", "model");
+const DATA = path.join(repo, "demo", "data");
+const readJsonl = <T>(f: string): T[] => fs.readFileSync(f, "utf8").trim().split("\n").map((l) => JSON.parse(l) as T);
+
+test("the demo model is a small GQA LLaMA in a Hugging Face folder of at most ~8 MB", async () => {
+  const size = fs.readdirSync(MODEL).reduce((n, f) => n + fs.statSync(path.join(MODEL, f)).size, 0);
+  assert.ok(size < 8.5e6, `${size} bytes`);
+  const rt = await openModel(MODEL);
+  assert.equal(rt.config.architecture, "LlamaForCausalLM");
+  assert.ok(rt.config.numKvHeads < rt.config.numHeads, "grouped-query attention");
+  rt.dispose();
+});
+
+test("the demo model knows its domain: low held-out perplexity and a coherent greedy story", async () => {
+  const rt = await openModel(MODEL);
+  const tok = TextTokenizer.fromFolder(MODEL);
+  const domain = readJsonl<{ text: string }>(path.join(DATA, "stories-heldout.jsonl")).map((r) => r.text);
+  const ppl = await perplexity(rt, tok, domain.slice(0, 30), false);
+  // A uniform guess over the vocabulary would be ~1000; the grammar leaves a handful of choices per token.
+  assert.ok(ppl < 4, `held-out perplexity ${ppl}`);
+  const out = await generate(rt, tok, tok.encode("Once upon a time, there was a"), { maxTokens: 60, temperature: 0, repetitionPenalty: 1 });
+  const vocabulary = new Set(stories(2000, 9).flatMap((s) => s.text.split(/[^A-Za-z]+/)));
+  const words = out.text.split(/[^A-Za-z]+/).filter(Boolean);
+  assert.ok(words.length > 20, out.text);
+  assert.ok(words.every((w) => vocabulary.has(w)), `every word is a word of the stories: ${out.text}`);
+  assert.match(out.text, /\w+ named [A-Z][a-z]+\./, "it names its character");
+  rt.dispose();
+});
+
+test("demo data: the answer is in the input, exact match scores it, and held-out stories are not training stories", () => {
+  const train = readJsonl<DemoRecord>(path.join(DATA, "train.jsonl"));
+  const heldout = readJsonl<DemoRecord>(path.join(DATA, "heldout.jsonl"));
+  assert.equal(readDataset(path.join(DATA, "train.jsonl")).length, train.length, "the engine reads it as Alpaca JSONL");
+  for (const r of [...train, ...heldout]) {
+    assert.ok(r.input.includes(r.answer), r.instruction);
+    assert.equal(r.output, `${r.answer}.`);
+    assert.ok(isCorrect(r.output, r.answer));
+  }
+  const seen = new Set(train.map((r) => r.input));
+  assert.ok(heldout.every((r) => !seen.has(r.input)));
+  assert.equal(new Set(heldout.map((r) => r.task)).size, 5, "every task is held out");
+  assert.equal(normalizeAnswer(" Lily. She was happy."), "lily");
+  assert.ok(!isCorrect("Lily was happy.", "Lily"), "an answer must be the whole first sentence");
+});
+
+test("the BPE trainer's tokenizer.json loads in @huggingface/tokenizers and round-trips text", () => {
+  const texts = stories(300, 7).map((s) => s.text);
+  const t = trainBpe(texts, 400, "#\n");
+  const tok = TextTokenizer.fromJson(t.tokenizerJson, t.tokenizerConfig);
+  assert.equal(tok.vocabSize, t.vocabSize);
+  for (const text of texts.slice(0, 50)) assert.equal(tok.decode(tok.encode(text, { bos: false })), text);
+  const ids = tok.encode(`${NAMES[0]} found a ${OBJECTS[0]}.`, { bos: false });
+  assert.ok(ids.length <= 8, `frequent words are single tokens (${ids.length} ids)`);
+  assert.deepEqual(tok.decode(tok.encode("Ωmega 🦙", { bos: false })), "Ωmega 🦙", "unseen characters fall back to bytes");
+});
+
+test("npm run demo's program: tunes, reports accuracy and perplexity before/after, writes report.md and loss.svg", () => {
+  const out = path.join(tempDir(), "demo");
+  const r = spawnSync(process.execPath, [path.join(repo, "dist/demo/run.js"), "--steps", "3", "--out", out], { encoding: "utf8", timeout: 600_000 });
+  assert.equal(r.status, 0, r.stderr);
+  for (const f of ["adapter_config.json", "adapter_model.safetensors", "metrics.jsonl", "report.md", "loss.svg"]) assert.ok(fs.existsSync(path.join(out, f)), f);
+  const report = fs.readFileSync(path.join(out, "report.md"), "utf8");
+  assert.match(report, /held-out instruction accuracy \(exact match, 100 prompts\) \| \d+ % \| \d+ % \|/);
+  assert.match(report, /held-out story perplexity .* \| \d+\.\d{3} \| \d+\.\d{3} \|/);
+  assert.match(report, /Trainable parameters: [\d,]+/);
+  assert.match(report, /Training: 3 steps, median \d+ tokens\/s/);
+  assert.equal((report.match(/^\| (What|Who|Where)/gm) ?? []).length, 3, "three prompts side by side");
+  assert.match(fs.readFileSync(path.join(out, "loss.svg"), "utf8"), /^<svg[^>]*>[\s\S]*<polyline[\s\S]*<\/svg>\n$/);
+  assert.ok(r.stdout.includes("# Excitor demo report"), "the report is printed too");
+});

@@ -1,38 +1,147 @@
 /**
- * `npm run demo`: the main job end to end on built-in data, with no network. Until the built-in
- * pretrained demo model lands, the base model is a tiny random LLaMA written here, so this shows
- * the pipeline (train with live progress -> adapter folder -> generate with and without it),
- * not a useful model. The task: "Say it again." — copy the input, which needs attention on the
- * instruction, the thing Excitor tunes.
+ * `npm run demo`: the main job on built-in data, offline. Tunes an Excitor adapter on the demo
+ * instruction set for the built-in demo model (demo/model), with live progress, then reports
+ * what changed: held-out instruction accuracy and domain perplexity before and after, trainable
+ * parameters, speed, and a few answers side by side. The report is also written as Markdown
+ * with a loss-curve SVG next to the adapter.
+ *
+ *   node dist/demo/run.js [--out DIR] [--steps N] [--model DIR]
  */
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { writeAlpaca, writeTinyModel } from "../test/helpers/tiny-model";
+import { openModel } from "../engine/load";
+import { countBaseParameters } from "../engine/model/config";
+import { TextTokenizer } from "../engine/tokenizer/tokenizer";
+import { train, TRAIN_DEFAULTS } from "../engine/train/trainer";
+import { writeFileAtomic } from "../engine/fs-atomic";
+import { trainReporter } from "../cli/progress";
+import { accuracy, answerAll, perplexity, type Answer } from "./evaluate";
+import { lossChartSvg, type LossPoint } from "./loss-chart";
+import type { DemoRecord } from "./scripts/instructions";
 
-const root = path.resolve(__dirname, "../../.excitor-cache/demo");
-const model = path.join(root, "model");
-const data = path.join(root, "data.jsonl");
-const out = path.join(root, "adapter");
-const bin = path.resolve(__dirname, "../../bin/excitor.js");
+const repo = path.resolve(__dirname, "../..");
+const args = process.argv.slice(2);
+const opt = (name: string, dflt?: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
+const MODEL = path.resolve(opt("--model", path.join(repo, "demo", "model"))!);
+const OUT = path.resolve(opt("--out", path.join(repo, "out", "demo"))!);
+const MAX_STEPS = opt("--steps") === undefined ? undefined : Number(opt("--steps"));
+const DATA = path.join(repo, "demo", "data");
 
-function excitor(args: string[]): void {
-  const r = spawnSync(process.execPath, [bin, ...args], { stdio: "inherit" });
-  if (r.status !== 0) process.exit(r.status ?? 1);
+const readJsonl = <T>(file: string): T[] => fs.readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l) as T);
+const pct = (x: number) => `${(100 * x).toFixed(0)} %`;
+
+async function main(): Promise<void> {
+  const t0 = performance.now();
+  const heldout = readJsonl<DemoRecord>(path.join(DATA, "heldout.jsonl"));
+  const domain = readJsonl<{ text: string }>(path.join(DATA, "stories-heldout.jsonl")).map((r) => r.text);
+  const tok = TextTokenizer.fromFolder(MODEL);
+  const rt = await openModel(MODEL, { forTraining: true });
+  const baseParams = countBaseParameters(rt.config);
+  console.log(`Excitor demo — base model ${path.relative(process.cwd(), MODEL) || MODEL} (${(baseParams / 1e6).toFixed(2)} M parameters, ${rt.backend})`);
+
+  console.log(`measuring the base model on ${heldout.length} held-out instructions and ${domain.length} held-out stories...`);
+  const before = { answers: await answerAll(rt, tok, heldout, false), ppl: await perplexity(rt, tok, domain, false) };
+
+  fs.rmSync(OUT, { recursive: true, force: true });
+  const reporter = trainReporter();
+  const losses: LossPoint[] = [];
+  const validation: LossPoint[] = [];
+  const speeds: number[] = [];
+  const trainStart = performance.now();
+  const result = await train(rt, tok, {
+    ...TRAIN_DEFAULTS,
+    dataFile: path.join(DATA, "train.jsonl"),
+    outDir: OUT,
+    baseModel: MODEL,
+    epochs: 2,
+    maxSteps: MAX_STEPS,
+    batchSize: 16,
+    microBatch: 16,
+    learningRate: 2e-2,
+    validationShare: 0.05,
+    checkpointEvery: 25,
+    onEvent: (e) => {
+      reporter.onEvent(e);
+      if (e.type === "step") {
+        losses.push({ step: e.step, loss: e.loss });
+        speeds.push(e.tokensPerSecond);
+      } else if (e.type === "validation") validation.push({ step: e.step, loss: e.loss });
+    },
+  });
+  reporter.stop();
+  const trainSeconds = (performance.now() - trainStart) / 1000;
+
+  console.log("measuring the tuned model...");
+  const after = { answers: await answerAll(rt, tok, heldout, true), ppl: await perplexity(rt, tok, domain, true) };
+  rt.dispose();
+
+  const median = [...speeds].sort((a, b) => a - b)[Math.floor(speeds.length / 2)] ?? 0;
+  const report = renderReport({
+    before, after, heldout: heldout.length, domain: domain.length, trainable: result.adapter.parameterCount, baseParams,
+    steps: result.step, tokensPerSecond: median, trainSeconds, wallSeconds: (performance.now() - t0) / 1000, out: OUT,
+  });
+  writeFileAtomic(path.join(OUT, "loss.svg"), lossChartSvg(losses, validation, "Excitor on the demo instruction set"));
+  writeFileAtomic(path.join(OUT, "report.md"), report);
+  console.log("\n" + report);
+  console.log(`Report written to ${path.join(OUT, "report.md")} (loss curve: loss.svg).`);
 }
 
-fs.rmSync(root, { recursive: true, force: true });
-writeTinyModel(model, { hidden: 64, layers: 4, heads: 4, kvHeads: 2, intermediate: 128, seed: 1, scale: 0.3 });
-const names = ["Lily", "Tom", "Sue", "Ben", "Max", "Anna", "Sam", "Mia"];
-const things = ["cat", "dog", "ball", "tree", "car", "cake", "bird", "box"];
-const records = names.flatMap((n, i) => things.map((t, j) => ({ instruction: "Say it again.", input: `${n} saw a ${t}`, output: `${n} saw a ${t}` })).filter((_, j) => (i + j) % 2 === 0));
-writeAlpaca(data, records);
-
-console.log(`Excitor demo: base model ${model} (tiny random LLaMA), ${records.length} records in ${data}\n`);
-excitor(["train", "--model", model, "--data", data, "--out", out, "--epochs", "6", "--batch-size", "8", "--lr", "0.04", "--validation-share", "0.1", "--checkpoint-every", "10"]);
-const prompt = "Below is an instruction that describes a task, paired with an input that provides further context. Write a response that appropriately completes the request.\n\n### Instruction:\nSay it again.\n\n### Input:\nMia saw a cat\n\n### Response:";
-for (const [label, extra] of [["base model", []], ["tuned model", ["--adapter", out]]] as const) {
-  process.stdout.write(`\n${label}: `);
-  excitor(["generate", "--model", model, ...extra, "--prompt", prompt, "--max-tokens", "16", "--temperature", "0"]);
+interface ReportData {
+  before: { answers: Answer[]; ppl: number };
+  after: { answers: Answer[]; ppl: number };
+  heldout: number;
+  domain: number;
+  trainable: number;
+  baseParams: number;
+  steps: number;
+  tokensPerSecond: number;
+  trainSeconds: number;
+  wallSeconds: number;
+  out: string;
 }
-console.log(`\nAdapter written to ${out}`);
+
+function renderReport(d: ReportData): string {
+  const examples = pickExamples(d.before.answers, d.after.answers);
+  const cell = (s: string) => (s === "" ? "(nothing)" : s.replace(/\|/g, "\\|").replace(/\n/g, " "));
+  return [
+    "# Excitor demo report",
+    "",
+    "| | base model | with the Excitor adapter |",
+    "|---|---|---|",
+    `| held-out instruction accuracy (exact match, ${d.heldout} prompts) | ${pct(accuracy(d.before.answers))} | ${pct(accuracy(d.after.answers))} |`,
+    `| held-out story perplexity (${d.domain} stories, the base model's own domain) | ${d.before.ppl.toFixed(3)} | ${d.after.ppl.toFixed(3)} |`,
+    "",
+    `- Trainable parameters: ${d.trainable.toLocaleString("en-US")} (${((100 * d.trainable) / d.baseParams).toFixed(2)} % of the base model's ${d.baseParams.toLocaleString("en-US")}); the base weights stay frozen.`,
+    `- Training: ${d.steps} steps, median ${d.tokensPerSecond.toFixed(0)} tokens/s, ${d.trainSeconds.toFixed(0)} s; whole demo ${d.wallSeconds.toFixed(0)} s.`,
+    `- Adapter: \`${d.out}\` (adapter_config.json, adapter_model.safetensors, metrics.jsonl).`,
+    "",
+    "![loss curve](loss.svg)",
+    "",
+    "## Held-out prompts, side by side",
+    "",
+    "| instruction | expected | base model | tuned model |",
+    "|---|---|---|---|",
+    ...examples.map(([b, a]) => `| ${cell(b.record.instruction)} | ${b.record.answer} | ${cell(b.response)} | ${cell(a.response)} |`),
+    "",
+  ].join("\n");
+}
+
+/** Three held-out prompts of different tasks, preferring ones the tuning fixed. */
+function pickExamples(before: Answer[], after: Answer[]): [Answer, Answer][] {
+  const pairs = before.map((b, i) => [b, after[i]] as [Answer, Answer]);
+  const ranked = [...pairs.filter(([b, a]) => !b.correct && a.correct), ...pairs];
+  const seen = new Set<string>();
+  const out: [Answer, Answer][] = [];
+  for (const p of ranked) {
+    if (seen.has(p[0].record.task)) continue;
+    seen.add(p[0].record.task);
+    out.push(p);
+    if (out.length === 3) break;
+  }
+  return out;
+}
+
+main().catch((e) => {
+  console.error(`excitor demo: ${(e as Error).message}`);
+  process.exit(1);
+});

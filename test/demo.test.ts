@@ -50,7 +50,7 @@ test("demo data: the answer is in the input, exact match scores it, and held-out
   assert.equal(readDataset(path.join(DATA, "train.jsonl")).length, train.length, "the engine reads it as Alpaca JSONL");
   for (const r of [...train, ...heldout]) {
     assert.ok(r.input.includes(r.answer), r.instruction);
-    assert.equal(r.output, `${r.answer}.`);
+    assert.equal(r.output, ` ${r.answer}.`);
     assert.ok(isCorrect(r.output, r.answer));
   }
   const seen = new Set(train.map((r) => r.input));

@@ -1,0 +1,40 @@
+/** What the demo report measures: instruction accuracy by exact match, and perplexity on the base model's own domain. */
+import { alpacaPrompt } from "../engine/data/templates";
+import { generate } from "../engine/generate/generate";
+import type { ModelRuntime } from "../engine/runtime";
+import { scoreIds } from "../engine/score";
+import type { TextTokenizer } from "../engine/tokenizer/tokenizer";
+import { isCorrect, type DemoRecord } from "./scripts/instructions";
+
+export interface Answer {
+  record: DemoRecord;
+  response: string;
+  correct: boolean;
+}
+
+/** Greedy answers to the held-out instructions; `useAdapter` false asks the base model. */
+export async function answerAll(rt: ModelRuntime, tok: TextTokenizer, records: DemoRecord[], useAdapter: boolean): Promise<Answer[]> {
+  const out: Answer[] = [];
+  for (const record of records) {
+    const ids = tok.encode(alpacaPrompt(record.instruction, record.input));
+    const r = await generate(rt, tok, ids, { maxTokens: 12, temperature: 0, repetitionPenalty: 1, stop: ["\n"], useAdapter });
+    out.push({ record, response: r.text.trim(), correct: isCorrect(r.text, record.answer) });
+  }
+  return out;
+}
+
+export function accuracy(answers: Answer[]): number {
+  return answers.filter((a) => a.correct).length / Math.max(1, answers.length);
+}
+
+/** Token-level perplexity over all texts (BOS in front, EOS at the end, as in pretraining). */
+export async function perplexity(rt: ModelRuntime, tok: TextTokenizer, texts: string[], useAdapter: boolean): Promise<number> {
+  let sum = 0;
+  let n = 0;
+  for (const text of texts) {
+    const { logprobs } = await scoreIds(rt, tok.encode(text, { eos: true }), useAdapter);
+    for (const lp of logprobs) sum += lp;
+    n += logprobs.length;
+  }
+  return Math.exp(-sum / n);
+}

@@ -4,12 +4,15 @@ import { generate } from "../engine/generate/generate";
 import type { ModelRuntime } from "../engine/runtime";
 import { scoreIds } from "../engine/score";
 import type { TextTokenizer } from "../engine/tokenizer/tokenizer";
-import { isCorrect, type DemoRecord } from "./scripts/instructions";
+import { isCorrect, mentionsAnswer, type DemoRecord } from "./scripts/instructions";
 
 export interface Answer {
   record: DemoRecord;
   response: string;
+  /** Exact match of the first sentence. */
   correct: boolean;
+  /** The answer word is in the first sentence. */
+  mentions: boolean;
 }
 
 /** Greedy answers to the held-out instructions; `useAdapter` false asks the base model. */
@@ -17,14 +20,14 @@ export async function answerAll(rt: ModelRuntime, tok: TextTokenizer, records: D
   const out: Answer[] = [];
   for (const record of records) {
     const ids = tok.encode(alpacaPrompt(record.instruction, record.input));
-    const r = await generate(rt, tok, ids, { maxTokens: 12, temperature: 0, repetitionPenalty: 1, stop: ["\n"], useAdapter });
-    out.push({ record, response: r.text.trim(), correct: isCorrect(r.text, record.answer) });
+    const r = await generate(rt, tok, ids, { maxTokens: 16, temperature: 0, repetitionPenalty: 1, stop: ["\n"], useAdapter });
+    out.push({ record, response: r.text.trim(), correct: isCorrect(r.text, record), mentions: mentionsAnswer(r.text, record) });
   }
   return out;
 }
 
-export function accuracy(answers: Answer[]): number {
-  return answers.filter((a) => a.correct).length / Math.max(1, answers.length);
+export function accuracy(answers: Answer[], key: "correct" | "mentions" = "correct"): number {
+  return answers.filter((a) => a[key]).length / Math.max(1, answers.length);
 }
 
 /** Token-level perplexity over all texts (BOS in front, EOS at the end, as in pretraining). */

@@ -10,7 +10,7 @@ import { TextTokenizer } from "../engine/tokenizer/tokenizer";
 import { generate } from "../engine/generate/generate";
 import { stories, NAMES, OBJECTS } from "../demo/scripts/corpus";
 import { trainBpe } from "../demo/scripts/bpe";
-import { isCorrect, normalizeAnswer, type DemoRecord } from "../demo/scripts/instructions";
+import { isCorrect, mentionsAnswer, firstSentence, type DemoRecord } from "../demo/scripts/instructions";
 import { perplexity } from "../demo/evaluate";
 import { tempDir } from "./helpers/tiny-model";
 
@@ -50,14 +50,17 @@ test("demo data: the answer is in the input, exact match scores it, and held-out
   assert.equal(readDataset(path.join(DATA, "train.jsonl")).length, train.length, "the engine reads it as Alpaca JSONL");
   for (const r of [...train, ...heldout]) {
     assert.ok(r.input.includes(r.answer), r.instruction);
-    assert.equal(r.output, ` ${r.answer}.`);
-    assert.ok(isCorrect(r.output, r.answer));
+    assert.ok(r.output.startsWith(" ") && r.output.trim().endsWith(`${r.answer}.`), r.output);
+    assert.ok(isCorrect(r.output, r) && mentionsAnswer(r.output, r));
   }
   const seen = new Set(train.map((r) => r.input));
   assert.ok(heldout.every((r) => !seen.has(r.input)));
-  assert.equal(new Set(heldout.map((r) => r.task)).size, 5, "every task is held out");
-  assert.equal(normalizeAnswer(" Lily. She was happy."), "lily");
-  assert.ok(!isCorrect("Lily was happy.", "Lily"), "an answer must be the whole first sentence");
+  assert.equal(new Set(heldout.map((r) => r.task)).size, 3, "every task is held out");
+  assert.equal(firstSentence(" The kite was red. It flew."), "the kite was red");
+  const kite = { output: " The kite was red.", answer: "red" };
+  assert.ok(isCorrect("The kite was red!", kite));
+  assert.ok(!isCorrect("The kite was red and blue.", kite), "exact match means the whole first sentence");
+  assert.ok(mentionsAnswer("A red kite flew.", kite) && !mentionsAnswer("The kite was reddish.", kite));
 });
 
 test("the BPE trainer's tokenizer.json loads in @huggingface/tokenizers and round-trips text", () => {
@@ -78,6 +81,7 @@ test("npm run demo's program: tunes, reports accuracy and perplexity before/afte
   for (const f of ["adapter_config.json", "adapter_model.safetensors", "metrics.jsonl", "report.md", "loss.svg"]) assert.ok(fs.existsSync(path.join(out, f)), f);
   const report = fs.readFileSync(path.join(out, "report.md"), "utf8");
   assert.match(report, /held-out instruction accuracy \(exact match, 100 prompts\) \| \d+ % \| \d+ % \|/);
+  assert.match(report, /contains the right word \| \d+ % \| \d+ % \|/);
   assert.match(report, /held-out story perplexity .* \| \d+\.\d{3} \| \d+\.\d{3} \|/);
   assert.match(report, /Trainable parameters: [\d,]+/);
   assert.match(report, /Training: 3 steps, median \d+ tokens\/s/);

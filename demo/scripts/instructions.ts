@@ -1,7 +1,9 @@
 /**
- * The demo instruction set: questions about a story whose answer is one word of that story, so
- * following the instruction is checked by exact match. The base model has only ever continued
- * stories, so it does not answer them; an adapter has to learn to look back at the right word.
+ * The demo instruction set: questions about a short story, answered by one sentence in the
+ * stories' own style whose last word must come from the story ("What color is the kite?" ->
+ * "The kite was red."). Checked by exact match. The base model has only ever written and
+ * continued stories, so it does not answer; an adapter has to learn the answer's form and to
+ * look back at the right word.
  */
 import { Rng } from "../../engine/rng";
 import type { Story } from "./corpus";
@@ -10,39 +12,50 @@ export interface DemoRecord {
   instruction: string;
   input: string;
   output: string;
-  /** The answer that counts, for scoring. */
+  /** The word of the story the answer hinges on. */
   answer: string;
   task: string;
 }
 
-type Task = { name: string; instruction: (s: Story) => string; answer: (s: Story) => string };
+type Task = { name: string; instruction: (s: Story) => string; output: (s: Story) => string; answer: (s: Story) => string };
 
 export const TASKS: Task[] = [
-  { name: "name", instruction: (s) => `What is the name of the ${s.facts.animal}?`, answer: (s) => s.facts.name },
-  { name: "friend", instruction: (s) => `Who is the friend of ${s.facts.name}?`, answer: (s) => s.facts.friend },
-  { name: "color", instruction: (s) => `What color is the ${s.facts.object}?`, answer: (s) => s.facts.color },
-  { name: "object", instruction: (s) => `What did ${s.facts.name} find?`, answer: (s) => s.facts.object },
-  { name: "place", instruction: () => "Where does the story happen?", answer: (s) => s.facts.place },
+  { name: "name", instruction: (s) => `What is the name of the ${s.facts.animal}?`, output: (s) => `The ${s.facts.animal} was named ${s.facts.name}.`, answer: (s) => s.facts.name },
+  { name: "color", instruction: (s) => `What color is the ${s.facts.object}?`, output: (s) => `The ${s.facts.object} was ${s.facts.color}.`, answer: (s) => s.facts.color },
+  { name: "object", instruction: (s) => `What did ${s.facts.name} find?`, output: (s) => `${s.facts.name} found a ${s.facts.object}.`, answer: (s) => s.facts.object },
 ];
 
-/** Every instruction wording (with placeholders filled in), for the tokenizer's training text. */
+/**
+ * Extra text for the tokenizer's training (demo/scripts/pretrain.ts) so that instruction words
+ * are whole tokens. Frozen: the committed tokenizer was trained with exactly these strings.
+ */
 export const TASK_INSTRUCTIONS = ["What is the name of the", "Who is the friend of", "What color is the", "What did", "find?", "Where does the story happen?"];
+
+/** The story's first four sentences: every fact the questions ask about is in them. */
+export function storyOpening(s: Story): string {
+  return s.text.match(/[^.!?]+[.!?]"?/g)!.slice(0, 4).map((x) => x.trim()).join(" ");
+}
 
 export function makeRecords(source: Story[], seed: number): DemoRecord[] {
   const rng = new Rng(seed);
   return source.map((s) => {
     const task = TASKS[rng.int(TASKS.length)];
-    const answer = task.answer(s);
-    // The leading space keeps the answer the same token as in the stories ("▁Sue", not "Sue").
-    return { instruction: task.instruction(s), input: s.text, output: ` ${answer}.`, answer, task: task.name };
+    // The leading space keeps the first word the same token as in the stories ("▁The", not "The").
+    return { instruction: task.instruction(s), input: storyOpening(s), output: ` ${task.output(s)}`, answer: task.answer(s), task: task.name };
   });
 }
 
-/** The first sentence or line of a response, lower-cased, without trailing punctuation. */
-export function normalizeAnswer(text: string): string {
+/** The first sentence of a response, lower-cased, without its final punctuation. */
+export function firstSentence(text: string): string {
   return text.trim().split(/[\n.!?]/)[0].trim().toLowerCase();
 }
 
-export function isCorrect(response: string, answer: string): boolean {
-  return normalizeAnswer(response) === answer.toLowerCase();
+/** Exact match: the response's first sentence is the expected sentence. */
+export function isCorrect(response: string, record: Pick<DemoRecord, "output">): boolean {
+  return firstSentence(response) === firstSentence(record.output);
+}
+
+/** Looser: the story word the answer hinges on appears in the response's first sentence. */
+export function mentionsAnswer(response: string, record: Pick<DemoRecord, "answer">): boolean {
+  return firstSentence(response).split(/[^a-z]+/).includes(record.answer.toLowerCase());
 }

@@ -1,5 +1,6 @@
 /** What the demo report measures: instruction accuracy by exact match, and perplexity on the base model's own domain. */
 import { alpacaPrompt } from "../engine/data/templates";
+import { encodeRecord } from "../engine/data/encode";
 import { generate } from "../engine/generate/generate";
 import type { ModelRuntime } from "../engine/runtime";
 import { scoreIds } from "../engine/score";
@@ -28,6 +29,27 @@ export async function answerAll(rt: ModelRuntime, tok: TextTokenizer, records: D
 
 export function accuracy(answers: Answer[], key: "correct" | "mentions" = "correct"): number {
   return answers.filter((a) => a[key]).length / Math.max(1, answers.length);
+}
+
+/**
+ * Perplexity of the expected answers (response tokens and EOS, as training scores them) given
+ * their prompts: how much closer to the answers the model has moved, even where greedy
+ * decoding does not yet produce them exactly.
+ */
+export async function answerPerplexity(rt: ModelRuntime, tok: TextTokenizer, records: DemoRecord[], useAdapter: boolean): Promise<number> {
+  let sum = 0;
+  let n = 0;
+  for (const record of records) {
+    const ex = encodeRecord({ kind: "alpaca", instruction: record.instruction, input: record.input, output: record.output, line: 0 }, tok, rt.config.maxPositions, "heldout");
+    const { logprobs } = await scoreIds(rt, ex.ids, useAdapter);
+    logprobs.forEach((lp, i) => {
+      if (ex.lossMask[i + 1]) {
+        sum += lp;
+        n++;
+      }
+    });
+  }
+  return Math.exp(-sum / n);
 }
 
 /** Token-level perplexity over all texts (BOS in front, EOS at the end, as in pretraining). */

@@ -15,7 +15,7 @@ import { TextTokenizer } from "../engine/tokenizer/tokenizer";
 import { train, TRAIN_DEFAULTS } from "../engine/train/trainer";
 import { writeFileAtomic } from "../engine/fs-atomic";
 import { trainReporter } from "../cli/progress";
-import { accuracy, answerAll, perplexity, type Answer } from "./evaluate";
+import { accuracy, answerAll, answerPerplexity, perplexity, type Answer } from "./evaluate";
 import { lossChartSvg, type LossPoint } from "./loss-chart";
 import type { DemoRecord } from "./scripts/instructions";
 
@@ -29,6 +29,7 @@ const DATA = path.join(repo, "demo", "data");
 
 const readJsonl = <T>(file: string): T[] => fs.readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l) as T);
 const pct = (x: number) => `${(100 * x).toFixed(0)} %`;
+const fmtPpl = (x: number) => (x >= 1000 ? Math.round(x).toLocaleString("en-US") : x.toFixed(2));
 
 async function main(): Promise<void> {
   const t0 = performance.now();
@@ -40,7 +41,7 @@ async function main(): Promise<void> {
   console.log(`Excitor demo — base model ${path.relative(process.cwd(), MODEL) || MODEL} (${(baseParams / 1e6).toFixed(2)} M parameters, ${rt.backend})`);
 
   console.log(`measuring the base model on ${heldout.length} held-out instructions and ${domain.length} held-out stories...`);
-  const before = { answers: await answerAll(rt, tok, heldout, false), ppl: await perplexity(rt, tok, domain, false) };
+  const before = { answers: await answerAll(rt, tok, heldout, false), answerPpl: await answerPerplexity(rt, tok, heldout, false), ppl: await perplexity(rt, tok, domain, false) };
 
   fs.rmSync(OUT, { recursive: true, force: true });
   const reporter = trainReporter();
@@ -73,7 +74,7 @@ async function main(): Promise<void> {
   const trainSeconds = (performance.now() - trainStart) / 1000;
 
   console.log("measuring the tuned model...");
-  const after = { answers: await answerAll(rt, tok, heldout, true), ppl: await perplexity(rt, tok, domain, true) };
+  const after = { answers: await answerAll(rt, tok, heldout, true), answerPpl: await answerPerplexity(rt, tok, heldout, true), ppl: await perplexity(rt, tok, domain, true) };
   rt.dispose();
 
   const median = [...speeds].sort((a, b) => a - b)[Math.floor(speeds.length / 2)] ?? 0;
@@ -88,8 +89,8 @@ async function main(): Promise<void> {
 }
 
 interface ReportData {
-  before: { answers: Answer[]; ppl: number };
-  after: { answers: Answer[]; ppl: number };
+  before: { answers: Answer[]; answerPpl: number; ppl: number };
+  after: { answers: Answer[]; answerPpl: number; ppl: number };
   heldout: number;
   domain: number;
   trainable: number;
@@ -111,6 +112,7 @@ function renderReport(d: ReportData): string {
     "|---|---|---|",
     `| held-out instruction accuracy (exact match, ${d.heldout} prompts) | ${pct(accuracy(d.before.answers))} | ${pct(accuracy(d.after.answers))} |`,
     `| held-out answers whose first sentence contains the right word | ${pct(accuracy(d.before.answers, "mentions"))} | ${pct(accuracy(d.after.answers, "mentions"))} |`,
+    `| perplexity of the expected held-out answers (lower: closer to answering) | ${fmtPpl(d.before.answerPpl)} | ${fmtPpl(d.after.answerPpl)} |`,
     `| held-out story perplexity (${d.domain} stories, the base model's own domain) | ${d.before.ppl.toFixed(3)} | ${d.after.ppl.toFixed(3)} |`,
     "",
     `- Trainable parameters: ${d.trainable.toLocaleString("en-US")} (${((100 * d.trainable) / d.baseParams).toFixed(2)} % of the base model's ${d.baseParams.toLocaleString("en-US")}); the base weights stay frozen.`,

@@ -39,6 +39,7 @@ test("the demo model knows its domain: low held-out perplexity and a coherent gr
   const vocabulary = new Set(stories(2000, 9).flatMap((s) => s.text.split(/[^A-Za-z]+/)));
   const words = out.text.split(/[^A-Za-z]+/).filter(Boolean);
   assert.ok(words.length > 20, out.text);
+  assert.match(out.text, /^ [a-z]/, "the continuation keeps its leading space");
   assert.ok(words.every((w) => vocabulary.has(w)), `every word is a word of the stories: ${out.text}`);
   assert.match(out.text, /\w+ named [A-Z][a-z]+\./, "it names its character");
   rt.dispose();

@@ -113,9 +113,18 @@ async function main(): Promise<void> {
     },
   });
   rt.dispose();
-  // Wall time of the whole run, interruptions and resumes included, from its metrics log.
-  const times = fs.readFileSync(path.join(run, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => Date.parse(JSON.parse(l).time));
-  const minutes = (times[times.length - 1] - times[0]) / 60000;
+  // Training time of the whole run from its metrics log: each process's span (from its "start"
+  // event to its last event) added up, so a pause between an interruption and the resume does not count.
+  const events = fs.readFileSync(path.join(run, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { time: string; type: string; loss?: number });
+  let ms = 0;
+  let spanStart = 0;
+  events.forEach((e, i) => {
+    const t = Date.parse(e.time);
+    if (e.type === "start") spanStart = t;
+    if (i === events.length - 1 || events[i + 1].type === "start") ms += t - spanStart;
+  });
+  const minutes = ms / 60000;
+  const finalLoss = [...events].reverse().find((e) => e.type === "step")?.loss ?? res.loss;
 
   const model = await openModel(run);
   const nll: number[] = [];
@@ -123,7 +132,7 @@ async function main(): Promise<void> {
   const ppl = Math.exp(-nll.reduce((a, b) => a + b, 0) / nll.length);
   fs.mkdirSync(out, { recursive: true });
   for (const f of ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json"]) fs.copyFileSync(path.join(run, f), path.join(out, f));
-  const info = { vocab: tokenizer.vocabSize, steps: res.step, batch: BATCH, lr: LR, stories: CORPUS, formatShare: FORMAT_SHARE, minutes: Number(minutes.toFixed(1)), heldoutPerplexity: Number(ppl.toFixed(3)), heldoutStories: heldout.length, finalLoss: res.loss, cpu: os.cpus()[0]?.model, cores: os.cpus().length };
+  const info = { vocab: tokenizer.vocabSize, steps: res.step, batch: BATCH, lr: LR, stories: CORPUS, formatShare: FORMAT_SHARE, minutes: Number(minutes.toFixed(1)), heldoutPerplexity: Number(ppl.toFixed(3)), heldoutStories: heldout.length, finalLoss: Number(finalLoss.toFixed(4)), cpu: os.cpus()[0]?.model, cores: os.cpus().length };
   fs.writeFileSync(path.join(out, "pretraining.json"), JSON.stringify(info, null, 2) + "\n");
   const sample = await greedySample(model, tokenizer);
   model.dispose();

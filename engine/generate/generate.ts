@@ -38,7 +38,8 @@ export async function generate(rt: ModelRuntime, tok: TextTokenizer, promptIds: 
   if (context.length === 0) throw new Error("generate: empty prompt and the tokenizer has no BOS token");
   const promptTokens = context.length;
   const session = rt.startDecode(opts.useAdapter ?? true);
-  const decoder = tok.createStreamDecoder({ skipSpecial: true });
+  // The last prompt tokens as context, so the first generated word keeps its leading space.
+  const decoder = tok.createStreamDecoder({ skipSpecial: true, context: context.slice(-4) });
   const ids: number[] = [];
   let text = "";
   let emitted = 0;

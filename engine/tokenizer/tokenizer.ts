@@ -194,12 +194,16 @@ export class TextTokenizer {
    * form one character over several tokens; the first token's leading space is stripped) and
    * byte-level BPE (a token can end mid-character). So each push decodes the whole prefix and
    * emits the new suffix, holding everything back while the text ends in U+FFFD (an incomplete
-   * UTF-8 sequence). The deltas therefore concatenate to exactly `decode(allIds)`. Cost is
+   * UTF-8 sequence). The deltas therefore concatenate to exactly `decode(context + allIds)` minus
+   * `decode(context)`. Cost is
    * quadratic in the output length, which is negligible for the lengths a chat turn produces.
    */
-  createStreamDecoder(opts: { skipSpecial?: boolean } = {}): StreamDecoder {
-    const ids: number[] = [];
-    let emitted = "";
+  createStreamDecoder(opts: { skipSpecial?: boolean; context?: number[] } = {}): StreamDecoder {
+    // Decoding the new ids after a few context ids keeps what depends on the left neighbour
+    // (SentencePiece strips the leading space of the *first* token only): a continuation of
+    // "there was a" must print " happy", not "happy".
+    const ids: number[] = (opts.context ?? []).slice();
+    let emitted = this.decode(ids, opts);
     const emit = (text: string): string => {
       // Decoding a longer prefix only appends text for the decoders we use; if a decoder ever
       // rewrote earlier text we cannot take it back, so we emit only what goes beyond it.
@@ -213,7 +217,7 @@ export class TextTokenizer {
         const text = this.decode(ids, opts);
         return text.endsWith("\uFFFD") ? "" : emit(text);
       },
-      flush: (): string => emit(this.decode(ids, opts)),
+      flush: (): string => (ids.length ? emit(this.decode(ids, opts)) : ""),
     };
   }
 

@@ -66,7 +66,7 @@ test("demo data: the answer is in the input, exact match scores it, and held-out
 
 test("the BPE trainer's tokenizer.json loads in @huggingface/tokenizers and round-trips text", () => {
   const texts = stories(300, 7).map((s) => s.text);
-  const t = trainBpe(texts, 400, "#\n");
+  const t = trainBpe(texts, 700, "#\n");
   const tok = TextTokenizer.fromJson(t.tokenizerJson, t.tokenizerConfig);
   assert.equal(tok.vocabSize, t.vocabSize);
   for (const text of texts.slice(0, 50)) assert.equal(tok.decode(tok.encode(text, { bos: false })), text);

@@ -7,6 +7,7 @@
  */
 import * as readline from "node:readline";
 import type { Command } from "commander";
+import type { SamplingOptions } from "../../engine/generate/sampler";
 import { encodeChatPrompt } from "../../engine/data/encode";
 import { generate } from "../../engine/generate/generate";
 import type { BackendChoice } from "../../engine/load";
@@ -19,17 +20,12 @@ import { adapterTemplate, alpacaConversationIds } from "../prompt";
 import { attachAdapter, modelOptions, openRuntime, openTokenizer } from "../session";
 import { samplingOptions } from "./generate";
 
-interface Opts {
+interface Opts extends SamplingOptions {
   model: string;
   adapter?: string;
   backend: BackendChoice;
   system?: string;
   maxTokens: number;
-  temperature: number;
-  topP: number;
-  topK: number;
-  repetitionPenalty: number;
-  seed: number;
 }
 
 export function registerChat(program: Command, run: Runner): void {

@@ -5,6 +5,7 @@
  * reference implementations. Ctrl-C stops generation cleanly and exits 130.
  */
 import type { Command } from "commander";
+import type { SamplingOptions } from "../../engine/generate/sampler";
 import { generate } from "../../engine/generate/generate";
 import { DEFAULT_SAMPLING } from "../../engine/generate/sampler";
 import { ExcitorInputError } from "../../engine/errors";
@@ -14,18 +15,13 @@ import { NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, numberOption, r
 import { promptIds } from "../prompt";
 import { attachAdapter, interruptSignal, modelOptions, openRuntime, openTokenizer } from "../session";
 
-interface Opts {
+interface Opts extends SamplingOptions {
   model: string;
   adapter?: string;
   backend: BackendChoice;
   prompt: string;
   template: TemplateName;
   maxTokens: number;
-  temperature: number;
-  topP: number;
-  topK: number;
-  repetitionPenalty: number;
-  seed: number;
   stop: string[];
   verbose?: boolean;
 }

@@ -177,6 +177,8 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
   let validationLoss = step === 0 ? await validate() : undefined;
   const runStart = performance.now();
   const startStep = step;
+  let order: number[] = [];
+  let orderEpoch = -1;
   while (step < totalSteps) {
     await yieldToEventLoop();
     if (o.signal?.aborted) {
@@ -185,7 +187,7 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
       return { status: "cancelled", step, adapter, adapterDir: o.outDir, loss: lastLoss, validationLoss };
     }
     const epoch = Math.floor(step / stepsPerEpoch);
-    const order = epochOrder(trainSet.length, o.seed, epoch);
+    if (epoch !== orderEpoch) [order, orderEpoch] = [epochOrder(trainSet.length, o.seed, epoch), epoch];
     const idx = step % stepsPerEpoch;
     const batch = order.slice(idx * o.batchSize, (idx + 1) * o.batchSize).map((i) => trainSet[i]);
 

@@ -202,3 +202,16 @@ test("loading holds exactly one float32 copy of the weights on the backend, and 
   rt.dispose();
   assert.equal(tf.memory().numBytes, before, "dispose frees everything");
 });
+
+test("Mistral sliding-window attention: a token sees only the last `sliding_window` positions", async () => {
+  const dir = writeTinyModel(path.join(tempDir(), "mistral"), { seed: 24, layers: 1, architecture: "MistralForCausalLM" });
+  const cfg = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8"));
+  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...cfg, sliding_window: 2 }));
+  const rt = await openModel(dir);
+  const a = await rt.tokenLogprobs([1, 40, 51, 62, 73, 84], false);
+  const b = await rt.tokenLogprobs([1, 45, 51, 62, 73, 84], false); // token 1 changed
+  // One layer, window 2: position p sees p-1 and p, so predictions from position 3 on never see position 1.
+  for (const i of [1, 2]) assert.notEqual(a[i], b[i], `position ${i} sees the change`);
+  assert.deepEqual(Array.from(a.slice(3)), Array.from(b.slice(3)));
+  rt.dispose();
+});

@@ -1,5 +1,5 @@
 /**
- * What most commands do first: open the model on the chosen backend, its tokenizer, and an
+ * What most commands do first: open the model's tokenizer and an
  * optional adapter; plus Ctrl-C as an AbortSignal. Kept in one place so that every command
  * reports a missing folder or a misfit adapter the same way.
  */
@@ -7,7 +7,6 @@ import * as fs from "node:fs";
 import type { Command } from "commander";
 import { ExcitorInputError } from "../engine/errors";
 import { ExcitorAdapter } from "../engine/excitor/adapter";
-import { openModel, type BackendChoice } from "../engine/load";
 import type { ModelRuntime } from "../engine/runtime";
 import { TextTokenizer } from "../engine/tokenizer/tokenizer";
 
@@ -16,10 +15,6 @@ export function modelOptions(cmd: Command, withAdapter = true): Command {
   cmd.requiredOption("--model <dir>", "model folder (Hugging Face layout: config.json, *.safetensors, tokenizer.json)");
   if (withAdapter) cmd.option("--adapter <dir>", "Excitor adapter folder (adapter_config.json, adapter_model.safetensors)");
   return cmd;
-}
-
-export async function openRuntime(dir: string, backend: BackendChoice, forTraining = false, fastBackward = true): Promise<ModelRuntime> {
-  return openModel(dir, { backend, forTraining, fastBackward });
 }
 
 /** The tokenizer that ships in the model folder. */

@@ -8,11 +8,11 @@ import type { Command } from "commander";
 import { attentionReport, type AttentionReport } from "../../engine/analysis/attention";
 import { ExcitorInputError } from "../../engine/errors";
 import { generate } from "../../engine/generate/generate";
-import type { BackendChoice } from "../../engine/load";
+import { openModel, type BackendChoice } from "../../engine/load";
 import { EXIT } from "../errors";
 import { templateOption, type Runner, type TemplateName } from "../options";
 import { adapterTemplate, promptIds, responseIds } from "../prompt";
-import { attachAdapter, modelOptions, openRuntime, openTokenizer } from "../session";
+import { attachAdapter, modelOptions, openTokenizer } from "../session";
 
 interface Opts {
   model: string;
@@ -37,7 +37,7 @@ export function registerAttention(program: Command, run: Runner): void {
 
 async function attentionCommand(o: Opts): Promise<number> {
   const tok = openTokenizer(o.model);
-  const rt = await openRuntime(o.model, o.backend);
+  const rt = await openModel(o.model, { backend: o.backend });
   try {
     const adapter = attachAdapter(rt, o.adapter);
     const template = o.template ?? adapterTemplate(adapter) ?? "none";

@@ -10,14 +10,14 @@ import type { Command } from "commander";
 import type { SamplingOptions } from "../../engine/generate/sampler";
 import { encodeChatPrompt } from "../../engine/data/encode";
 import { generate } from "../../engine/generate/generate";
-import type { BackendChoice } from "../../engine/load";
+import { openModel, type BackendChoice } from "../../engine/load";
 import type { ModelRuntime } from "../../engine/runtime";
 import type { ChatMessage, TextTokenizer } from "../../engine/tokenizer/tokenizer";
 import { ExcitorInputError } from "../../engine/errors";
 import { EXIT } from "../errors";
 import { samplingFrom, type Runner } from "../options";
 import { adapterTemplate, alpacaConversationIds } from "../prompt";
-import { attachAdapter, modelOptions, openRuntime, openTokenizer } from "../session";
+import { attachAdapter, modelOptions, openTokenizer } from "../session";
 import { samplingOptions } from "./generate";
 
 interface Opts extends SamplingOptions {
@@ -36,7 +36,7 @@ export function registerChat(program: Command, run: Runner): void {
 
 async function chatCommand(o: Opts): Promise<number> {
   const tok = openTokenizer(o.model);
-  const rt = await openRuntime(o.model, o.backend);
+  const rt = await openModel(o.model, { backend: o.backend });
   try {
     return await converse(o, tok, rt);
   } finally {

@@ -9,11 +9,11 @@ import type { SamplingOptions } from "../../engine/generate/sampler";
 import { generate } from "../../engine/generate/generate";
 import { DEFAULT_SAMPLING } from "../../engine/generate/sampler";
 import { ExcitorInputError } from "../../engine/errors";
-import type { BackendChoice } from "../../engine/load";
+import { openModel, type BackendChoice } from "../../engine/load";
 import { EXIT } from "../errors";
 import { NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, numberOption, repeatableOption, templateOption, type Runner, type TemplateName, samplingFrom } from "../options";
 import { promptIds } from "../prompt";
-import { attachAdapter, interruptSignal, modelOptions, openRuntime, openTokenizer } from "../session";
+import { attachAdapter, interruptSignal, modelOptions, openTokenizer } from "../session";
 
 interface Opts extends SamplingOptions {
   model: string;
@@ -50,7 +50,7 @@ export function registerGenerate(program: Command, run: Runner): void {
 
 async function generateCommand(o: Opts): Promise<number> {
   const tok = openTokenizer(o.model);
-  const rt = await openRuntime(o.model, o.backend);
+  const rt = await openModel(o.model, { backend: o.backend });
   const interrupt = interruptSignal();
   try {
     const adapter = attachAdapter(rt, o.adapter);

@@ -5,13 +5,13 @@
  */
 import type { Command } from "commander";
 import { countBaseParameters, type ModelConfig } from "../../engine/model/config";
-import type { BackendChoice } from "../../engine/load";
+import { openModel, type BackendChoice } from "../../engine/load";
 import type { ExcitorAdapter } from "../../engine/excitor/adapter";
 import { EXIT } from "../errors";
 import { fmtInt } from "../progress";
 import type { Runner } from "../options";
 import type { ModelRuntime } from "../../engine/runtime";
-import { attachAdapter, modelOptions, openRuntime } from "../session";
+import { attachAdapter, modelOptions } from "../session";
 
 interface Opts {
   model: string;
@@ -27,7 +27,7 @@ export function registerInfo(program: Command, run: Runner): void {
 }
 
 async function infoCommand(o: Opts): Promise<number> {
-  const rt = await openRuntime(o.model, o.backend);
+  const rt = await openModel(o.model, { backend: o.backend });
   try {
     const adapter = attachAdapter(rt, o.adapter);
     const info = describe(o, rt, adapter);

@@ -7,11 +7,11 @@
 import * as fs from "node:fs";
 import type { Command } from "commander";
 import { ExcitorInputError } from "../../engine/errors";
-import type { BackendChoice } from "../../engine/load";
+import { openModel, type BackendChoice } from "../../engine/load";
 import { scoreIds } from "../../engine/score";
 import { EXIT } from "../errors";
 import { intListOption, type Runner } from "../options";
-import { attachAdapter, checkIds, modelOptions, openRuntime, openTokenizer } from "../session";
+import { attachAdapter, checkIds, modelOptions, openTokenizer } from "../session";
 
 interface Opts {
   model: string;
@@ -38,7 +38,7 @@ async function scoreCommand(o: Opts): Promise<number> {
     throw new ExcitorInputError(given.length ? `give only one of ${given.join(", ")}` : "nothing to score: give --ids, --text or --file");
   const ids = o.ids ?? openTokenizer(o.model).encode(o.text ?? readText(o.file!));
   if (ids.length < 2) throw new ExcitorInputError(`need at least 2 tokens to score, got ${ids.length}`);
-  const rt = await openRuntime(o.model, o.backend);
+  const rt = await openModel(o.model, { backend: o.backend });
   try {
     checkIds(ids, rt.config.vocabSize, "--ids");
     const adapter = attachAdapter(rt, o.adapter);

@@ -5,8 +5,8 @@
  */
 import type { Command } from "commander";
 import { TRAIN_DEFAULTS, train, type TrainOptions } from "../../engine/train/trainer";
-import type { BackendChoice } from "../../engine/load";
-import { openTokenizer, openRuntime, interruptSignal, modelOptions } from "../session";
+import { openModel, type BackendChoice } from "../../engine/load";
+import { openTokenizer, interruptSignal, modelOptions } from "../session";
 import { fmtDuration, fmtInt, trainReporter } from "../progress";
 import { EXIT } from "../errors";
 import { NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, SHARE, intListOption, numberOption, type Runner } from "../options";
@@ -67,7 +67,7 @@ export function registerTrain(program: Command, run: Runner): void {
 
 async function trainCommand(o: Opts): Promise<number> {
   const tok = openTokenizer(o.model);
-  const rt = await openRuntime(o.model, o.backend, true, !o.lowMemory);
+  const rt = await openModel(o.model, { backend: o.backend, forTraining: true, fastBackward: !o.lowMemory });
   const reporter = o.json ? undefined : trainReporter();
   const interrupt = interruptSignal(() => {
     const note = "stopping after this step and writing a checkpoint (Ctrl-C again to quit at once)";

@@ -266,7 +266,6 @@ function validateOptions(o: TrainOptions, rt: ModelRuntime): void {
   posInt(o.numPrompts, "prompts");
   posInt(o.rank, "rank");
   posInt(o.maxLength, "max-length");
-  check(o.batchSize % Math.min(o.microBatch, o.batchSize) === 0 || o.microBatch >= o.batchSize, `--batch-size (${o.batchSize}) must be a multiple of --micro-batch (${o.microBatch})`);
   check(o.learningRate === undefined || o.learningRate > 0, `--lr must be positive (got ${o.learningRate})`);
   check(Number.isInteger(o.checkpointEvery) && o.checkpointEvery >= 0, `--checkpoint-every must be a whole number (got ${o.checkpointEvery})`);
   for (const l of o.layers ?? [])

@@ -13,14 +13,17 @@ export interface TrainedTokenizer {
 
 const SPECIALS = ["<unk>", "<s>", "</s>"];
 
-/** Word -> count, each word "▁" + its characters, as the normalizer will present it. */
+/**
+ * Piece -> count. Each space-separated word becomes "▁" + its characters and is cut where
+ * letters meet digits or punctuation (SentencePiece's split by script), so no merge ever joins
+ * a word to its punctuation: "stone." is "▁stone" + ".", the same "▁stone" as mid-sentence,
+ * which a model can copy from anywhere in its context.
+ */
 function wordCounts(texts: readonly string[]): Map<string, number> {
   const counts = new Map<string, number>();
   for (const t of texts)
-    for (const w of t.replace(/ {2,}/g, " ").trim().split(/(?= )|(?=\n)/)) {
-      const word = "▁" + w.replace(/^ /, "");
-      counts.set(word, (counts.get(word) ?? 0) + 1);
-    }
+    for (const w of t.replace(/ {2,}/g, " ").trim().split(/(?= )|(?=\n)/))
+      for (const piece of ("▁" + w.replace(/^ /, "")).match(/▁?(?:[A-Za-z]+|[0-9]+|[^A-Za-z0-9▁]+)|▁/g) ?? []) counts.set(piece, (counts.get(piece) ?? 0) + 1);
   return counts;
 }
 

@@ -82,6 +82,7 @@ async function main(): Promise<void> {
     before, after, heldout: heldout.length, domain: domain.length, trainable: result.adapter.parameterCount, baseParams,
     steps: result.step, tokensPerSecond: median, trainSeconds, wallSeconds: (performance.now() - t0) / 1000, out: OUT,
   });
+  writeFileAtomic(path.join(OUT, "report.json"), JSON.stringify(reportNumbers(before, after, result.adapter.parameterCount, baseParams, result.step, median, trainSeconds, (performance.now() - t0) / 1000), null, 2) + "\n");
   writeFileAtomic(path.join(OUT, "loss.svg"), lossChartSvg(losses, validation, "Excitor on the demo instruction set"));
   writeFileAtomic(path.join(OUT, "report.md"), report);
   console.log("\n" + report);
@@ -89,8 +90,8 @@ async function main(): Promise<void> {
 }
 
 interface ReportData {
-  before: { answers: Answer[]; answerPpl: number; ppl: number };
-  after: { answers: Answer[]; answerPpl: number; ppl: number };
+  before: Measured;
+  after: Measured;
   heldout: number;
   domain: number;
   trainable: number;
@@ -111,6 +112,10 @@ function renderReport(d: ReportData): string {
     "| | base model | with the Excitor adapter |",
     "|---|---|---|",
     `| held-out instruction accuracy (exact match, ${d.heldout} prompts) | ${pct(accuracy(d.before.answers))} | ${pct(accuracy(d.after.answers))} |`,
+    ...tasks(d.before.answers).map((task) => {
+      const of = (xs: Answer[]) => xs.filter((x) => x.record.task === task);
+      return `| &nbsp;&nbsp;${task} questions (${of(d.before.answers).length}) | ${pct(accuracy(of(d.before.answers)))} | ${pct(accuracy(of(d.after.answers)))} |`;
+    }),
     `| held-out answers whose first sentence contains the right word | ${pct(accuracy(d.before.answers, "mentions"))} | ${pct(accuracy(d.after.answers, "mentions"))} |`,
     `| perplexity of the expected held-out answers (lower: closer to answering) | ${fmtPpl(d.before.answerPpl)} | ${fmtPpl(d.after.answerPpl)} |`,
     `| held-out story perplexity (${d.domain} stories, the base model's own domain) | ${d.before.ppl.toFixed(3)} | ${d.after.ppl.toFixed(3)} |`,
@@ -129,6 +134,22 @@ function renderReport(d: ReportData): string {
     "",
   ].join("\n");
 }
+
+type Measured = { answers: Answer[]; answerPpl: number; ppl: number };
+
+/** The report's numbers for programs (tests, the extension's run view). */
+function reportNumbers(before: Measured, after: Measured, trainable: number, baseParams: number, steps: number, tokensPerSecond: number, trainSeconds: number, wallSeconds: number) {
+  const side = (m: Measured) => ({
+    accuracy: accuracy(m.answers),
+    accuracyByTask: Object.fromEntries(tasks(m.answers).map((t) => [t, accuracy(m.answers.filter((a) => a.record.task === t))])),
+    mentions: accuracy(m.answers, "mentions"),
+    answerPerplexity: m.answerPpl,
+    storyPerplexity: m.ppl,
+  });
+  return { before: side(before), after: side(after), trainableParameters: trainable, baseParameters: baseParams, steps, tokensPerSecond, trainSeconds, wallSeconds };
+}
+
+const tasks = (answers: Answer[]): string[] => [...new Set(answers.map((a) => a.record.task))];
 
 /** Three held-out prompts of different tasks, preferring ones the tuning fixed. */
 function pickExamples(before: Answer[], after: Answer[]): [Answer, Answer][] {

@@ -63,3 +63,41 @@ export async function perplexity(rt: ModelRuntime, tok: TextTokenizer, texts: st
   }
   return Math.exp(-sum / n);
 }
+
+/**
+ * Where the answers look: per layer, the attention that the answer position which must produce
+ * the story word (the token just before it in the expected answer) puts on that word where it
+ * stands in the story, mean over heads and records; in the base model and in the tuned model. The paper's "self-adaptive allocation of additional attention to input instructions",
+ * made concrete for this task.
+ */
+export async function answerWordAttention(rt: ModelRuntime, tok: TextTokenizer, records: DemoRecord[]): Promise<{ layer: number; base: number; tuned: number }[]> {
+  const H = rt.config.numHeads;
+  const sums: { layer: number; base: number; tuned: number }[] = [];
+  let counted = 0;
+  for (const record of records) {
+    const ex = encodeRecord({ kind: "alpaca", instruction: record.instruction, input: record.input, output: record.output, line: 0 }, tok, rt.config.maxPositions, "heldout");
+    const ids = Array.from(ex.ids);
+    const start = ex.lossMask.indexOf(1);
+    const isAnswer = (i: number) => tok.decode([ids[i]]).trim() === record.answer;
+    const target = ids.findIndex((_, i) => i >= start && isAnswer(i));
+    const keys = ids.map((_, i) => i).filter((i) => i < start && isAnswer(i));
+    if (target < 0 || keys.length === 0) continue; // the answer word is split into several tokens
+    const M = ids.length;
+    const q = target - 1;
+    // The base model's own pass, and the tuned model's (whose layer inputs differ too).
+    const { base } = await rt.attentionProbs(ids, false);
+    const { tuned } = await rt.attentionProbs(ids, true);
+    const mass = (p: Float32Array) => {
+      let m = 0;
+      for (let h = 0; h < H; h++) for (const k of keys) m += p[(h * M + q) * M + k];
+      return m / H;
+    };
+    base.forEach((b, l) => {
+      sums[l] ??= { layer: l, base: 0, tuned: 0 };
+      sums[l].base += mass(b);
+      sums[l].tuned += mass(tuned[l]);
+    });
+    counted++;
+  }
+  return sums.map((s) => ({ layer: s.layer, base: s.base / Math.max(1, counted), tuned: s.tuned / Math.max(1, counted) }));
+}

@@ -1,9 +1,10 @@
 /**
  * The demo instruction set: questions about a short story, answered by one sentence in the
- * stories' own style whose last word must come from the story ("What color is the kite?" ->
- * "The kite was red."). Checked by exact match. The base model has only ever written and
- * continued stories, so it does not answer; an adapter has to learn the answer's form and to
- * look back at the right word.
+ * stories' own style whose last word comes from the story ("What color is the kite?" ->
+ * "The kite was red."). Checked by exact match. The base model has seen the instruction format
+ * and short answers about other things (who the friend is, where the story happens), never these
+ * questions, and answers them with the wrong kind of sentence; an adapter has to learn which
+ * sentence each question asks for and where in the story to look.
  */
 import { Rng } from "../../engine/rng";
 import type { Story } from "./corpus";
@@ -31,17 +32,12 @@ export const TASKS: Task[] = [
  */
 export const TASK_INSTRUCTIONS = ["What is the name of the", "Who is the friend of", "What color is the", "What did", "find?", "Where does the story happen?"];
 
-/** The story's first four sentences: every fact the questions ask about is in them. */
-export function storyOpening(s: Story): string {
-  return s.text.match(/[^.!?]+[.!?]"?/g)!.slice(0, 4).map((x) => x.trim()).join(" ");
-}
-
 export function makeRecords(source: Story[], seed: number): DemoRecord[] {
   const rng = new Rng(seed);
   return source.map((s) => {
     const task = TASKS[rng.int(TASKS.length)];
     // The leading space keeps the first word the same token as in the stories ("▁The", not "The").
-    return { instruction: task.instruction(s), input: storyOpening(s), output: ` ${task.output(s)}`, answer: task.answer(s), task: task.name };
+    return { instruction: task.instruction(s), input: s.opening, output: ` ${task.output(s)}`, answer: task.answer(s), task: task.name };
   });
 }
 

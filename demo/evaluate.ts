@@ -67,8 +67,9 @@ export async function perplexity(rt: ModelRuntime, tok: TextTokenizer, texts: st
 /**
  * Where the answers look: per layer, the attention that the answer position which must produce
  * the story word (the token just before it in the expected answer) puts on that word where it
- * stands in the story, mean over heads and records; in the base model and in the tuned model. The paper's "self-adaptive allocation of additional attention to input instructions",
- * made concrete for this task.
+ * stands in the story, mean over heads and records; in the base model and in the tuned model.
+ * The paper's "self-adaptive allocation of additional attention to input instructions", made
+ * concrete for this task.
  */
 export async function answerWordAttention(rt: ModelRuntime, tok: TextTokenizer, records: DemoRecord[]): Promise<{ layer: number; base: number; tuned: number }[]> {
   const H = rt.config.numHeads;

@@ -85,11 +85,12 @@ async function main(): Promise<void> {
   rt.dispose();
 
   const median = [...speeds].sort((a, b) => a - b)[Math.floor(speeds.length / 2)] ?? 0;
+  const wallSeconds = (performance.now() - t0) / 1000;
   const report = renderReport({
     before, after, heldout: heldout.length, domain: domain.length, trainable: result.adapter.parameterCount, baseParams,
-    steps: result.step, tokensPerSecond: median, trainSeconds, attention, wallSeconds: (performance.now() - t0) / 1000, out: OUT,
+    steps: result.step, tokensPerSecond: median, trainSeconds, attention, wallSeconds, out: OUT,
   });
-  writeFileAtomic(path.join(OUT, "report.json"), JSON.stringify(reportNumbers(before, after, attention, result.adapter.parameterCount, baseParams, result.step, median, trainSeconds, (performance.now() - t0) / 1000), null, 2) + "\n");
+  writeFileAtomic(path.join(OUT, "report.json"), JSON.stringify(reportNumbers(before, after, attention, result.adapter.parameterCount, baseParams, result.step, median, trainSeconds, wallSeconds), null, 2) + "\n");
   writeFileAtomic(path.join(OUT, "loss.svg"), lossChartSvg(losses, validation, "Excitor on the demo instruction set"));
   writeFileAtomic(path.join(OUT, "report.md"), report);
   console.log("\n" + report);
@@ -120,10 +121,7 @@ function renderReport(d: ReportData): string {
     "| | base model | with the Excitor adapter |",
     "|---|---|---|",
     `| held-out instruction accuracy (exact match, ${d.heldout} prompts) | ${pct(accuracy(d.before.answers))} | ${pct(accuracy(d.after.answers))} |`,
-    ...tasks(d.before.answers).map((task) => {
-      const of = (xs: Answer[]) => xs.filter((x) => x.record.task === task);
-      return `| &nbsp;&nbsp;${task} questions (${of(d.before.answers).length}) | ${pct(accuracy(of(d.before.answers)))} | ${pct(accuracy(of(d.after.answers)))} |`;
-    }),
+    ...Object.entries(byTask(d.before.answers)).map(([task, acc]) => `| &nbsp;&nbsp;${task} questions (${d.before.answers.filter((a) => a.record.task === task).length}) | ${pct(acc)} | ${pct(byTask(d.after.answers)[task])} |`),
     `| held-out answers whose first sentence contains the right word | ${pct(accuracy(d.before.answers, "mentions"))} | ${pct(accuracy(d.after.answers, "mentions"))} |`,
     `| perplexity of the expected held-out answers (lower: closer to answering) | ${fmtPpl(d.before.answerPpl)} | ${fmtPpl(d.after.answerPpl)} |`,
     `| held-out story perplexity (${d.domain} stories, the base model's own domain) | ${d.before.ppl.toFixed(3)} | ${d.after.ppl.toFixed(3)} |`,
@@ -158,7 +156,7 @@ type AnswerAttention = Awaited<ReturnType<typeof answerWordAttention>>;
 function reportNumbers(before: Measured, after: Measured, answerWordAttention: AnswerAttention, trainable: number, baseParams: number, steps: number, tokensPerSecond: number, trainSeconds: number, wallSeconds: number) {
   const side = (m: Measured) => ({
     accuracy: accuracy(m.answers),
-    accuracyByTask: Object.fromEntries(tasks(m.answers).map((t) => [t, accuracy(m.answers.filter((a) => a.record.task === t))])),
+    accuracyByTask: byTask(m.answers),
     mentions: accuracy(m.answers, "mentions"),
     answerPerplexity: m.answerPpl,
     storyPerplexity: m.ppl,
@@ -166,7 +164,9 @@ function reportNumbers(before: Measured, after: Measured, answerWordAttention: A
   return { before: side(before), after: side(after), answerWordAttention, trainableParameters: trainable, baseParameters: baseParams, steps, tokensPerSecond, trainSeconds, wallSeconds };
 }
 
-const tasks = (answers: Answer[]): string[] => [...new Set(answers.map((a) => a.record.task))];
+/** Exact-match accuracy per kind of question. */
+const byTask = (answers: Answer[]): Record<string, number> =>
+  Object.fromEntries([...new Set(answers.map((a) => a.record.task))].map((t) => [t, accuracy(answers.filter((a) => a.record.task === t))]));
 
 /** Three held-out prompts of different tasks, preferring ones the tuning fixed. */
 function pickExamples(before: Answer[], after: Answer[]): [Answer, Answer][] {

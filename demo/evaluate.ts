@@ -31,6 +31,11 @@ export function accuracy(answers: Answer[], key: "correct" | "mentions" = "corre
   return answers.filter((a) => a[key]).length / Math.max(1, answers.length);
 }
 
+/** A record with its expected answer, tokenized and masked exactly as training sees it. */
+function encodeExpected(rt: ModelRuntime, tok: TextTokenizer, record: DemoRecord) {
+  return encodeRecord({ kind: "alpaca", instruction: record.instruction, input: record.input, output: record.output, line: 0 }, tok, rt.config.maxPositions, "heldout");
+}
+
 /**
  * Perplexity of the expected answers (response tokens and EOS, as training scores them) given
  * their prompts: how much closer to the answers the model has moved, even where greedy
@@ -40,7 +45,7 @@ export async function answerPerplexity(rt: ModelRuntime, tok: TextTokenizer, rec
   let sum = 0;
   let n = 0;
   for (const record of records) {
-    const ex = encodeRecord({ kind: "alpaca", instruction: record.instruction, input: record.input, output: record.output, line: 0 }, tok, rt.config.maxPositions, "heldout");
+    const ex = encodeExpected(rt, tok, record);
     const { logprobs } = await scoreIds(rt, ex.ids, useAdapter);
     logprobs.forEach((lp, i) => {
       if (ex.lossMask[i + 1]) {
@@ -76,7 +81,7 @@ export async function answerWordAttention(rt: ModelRuntime, tok: TextTokenizer, 
   const sums: { layer: number; base: number; tuned: number }[] = [];
   let counted = 0;
   for (const record of records) {
-    const ex = encodeRecord({ kind: "alpaca", instruction: record.instruction, input: record.input, output: record.output, line: 0 }, tok, rt.config.maxPositions, "heldout");
+    const ex = encodeExpected(rt, tok, record);
     const ids = Array.from(ex.ids);
     const start = ex.lossMask.indexOf(1);
     const isAnswer = (i: number) => tok.decode([ids[i]]).trim() === record.answer;

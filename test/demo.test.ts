@@ -100,6 +100,7 @@ test("npm run demo: the tuned model follows held-out instructions that the base 
   const n = JSON.parse(fs.readFileSync(path.join(out, "report.json"), "utf8")) as DemoNumbers;
   assert.ok(n.before.accuracy <= MAX_BASE_ACCURACY, `the base model cannot already do it: ${n.before.accuracy}`);
   assert.ok(n.after.accuracy >= MIN_TUNED_ACCURACY, `the tuned model follows the instructions: ${n.after.accuracy}`);
+  assert.deepEqual(Object.keys(n.after.accuracyByTask).sort(), ["color", "name", "object"]);
   for (const [task, acc] of Object.entries(n.after.accuracyByTask)) assert.ok(acc >= MIN_TASK_ACCURACY, `${task} questions: ${acc}`);
   assert.ok(n.after.answerPerplexity < n.before.answerPerplexity / 100, "the expected answers became far more likely");
   assert.ok(n.after.storyPerplexity <= n.before.storyPerplexity * MAX_STORY_PPL_RATIO, `story perplexity ${n.before.storyPerplexity} -> ${n.after.storyPerplexity}`);
@@ -111,6 +112,7 @@ test("npm run demo: the tuned model follows held-out instructions that the base 
   assert.match(report, /Trainable parameters: [\d,]+/);
   assert.match(report, new RegExp(`Training: ${n.steps} steps, median \\d+ tokens/s`));
   assert.equal((report.match(/^\| (What|Who|Where)/gm) ?? []).length, 3, "three prompts side by side");
+  assert.equal((report.match(/^\| \d \| \d+ % \| \d+ % \|$/gm) ?? []).length, 4, "where the answers look: one row per layer");
   assert.match(fs.readFileSync(path.join(out, "loss.svg"), "utf8"), /^<svg[^>]*>[\s\S]*<polyline[\s\S]*<\/svg>\n$/);
   assert.ok(r.stdout.includes("# Excitor demo report"), "the report is printed too");
 });

@@ -12,6 +12,7 @@ import { registerChat } from "./commands/chat";
 import { registerGenerate } from "./commands/generate";
 import { registerInfo } from "./commands/info";
 import { registerScore } from "./commands/score";
+import { registerServe } from "./commands/serve";
 import { registerTokenize } from "./commands/tokenize";
 import { registerTrain } from "./commands/train";
 import { reportError } from "./errors";
@@ -63,6 +64,7 @@ function buildProgram(setCode: (code: number) => void): Command {
   registerTokenize(program, run);
   registerAttention(program, run);
   registerInfo(program, run);
+  registerServe(program, run);
   return program;
 }
 

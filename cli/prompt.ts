@@ -7,11 +7,12 @@ import { encodeChatPrompt } from "../engine/data/encode";
 import { alpacaPrompt } from "../engine/data/templates";
 import type { ChatMessage, TextTokenizer } from "../engine/tokenizer/tokenizer";
 import type { ExcitorAdapter } from "../engine/excitor/adapter";
+import type { ModelRuntime } from "../engine/runtime";
 import type { TemplateName } from "./options";
 
-/** `none` with empty text gives [] (generation then starts from BOS). */
-export function promptIds(tok: TextTokenizer, text: string, template: TemplateName): number[] {
-  if (template === "alpaca") return tok.encode(alpacaPrompt(text), { bos: true, eos: false });
+/** `none` with empty text gives [] (generation then starts from BOS). `input` is Alpaca's context field. */
+export function promptIds(tok: TextTokenizer, text: string, template: TemplateName, input?: string): number[] {
+  if (template === "alpaca") return tok.encode(alpacaPrompt(text, input), { bos: true, eos: false });
   if (template === "chat") return encodeChatPrompt([{ role: "user", content: text }], tok);
   return text === "" ? [] : tok.encode(text, { eos: false });
 }
@@ -25,14 +26,15 @@ export function adapterTemplate(adapter: ExcitorAdapter | null): TemplateName | 
 /**
  * A conversation in Alpaca format: each finished exchange as one Alpaca example followed by EOS
  * (as the trainer joins chunks), then the open question's prompt. Alpaca has no multi-turn form;
- * replaying earlier exchanges this way is the closest thing to what the model saw.
+ * replaying earlier exchanges this way is the closest thing to what the model saw. `input` is the
+ * open question's Alpaca context ("### Input:"), if it has one.
  */
-export function alpacaConversationIds(messages: ChatMessage[], tok: TextTokenizer): number[] {
+export function alpacaConversationIds(messages: ChatMessage[], tok: TextTokenizer, input?: string): number[] {
   const ids: number[] = [];
   let pendingUser: string | undefined;
-  const flush = (answer?: string) => {
+  const flush = (answer?: string, context?: string) => {
     if (pendingUser === undefined) return;
-    ids.push(...tok.encode(alpacaPrompt(pendingUser) + (answer ?? ""), { bos: ids.length === 0, eos: false }));
+    ids.push(...tok.encode(alpacaPrompt(pendingUser, context) + (answer ?? ""), { bos: ids.length === 0, eos: false }));
     if (answer !== undefined && tok.eosIds[0] !== undefined) ids.push(tok.eosIds[0]);
     pendingUser = undefined;
   };
@@ -42,7 +44,7 @@ export function alpacaConversationIds(messages: ChatMessage[], tok: TextTokenize
       pendingUser = m.content;
     } else if (m.role === "assistant") flush(m.content);
   }
-  flush();
+  flush(undefined, input);
   return ids;
 }
 
@@ -52,10 +54,10 @@ export function alpacaConversationIds(messages: ChatMessage[], tok: TextTokenize
  * response with a word-start "▁" token the model never saw there. Falls back to tokenizing the
  * response alone when the joint ids do not begin with the prompt's ids (a merge across the seam).
  */
-export function responseIds(tok: TextTokenizer, prompt: number[], text: string, template: TemplateName, response: string): number[] {
+export function responseIds(tok: TextTokenizer, prompt: number[], text: string, template: TemplateName, response: string, input?: string): number[] {
   const rendered =
     template === "alpaca" || (template === "chat" && tok.chatTemplate === undefined)
-      ? alpacaPrompt(text)
+      ? alpacaPrompt(text, input)
       : template === "chat"
         ? tok.applyChatTemplate([{ role: "user", content: text }], { addGenerationPrompt: true })
         : text;
@@ -63,4 +65,19 @@ export function responseIds(tok: TextTokenizer, prompt: number[], text: string, 
   const joint = tok.encode(rendered + response, { bos: prompt[0] === tok.bosId && !textHasBos, eos: false });
   if (joint.length > prompt.length && prompt.every((id, i) => joint[i] === id)) return joint.slice(prompt.length);
   return tok.encode(response, { bos: false, eos: false });
+}
+
+/**
+ * The prompt ids for `history`, dropping the oldest exchanges (after the first `keep` messages,
+ * the system prompt) until the prompt and a full answer fit; null if even the last message alone
+ * does not leave room for one token of answer.
+ */
+export function fitContext(history: ChatMessage[], encode: (h: ChatMessage[]) => number[], rt: ModelRuntime, maxTokens: number, keep: number): number[] | null {
+  const limit = rt.config.maxPositions;
+  let ids = encode(history);
+  while (ids.length + maxTokens > limit && history.length - keep > 1) {
+    history.splice(keep, 2);
+    ids = encode(history);
+  }
+  return ids.length < limit ? ids : null;
 }

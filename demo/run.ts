@@ -5,7 +5,11 @@
  * parameters, speed, and a few answers side by side. The report is also written as Markdown
  * with a loss-curve SVG next to the adapter.
  *
- *   node dist/demo/run.js [--out DIR] [--steps N] [--model DIR]
+ *   node dist/demo/run.js [--out DIR] [--steps N] [--model DIR] [--json]
+ *
+ * --json prints each training event as one JSON line on stdout (as `excitor train --json` does)
+ * and the narration on stderr: that is how the VS Code extension's "Run Demo" shows it live.
+ * Ctrl-C (SIGINT) stops training at a step boundary with a checkpoint and exits 130.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -26,6 +30,10 @@ const MODEL = path.resolve(opt("--model", path.join(repo, "demo", "model"))!);
 const OUT = path.resolve(opt("--out", path.join(repo, "out", "demo"))!);
 const MAX_STEPS = opt("--steps") === undefined ? undefined : Number(opt("--steps"));
 const DATA = path.join(repo, "demo", "data");
+const JSON_EVENTS = args.includes("--json");
+const say = (line: string) => (JSON_EVENTS ? process.stderr.write(line + "\n") : console.log(line));
+/** What the demo writes into OUT; only these are cleared first (OUT may hold other files, e.g. an editor's run record). */
+const OUTPUTS = ["adapter_config.json", "adapter_model.safetensors", "checkpoint", "metrics.jsonl", "report.md", "report.json", "loss.svg"];
 /** Held-out records whose attention the report summarises (a full attention capture each). */
 const ATTENTION_RECORDS = 20;
 
@@ -40,13 +48,15 @@ async function main(): Promise<void> {
   const tok = TextTokenizer.fromFolder(MODEL);
   const rt = await openModel(MODEL, { forTraining: true });
   const baseParams = countBaseParameters(rt.config);
-  console.log(`Excitor demo — base model ${path.relative(process.cwd(), MODEL) || MODEL} (${(baseParams / 1e6).toFixed(2)} M parameters, ${rt.backend})`);
+  say(`Excitor demo — base model ${path.relative(process.cwd(), MODEL) || MODEL} (${(baseParams / 1e6).toFixed(2)} M parameters, ${rt.backend})`);
 
-  console.log(`measuring the base model on ${heldout.length} held-out instructions and ${domain.length} held-out stories...`);
+  say(`measuring the base model on ${heldout.length} held-out instructions and ${domain.length} held-out stories...`);
   const before = { answers: await answerAll(rt, tok, heldout, false), answerPpl: await answerPerplexity(rt, tok, heldout, false), ppl: await perplexity(rt, tok, domain, false) };
 
-  fs.rmSync(OUT, { recursive: true, force: true });
-  const reporter = trainReporter();
+  for (const f of OUTPUTS) fs.rmSync(path.join(OUT, f), { recursive: true, force: true });
+  const reporter = JSON_EVENTS ? undefined : trainReporter();
+  const interrupt = new AbortController();
+  process.once("SIGINT", () => interrupt.abort());
   const losses: LossPoint[] = [];
   const validation: LossPoint[] = [];
   const speeds: number[] = [];
@@ -68,18 +78,26 @@ async function main(): Promise<void> {
     learningRate: 6e-2,
     validationShare: 0.05,
     checkpointEvery: 25,
+    signal: interrupt.signal,
     onEvent: (e) => {
-      reporter.onEvent(e);
+      if (JSON_EVENTS) process.stdout.write(JSON.stringify(e) + "\n");
+      else reporter?.onEvent(e);
       if (e.type === "step") {
         losses.push({ step: e.step, loss: e.loss });
         speeds.push(e.tokensPerSecond);
       } else if (e.type === "validation") validation.push({ step: e.step, loss: e.loss });
     },
   });
-  reporter.stop();
+  reporter?.stop();
   const trainSeconds = (performance.now() - trainStart) / 1000;
+  if (result.status === "cancelled") {
+    say(`demo stopped at step ${result.step}; the adapter and a checkpoint are in ${OUT}`);
+    rt.dispose();
+    process.exitCode = 130;
+    return;
+  }
 
-  console.log("measuring the tuned model...");
+  say("measuring the tuned model...");
   const after = { answers: await answerAll(rt, tok, heldout, true), answerPpl: await answerPerplexity(rt, tok, heldout, true), ppl: await perplexity(rt, tok, domain, true) };
   const attention = await answerWordAttention(rt, tok, heldout.slice(0, ATTENTION_RECORDS));
   rt.dispose();
@@ -93,8 +111,8 @@ async function main(): Promise<void> {
   writeFileAtomic(path.join(OUT, "report.json"), JSON.stringify(reportNumbers(before, after, attention, result.adapter.parameterCount, baseParams, result.step, median, trainSeconds, wallSeconds), null, 2) + "\n");
   writeFileAtomic(path.join(OUT, "loss.svg"), lossChartSvg(losses, validation, "Excitor on the demo instruction set"));
   writeFileAtomic(path.join(OUT, "report.md"), report);
-  console.log("\n" + report);
-  console.log(`Report written to ${path.join(OUT, "report.md")} (loss curve: loss.svg).`);
+  say("\n" + report);
+  say(`Report written to ${path.join(OUT, "report.md")} (loss curve: loss.svg).`);
 }
 
 interface ReportData {

@@ -7,8 +7,8 @@ import type { ModelRuntime } from "./runtime";
 import { TfjsLlama } from "./tfjs/llama";
 import { TfjsRuntime } from "./tfjs/runtime";
 
-export type BackendChoice = "auto" | "tfjs" | "tfjs-wasm" | "tfjs-node" | "tfjs-node-gpu" | "tfjs-cpu";
-export const BACKEND_CHOICES: BackendChoice[] = ["auto", "tfjs", "tfjs-wasm", "tfjs-node", "tfjs-node-gpu", "tfjs-cpu"];
+import type { BackendChoice } from "./backend-choice";
+export { BACKEND_CHOICES, type BackendChoice } from "./backend-choice";
 
 export interface OpenOptions {
   backend?: BackendChoice;

@@ -16,7 +16,7 @@ import type { ChatMessage, TextTokenizer } from "../../engine/tokenizer/tokenize
 import { ExcitorInputError } from "../../engine/errors";
 import { EXIT } from "../errors";
 import { samplingFrom, type Runner } from "../options";
-import { adapterTemplate, alpacaConversationIds } from "../prompt";
+import { adapterTemplate, alpacaConversationIds, fitContext } from "../prompt";
 import { attachAdapter, modelOptions, openTokenizer } from "../session";
 import { samplingOptions } from "./generate";
 
@@ -100,21 +100,6 @@ async function converse(o: Opts, tok: TextTokenizer, rt: ModelRuntime): Promise<
     process.removeListener("SIGINT", onInterrupt);
     rl.close();
   }
-}
-
-/**
- * The prompt ids for `history`, dropping the oldest exchanges (after the first `keep` messages,
- * the system prompt) until the prompt and a full answer fit; null if even the last message alone
- * does not leave room for one token of answer.
- */
-function fitContext(history: ChatMessage[], encode: (h: ChatMessage[]) => number[], rt: ModelRuntime, maxTokens: number, keep: number): number[] | null {
-  const limit = rt.config.maxPositions;
-  let ids = encode(history);
-  while (ids.length + maxTokens > limit && history.length - keep > 1) {
-    history.splice(keep, 2);
-    ids = encode(history);
-  }
-  return ids.length < limit ? ids : null;
 }
 
 /** readline's lines as a pull queue (lines typed or piped while an answer streams wait their turn); null at end of input. */

@@ -9,6 +9,7 @@ import { openModel, type BackendChoice } from "../../engine/load";
 import { openTokenizer, interruptSignal, modelOptions } from "../session";
 import { fmtDuration, fmtInt, trainReporter } from "../progress";
 import { EXIT } from "../errors";
+import { ExcitorInputError } from "../../engine/errors";
 import { NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, SHARE, intListOption, numberOption, type Runner } from "../options";
 import { countBaseParameters } from "../../engine/model/config";
 
@@ -62,7 +63,21 @@ export function registerTrain(program: Command, run: Runner): void {
     .option("--resume", "continue from the checkpoint in --out")
     .option("--low-memory", "keep one copy of the frozen weights (half the memory, slower backward passes)")
     .option("--json", "print each training event as one JSON line on stdout instead of the progress bar")
-    .action(run(async (cmd) => trainCommand(cmd.optsWithGlobals<Opts>())));
+    .action(run(async (cmd) => trainWithJsonErrors(cmd.optsWithGlobals<Opts>())));
+}
+
+/**
+ * With --json, a bad model folder or dataset is also reported as an event on stdout
+ * (`{"type":"error","message","file","line"}`), so that an editor can open the file at the line.
+ * The one-line message on stderr and exit code 2 stay as for every command.
+ */
+async function trainWithJsonErrors(o: Opts): Promise<number> {
+  try {
+    return await trainCommand(o);
+  } catch (e) {
+    if (o.json && e instanceof ExcitorInputError) process.stdout.write(JSON.stringify({ type: "error", message: e.message, file: e.file, line: e.line }) + "\n");
+    throw e;
+  }
 }
 
 async function trainCommand(o: Opts): Promise<number> {

@@ -1,0 +1,184 @@
+/**
+ * Activation: reads the settings, creates the run manager, the engine pool, the views and panels,
+ * and registers the commands. Everything heavy (models, training, generation) runs in engine
+ * processes started by extension/engine-process.ts.
+ */
+import * as vscode from "vscode";
+import { AttentionPanel, ATTENTION_VIEW_TYPE, type AttentionTarget } from "./attention-panel";
+import { ChatViewProvider, CHAT_VIEW_ID } from "./chat-view";
+import { EnginePool } from "./engine-pool";
+import { nodeLauncher } from "./engine-process";
+import { messageOf, showEngineError } from "./errors";
+import { builtInDataset, builtInModel, modelFolder, runsFolder } from "./places";
+import { RunManager, type RunInfo } from "./run-manager";
+import { RunItem, RunsTree } from "./runs-tree";
+import type { RunSpec } from "./run-spec";
+import { readSettings, type ExcitorSettings } from "./settings";
+import { TrainingPanels, TRAINING_VIEW_TYPE } from "./training-panel";
+import { askRunSpec } from "./train-wizard";
+import { followRun } from "./train-progress";
+
+export function activate(ctx: vscode.ExtensionContext): void {
+  const root = ctx.extensionUri.fsPath;
+  const log = vscode.window.createOutputChannel("Excitor", { log: true });
+  ctx.subscriptions.push(log);
+
+  let settings = loadSettings(log);
+  const launcher = () => nodeLauncher(root, { threads: settings.threads });
+  const runs = new RunManager(runsFolder(settings, ctx), launcher(), () => settings.backend, (l) => log.info(l));
+  const pool = new EnginePool(launcher, () => settings.backend, (l) => log.info(l));
+  ctx.subscriptions.push({ dispose: () => (runs.dispose(), pool.dispose()) });
+  log.info(`runs folder: ${runs.root}`);
+
+  const attention = new AttentionPanel(ctx.extensionUri, pool, log);
+  const chat = new ChatViewProvider(
+    ctx,
+    pool,
+    () => runs,
+    () => ({ model: modelFolder(settings, root), params: settings.chat }),
+    log,
+    (t) => attention.show(t),
+  );
+  const tree = new RunsTree(() => runs);
+  const startRun = (spec: RunSpec, name: string): RunInfo => {
+    const info = runs.start(spec, name);
+    panels.show(info.id);
+    followRun(runs, info.id, info.name, { chat: (r) => chat.useAdapter(r.spec.model, r.dir), attention: (r) => showAttention(r) });
+    return info;
+  };
+  const resume = (id: string) => {
+    const info = runs.resume(id);
+    panels.show(id);
+    followRun(runs, id, info.name, { chat: (r) => chat.useAdapter(r.spec.model, r.dir), attention: (r) => showAttention(r) });
+  };
+  const panels = new TrainingPanels(ctx.extensionUri, runs, log, (id) => guard(() => resume(id)));
+
+  const showAttention = async (run?: RunInfo): Promise<void> => {
+    const last = await vscode.window.showInputBox({
+      title: "Excitor: Show Attention",
+      prompt: "An instruction; the tuned model answers it and the panel shows where each layer looks",
+      placeHolder: "What is the name of the bird?",
+      ignoreFocusOut: true,
+      validateInput: (v) => (v.trim() === "" ? "type an instruction" : undefined),
+    });
+    if (last === undefined) return;
+    const target: AttentionTarget = run
+      ? { model: run.spec.model, adapter: run.dir, prompt: last, input: "", response: "" }
+      : { model: chatTarget().model, adapter: chatTarget().adapter, prompt: last, input: "", response: "" };
+    attention.show(target);
+  };
+  const chatTarget = () => {
+    const latest = runs.list().find((r) => r.hasAdapter && r.status !== "running");
+    const s = ctx.workspaceState.get<{ model?: string; adapter?: string }>("excitor.chat.v1");
+    if (s?.model) return { model: s.model, adapter: s.adapter || null };
+    return latest ? { model: latest.spec.model, adapter: latest.dir } : { model: modelFolder(settings, root), adapter: null };
+  };
+
+  const pickRun = async (filter: (r: RunInfo) => boolean, title: string): Promise<RunInfo | undefined> => {
+    const candidates = runs.list().filter(filter);
+    if (candidates.length === 0) {
+      void vscode.window.showInformationMessage(`Excitor: no run to ${title.toLowerCase()}`);
+      return undefined;
+    }
+    if (candidates.length === 1) return candidates[0];
+    const pick = await vscode.window.showQuickPick(
+      candidates.map((r) => ({ label: r.name, description: `${r.status} · ${new Date(r.createdAt).toLocaleString()}`, run: r })),
+      { title: `Excitor: ${title}` },
+    );
+    return pick?.run;
+  };
+  const runOf = (item: unknown): RunInfo | undefined => (item instanceof RunItem ? runs.get(item.run.id) : undefined);
+
+  const command = (id: string, fn: (...args: unknown[]) => unknown) => ctx.subscriptions.push(vscode.commands.registerCommand(id, (...a: unknown[]) => guard(() => fn(...a))));
+  command("excitor.train", async (uri?: unknown) => {
+    const asked = await askRunSpec(root, settings, uri instanceof vscode.Uri ? uri : undefined);
+    if (asked) startRun(asked.spec, asked.name);
+  });
+  command("excitor.runDemo", () =>
+    startRun(
+      { kind: "demo", model: builtInModel(root), data: builtInDataset(root), prompts: 30, rank: 16, epochs: 4, batchSize: 16, learningRate: 6e-2, maxLength: 512, validationShare: 0.05, seed: 0 },
+      "demo",
+    ),
+  );
+  command("excitor.resumeTraining", async (item?: unknown) => {
+    const run = runOf(item) ?? (await pickRun((r) => r.status === "stopped" || r.status === "failed", "Resume Training"));
+    if (run) resume(run.id);
+  });
+  command("excitor.stopTraining", async (item?: unknown) => {
+    const run = runOf(item) ?? (await pickRun((r) => runs.isRunning(r.id), "Stop Training"));
+    if (run && !runs.stop(run.id)) void vscode.window.showInformationMessage(`Excitor: ${run.name} is not running`);
+  });
+  command("excitor.showAttention", (item?: unknown) => showAttention(runOf(item)));
+  command("excitor.openTraining", (item?: unknown) => {
+    const run = runOf(item);
+    if (run) panels.show(run.id);
+  });
+  command("excitor.openRunFolder", (item?: unknown) => {
+    const run = runOf(item);
+    if (run) return vscode.commands.executeCommand("revealFileInOS", vscode.Uri.file(run.dir));
+  });
+  command("excitor.openReport", (item?: unknown) => {
+    const run = runOf(item);
+    if (run?.report) return vscode.commands.executeCommand("markdown.showPreview", vscode.Uri.file(run.report));
+    if (run) panels.show(run.id);
+  });
+  command("excitor.chatWithRun", (item?: unknown) => {
+    const run = runOf(item);
+    if (run) chat.useAdapter(run.spec.model, run.dir);
+  });
+  command("excitor.deleteRun", async (item?: unknown) => {
+    const run = runOf(item);
+    if (!run) return;
+    const ok = await vscode.window.showWarningMessage(`Delete the run “${run.name}” and its adapter (${run.dir})?`, { modal: true }, "Delete");
+    if (ok === "Delete") {
+      runs.delete(run.id);
+      tree.refresh();
+      chat.refreshLists();
+    }
+  });
+  command("excitor.refreshRuns", () => tree.refresh());
+  command("excitor.showLog", () => log.show());
+
+  ctx.subscriptions.push(
+    vscode.window.createTreeView("excitor.runs", { treeDataProvider: tree, showCollapseAll: false }),
+    vscode.window.registerWebviewViewProvider(CHAT_VIEW_ID, chat, { webviewOptions: { retainContextWhenHidden: false } }),
+    vscode.window.registerWebviewPanelSerializer(TRAINING_VIEW_TYPE, { deserializeWebviewPanel: async (panel, state) => panels.restore(panel, state) }),
+    vscode.window.registerWebviewPanelSerializer(ATTENTION_VIEW_TYPE, { deserializeWebviewPanel: async (panel) => attention.restore(panel) }),
+    runs.onStatus((info) => {
+      tree.refresh();
+      chat.refreshLists();
+      if (info.status === "failed" && info.error) void showEngineError(`Excitor: training “${info.name}” failed`, info.error);
+    }),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (!e.affectsConfiguration("excitor")) return;
+      const before = settings;
+      settings = loadSettings(log);
+      if (before.backend !== settings.backend || before.threads !== settings.threads) pool.dispose();
+      if (runsFolder(before, ctx) !== runsFolder(settings, ctx))
+        void vscode.window.showInformationMessage("Excitor: the new runs folder is used after the window reloads.", "Reload Window").then((p) => p && vscode.commands.executeCommand("workbench.action.reloadWindow"));
+    }),
+  );
+}
+
+export function deactivate(): void {
+  // Disposables registered in activate() stop runs (each keeps a checkpoint) and engine processes.
+}
+
+function loadSettings(log: vscode.LogOutputChannel): ExcitorSettings {
+  const cfg = vscode.workspace.getConfiguration("excitor");
+  const { settings, problems } = readSettings((key) => {
+    const i = cfg.inspect(key);
+    return i?.workspaceFolderValue ?? i?.workspaceValue ?? i?.globalValue;
+  });
+  for (const p of problems) log.warn(p);
+  if (problems.length) void vscode.window.showWarningMessage(`Excitor: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more; see the Excitor output)` : ""}`);
+  return settings;
+}
+
+async function guard(fn: () => unknown): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    void vscode.window.showErrorMessage(`Excitor: ${messageOf(e)}`);
+  }
+}

@@ -1,0 +1,176 @@
+/**
+ * The messages between the extension host and its webviews, both ways, and the check every
+ * message from a webview passes before the host acts on it. A webview is a browser page: what it
+ * posts is untrusted input, so a malformed message is logged and dropped, never thrown on.
+ * The webview side imports only the types from here.
+ */
+import type { AttentionReport } from "../engine/analysis/attention";
+import type { TrainEvent } from "../engine/train/events";
+
+// ---------------------------------------------------------------- chat view
+
+export type TemplateChoice = "auto" | "chat" | "alpaca";
+
+export interface ChatParams {
+  temperature: number;
+  topP: number;
+  maxTokens: number;
+  template: TemplateChoice;
+}
+
+export type ChatToHost =
+  | { type: "ready" }
+  | { type: "send"; text: string; input: string; compare: boolean; params: ChatParams }
+  | { type: "stop" }
+  | { type: "clear" }
+  | { type: "copy"; index: number }
+  | { type: "chooseModel" }
+  | { type: "chooseAdapter"; adapter: string }
+  | { type: "showAttention"; index: number };
+
+export interface ChatTurn {
+  role: "user" | "assistant";
+  text: string;
+  /** Alpaca context sent with a user message. */
+  input?: string;
+  /** For answers: "tuned" (with the adapter), "base" (compare with base), or "model" (no adapter loaded). */
+  source?: "tuned" | "base" | "model";
+  /** For answers: how generation ended, once it has. */
+  finish?: string;
+  streaming?: boolean;
+}
+
+export interface ChatState {
+  model: string;
+  modelLabel: string;
+  adapter: string;
+  adapters: { label: string; path: string }[];
+  turns: ChatTurn[];
+  busy: boolean;
+  status: string;
+  params: ChatParams;
+}
+
+export type ChatToWebview =
+  | { type: "state"; state: ChatState }
+  | { type: "delta"; index: number; text: string };
+
+// ---------------------------------------------------------------- training panel
+
+export type TrainingToHost = { type: "ready" } | { type: "stop" } | { type: "resume" } | { type: "openFolder" };
+
+export interface TrainingSnapshot {
+  runId: string;
+  name: string;
+  status: "running" | "done" | "stopped" | "failed";
+  error?: string;
+  events: TrainEvent[];
+}
+
+export type TrainingToWebview = { type: "snapshot"; run: TrainingSnapshot } | { type: "event"; runId: string; event: TrainEvent } | { type: "status"; runId: string; status: TrainingSnapshot["status"]; error?: string };
+
+// ---------------------------------------------------------------- attention panel
+
+export type AttentionToHost =
+  | { type: "ready" }
+  | { type: "analyze"; prompt: string; input: string; response: string }
+  | { type: "export"; format: "png" | "svg"; data: string };
+
+export interface AttentionView {
+  modelLabel: string;
+  adapterLabel: string;
+  prompt: string;
+  input: string;
+  response: string;
+  busy: boolean;
+  error?: string;
+  report?: AttentionReport;
+}
+
+export type AttentionToWebview = { type: "view"; view: AttentionView };
+
+// ---------------------------------------------------------------- validation
+
+type Field = "string" | "number" | "boolean" | "object" | readonly string[];
+type Shape = Record<string, Field>;
+
+/** The fields each message type must have, and their kinds (a list means one of those strings). */
+const CHAT: Record<ChatToHost["type"], Shape> = {
+  ready: {},
+  send: { text: "string", input: "string", compare: "boolean", params: "object" },
+  stop: {},
+  clear: {},
+  copy: { index: "number" },
+  chooseModel: {},
+  chooseAdapter: { adapter: "string" },
+  showAttention: { index: "number" },
+};
+const PARAMS: Shape = { temperature: "number", topP: "number", maxTokens: "number", template: ["auto", "chat", "alpaca"] };
+const TRAINING: Record<TrainingToHost["type"], Shape> = { ready: {}, stop: {}, resume: {}, openFolder: {} };
+const ATTENTION: Record<AttentionToHost["type"], Shape> = {
+  ready: {},
+  analyze: { prompt: "string", input: "string", response: "string" },
+  export: { format: ["png", "svg"], data: "string" },
+};
+
+/** Why `raw` does not fit `shape`, or undefined when it does. */
+function misfit(raw: Record<string, unknown>, shape: Shape, where: string): string | undefined {
+  for (const [key, kind] of Object.entries(shape)) {
+    const v = raw[key];
+    const ok = Array.isArray(kind)
+      ? typeof v === "string" && kind.includes(v)
+      : kind === "object"
+        ? typeof v === "object" && v !== null && !Array.isArray(v)
+        : kind === "number"
+          ? typeof v === "number" && Number.isFinite(v)
+          : typeof v === kind;
+    if (!ok) return `${where}.${key}: expected ${Array.isArray(kind) ? kind.join(" | ") : kind}, got ${JSON.stringify(v)?.slice(0, 40)}`;
+  }
+  return undefined;
+}
+
+export type Checked<T> = { ok: true; message: T } | { ok: false; error: string };
+
+function checkAgainst<T>(table: Record<string, Shape>, raw: unknown, extra?: (m: Record<string, unknown>) => string | undefined): Checked<T> {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return { ok: false, error: "message is not an object" };
+  const m = raw as Record<string, unknown>;
+  if (typeof m.type !== "string" || !Object.hasOwn(table, m.type)) return { ok: false, error: `unknown message type ${JSON.stringify(m.type)}` };
+  const why = misfit(m, table[m.type], m.type) ?? extra?.(m);
+  return why === undefined ? { ok: true, message: m as T } : { ok: false, error: why };
+}
+
+export function checkChatMessage(raw: unknown): Checked<ChatToHost> {
+  return checkAgainst<ChatToHost>(CHAT, raw, (m) => {
+    if (m.type === "send") {
+      const p = m.params as Record<string, unknown>;
+      const why = misfit(p, PARAMS, "send.params");
+      if (why) return why;
+      if ((p.temperature as number) < 0 || (p.temperature as number) > 5) return "send.params.temperature: must be between 0 and 5";
+      if ((p.topP as number) <= 0 || (p.topP as number) > 1) return "send.params.topP: must be in (0, 1]";
+      if (!Number.isInteger(p.maxTokens) || (p.maxTokens as number) < 1 || (p.maxTokens as number) > 8192) return "send.params.maxTokens: must be a whole number from 1 to 8192";
+      if ((m.text as string).trim() === "") return "send.text: empty message";
+    }
+    if ((m.type === "copy" || m.type === "showAttention") && (!Number.isInteger(m.index) || (m.index as number) < 0)) return `${m.type}.index: must be a whole number ≥ 0`;
+    return undefined;
+  });
+}
+
+export function checkTrainingMessage(raw: unknown): Checked<TrainingToHost> {
+  return checkAgainst<TrainingToHost>(TRAINING, raw);
+}
+
+/** Exports are capped: a PNG data URL or SVG text of a few megabytes at most. */
+export const MAX_EXPORT_CHARS = 32 * 1024 * 1024;
+
+export function checkAttentionMessage(raw: unknown): Checked<AttentionToHost> {
+  return checkAgainst<AttentionToHost>(ATTENTION, raw, (m) => {
+    if (m.type === "analyze" && (m.prompt as string).trim() === "") return "analyze.prompt: empty prompt";
+    if (m.type === "export") {
+      const data = m.data as string;
+      if (data.length > MAX_EXPORT_CHARS) return "export.data: too large";
+      if (m.format === "png" && !data.startsWith("data:image/png;base64,")) return "export.data: not a PNG data URL";
+      if (m.format === "svg" && !data.trimStart().startsWith("<svg")) return "export.data: not SVG text";
+    }
+    return undefined;
+  });
+}

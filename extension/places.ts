@@ -1,0 +1,31 @@
+/** Where things are: the built-in demo model and data inside the extension, and the runs folder. */
+import * as path from "node:path";
+import * as vscode from "vscode";
+import type { ExcitorSettings } from "./settings";
+
+export function builtInModel(root: string): string {
+  return path.join(root, "demo", "model");
+}
+
+export function builtInDataset(root: string): string {
+  return path.join(root, "demo", "data", "train.jsonl");
+}
+
+/** The model folder from the settings, or the built-in demo model. */
+export function modelFolder(s: ExcitorSettings, root: string): string {
+  return s.modelFolder !== "" ? s.modelFolder : builtInModel(root);
+}
+
+/** excitor.runsFolder, else .excitor/runs in the first workspace folder, else the extension's storage. */
+export function runsFolder(s: ExcitorSettings, ctx: vscode.ExtensionContext): string {
+  if (s.runsFolder !== "") return s.runsFolder;
+  const ws = vscode.workspace.workspaceFolders?.[0];
+  if (ws && ws.uri.scheme === "file") return path.join(ws.uri.fsPath, ".excitor", "runs");
+  return path.join(ctx.globalStorageUri.fsPath, "runs");
+}
+
+/** A short label for a model or adapter folder. */
+export function folderLabel(dir: string, root: string): string {
+  if (dir === builtInModel(root)) return "built-in demo model";
+  return path.basename(dir);
+}

@@ -1,0 +1,99 @@
+/**
+ * What a training run is asked to do, and the presets the "Train Adapter…" command offers.
+ * A run's spec is saved with it (run.json), so that Resume continues with the same settings.
+ */
+import type { TrainDefaults } from "./settings";
+
+export interface RunSpec {
+  /** "demo": the built-in demo program (demo/run.js), which also writes a before/after report. */
+  kind: "train" | "demo";
+  model: string;
+  data: string;
+  /** Unset fields take the engine's defaults from the method spec. */
+  prompts?: number;
+  rank?: number;
+  layers?: number[];
+  epochs: number;
+  maxSteps?: number;
+  learningRate?: number;
+  batchSize: number;
+  maxLength: number;
+  validationShare: number;
+  seed: number;
+}
+
+export type PresetName = "quick" | "standard";
+
+export const PRESETS: Record<PresetName, { label: string; detail: string }> = {
+  quick: { label: "Quick", detail: "a short run to check the data and the setup: at most 40 steps of batch 8, K=10 prompts, rank 8, learning rate 2e-2" },
+  standard: { label: "Standard", detail: "the method's recipe (K, rank, layers and learning rate by model size) with the epochs and batch from your settings" },
+};
+
+/** A spec from a preset and the user's default hyperparameters (0 in a default = the engine decides). */
+export function specFromPreset(preset: PresetName, model: string, data: string, d: TrainDefaults): RunSpec {
+  const common = { kind: "train" as const, model, data, maxLength: d.maxLength, validationShare: d.validationShare, seed: d.seed };
+  // The spec's 9e-3 × batch / 256 barely moves an adapter in 40 steps; a short run needs a higher rate to show learning.
+  if (preset === "quick") return { ...common, epochs: 1, maxSteps: 40, batchSize: 8, prompts: 10, rank: 8, learningRate: 2e-2 };
+  return {
+    ...common,
+    epochs: d.epochs,
+    batchSize: d.batchSize,
+    prompts: d.prompts || undefined,
+    rank: d.rank || undefined,
+    learningRate: d.learningRate || undefined,
+  };
+}
+
+/** The `excitor train` arguments for a spec. */
+export function trainArgs(spec: RunSpec, outDir: string, resume: boolean, backend: string): string[] {
+  const args = ["--backend", backend, "train", "--json", "--model", spec.model, "--data", spec.data, "--out", outDir];
+  const add = (flag: string, v: number | number[] | undefined) => {
+    if (v !== undefined) args.push(flag, Array.isArray(v) ? v.join(",") : String(v));
+  };
+  add("--prompts", spec.prompts);
+  add("--rank", spec.rank);
+  add("--layers", spec.layers);
+  add("--epochs", spec.epochs);
+  add("--max-steps", spec.maxSteps);
+  add("--lr", spec.learningRate);
+  add("--batch-size", spec.batchSize);
+  add("--max-length", spec.maxLength);
+  add("--validation-share", spec.validationShare);
+  add("--seed", spec.seed);
+  if (resume) args.push("--resume");
+  return args;
+}
+
+/** Editable fields of a spec, as the custom-hyperparameters form shows them. */
+export const EDITABLE: { key: keyof RunSpec; label: string; hint: string; integer: boolean; min: number; max: number; optional: boolean }[] = [
+  { key: "prompts", label: "Prompts K", hint: "learnable prompts per adapted layer (empty: by model size)", integer: true, min: 1, max: 1024, optional: true },
+  { key: "rank", label: "Rank r", hint: "rank of the Excitor query (empty: by model size)", integer: true, min: 1, max: 1024, optional: true },
+  { key: "epochs", label: "Epochs", hint: "passes over the training set", integer: true, min: 1, max: 1000, optional: false },
+  { key: "maxSteps", label: "Max steps", hint: "stop after this many optimizer steps (empty: no limit)", integer: true, min: 1, max: 10_000_000, optional: true },
+  { key: "learningRate", label: "Learning rate", hint: "peak learning rate (empty: 9e-3 × batch / 256)", integer: false, min: 1e-8, max: 1, optional: true },
+  { key: "batchSize", label: "Batch size", hint: "examples per optimizer step", integer: true, min: 1, max: 4096, optional: false },
+  { key: "maxLength", label: "Max length", hint: "tokens per example; longer ones are cut", integer: true, min: 2, max: 131072, optional: false },
+  { key: "validationShare", label: "Validation share", hint: "share of examples held out (0 to 0.99)", integer: false, min: 0, max: 0.99, optional: false },
+  { key: "seed", label: "Seed", hint: "random seed", integer: true, min: 0, max: 2 ** 31 - 1, optional: false },
+];
+
+/** Why `raw` is not a valid value for the field, or undefined. Empty is valid for optional fields. */
+export function checkField(field: (typeof EDITABLE)[number], raw: string): string | undefined {
+  const t = raw.trim();
+  if (t === "") return field.optional ? undefined : `${field.label} is required`;
+  const n = Number(t);
+  if (!Number.isFinite(n)) return `${field.label}: "${raw}" is not a number`;
+  if (field.integer && !Number.isInteger(n)) return `${field.label}: "${raw}" is not a whole number`;
+  if (n < field.min || n > field.max) return `${field.label}: must be from ${field.min} to ${field.max}`;
+  return undefined;
+}
+
+/** "4,5,6,7" → [4, 5, 6, 7]; "" → undefined (the default layers); an error string for bad text. */
+export function parseLayers(raw: string): number[] | undefined | string {
+  const t = raw.trim();
+  if (t === "") return undefined;
+  const parts = t.split(/[\s,]+/);
+  const nums = parts.map(Number);
+  if (nums.some((n) => !Number.isInteger(n) || n < 0)) return `Layers: "${raw}" is not a list of layer numbers like 4,5,6,7`;
+  return nums;
+}

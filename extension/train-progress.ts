@@ -1,0 +1,53 @@
+/**
+ * The progress notification of a training run: step, loss and ETA as they come, and a Cancel
+ * button that really stops the engine (it finishes the step, writes a checkpoint and the adapter).
+ * When the run ends, a message offers what to do next.
+ */
+import * as vscode from "vscode";
+import type { RunInfo, RunManager } from "./run-manager";
+
+export interface NextSteps {
+  chat: (run: RunInfo) => void;
+  attention: (run: RunInfo) => void;
+}
+
+export function followRun(runs: RunManager, runId: string, name: string, next: NextSteps): void {
+  void vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Excitor: training ${name}`, cancellable: true }, (progress, token) => {
+    token.onCancellationRequested(() => runs.stop(runId));
+    let shown = 0;
+    return new Promise<void>((resolve) => {
+      const events = runs.onEvent((id, e) => {
+        if (id !== runId) return;
+        if (e.type === "start") progress.report({ message: `${e.totalSteps} steps on ${e.trainExamples} examples (${e.backend})` });
+        if (e.type === "step") {
+          const pct = (100 * e.step) / e.totalSteps;
+          progress.report({ increment: pct - shown, message: `step ${e.step}/${e.totalSteps} · loss ${e.loss.toFixed(3)} · ${e.tokensPerSecond.toFixed(0)} tokens/s · ETA ${eta(e.etaSeconds)}` });
+          shown = pct;
+        }
+        if (e.type === "cancelled") progress.report({ message: `stopping: checkpoint written at step ${e.step}` });
+      });
+      const status = runs.onStatus((info) => {
+        if (info.id !== runId || info.status === "running") return;
+        events.dispose();
+        status.dispose();
+        resolve();
+        if (info.status === "done") {
+          const actions = info.report ? ["Open Report", "Chat with It", "Show Attention"] : ["Chat with It", "Show Attention"];
+          void vscode.window.showInformationMessage(`Excitor: training “${name}” finished; the adapter is in ${info.dir}`, ...actions).then((pick) => {
+            if (pick === "Open Report" && info.report) void vscode.commands.executeCommand("markdown.showPreview", vscode.Uri.file(info.report));
+            if (pick === "Chat with It") next.chat(info);
+            if (pick === "Show Attention") next.attention(info);
+          });
+        } else if (info.status === "stopped") {
+          void vscode.window.showInformationMessage(`Excitor: training “${name}” stopped; the last checkpoint is kept (Excitor: Resume Training continues it)`);
+        }
+      });
+    });
+  });
+}
+
+function eta(seconds: number): string {
+  if (!Number.isFinite(seconds)) return "…";
+  const s = Math.round(seconds);
+  return s >= 3600 ? `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m` : s >= 60 ? `${Math.floor(s / 60)}m ${s % 60}s` : `${s}s`;
+}

@@ -1,0 +1,149 @@
+/**
+ * The extension in a real VS Code (code-server) in a real browser: train from the command palette
+ * on the built-in demo model and watch the training panel to the end; chat in the sidebar and see
+ * the answer stream; stop an answer mid-way and see the engine end it; open the attention heatmap.
+ * Screenshots of each step go to out/e2e/.
+ */
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { after, before, test } from "node:test";
+import type { Frame } from "playwright-core";
+import { writeTinyModel } from "../helpers/tiny-model";
+import { missingSetup, openWorkbench, pickQuick, runCommand, screenshot, waitFor, webviewFrame, type Workbench } from "./harness";
+
+let wb: Workbench;
+
+before(async () => {
+  const missing = missingSetup();
+  assert.equal(missing, undefined, missing); // a missing setup is a failure, never a skip
+  wb = await openWorkbench("main");
+});
+
+after(async () => {
+  await wb?.close();
+});
+
+const text = async (f: Frame, selector: string) => (await f.locator(selector).first().textContent()) ?? "";
+
+test("Train Adapter… from the command palette on the demo model: the training panel shows progress, then finishes", async () => {
+  const { page } = wb;
+  await runCommand(page, "Excitor: Train Adapter");
+  await pickQuick(page, "Built-in demo model");
+  await pickQuick(page, "Built-in demo instructions");
+  await pickQuick(page, "Quick");
+  const panel = await webviewFrame(page, "training");
+  // Progress: a step count above zero while the run is still going.
+  await waitFor(
+    async () => {
+      const step = await text(panel, '[data-stat="step"]');
+      const m = /^(\d+) \/ (\d+)/.exec(step);
+      return m && Number(m[1]) > 0 ? true : undefined;
+    },
+    180_000,
+    "a training step in the panel",
+  );
+  await screenshot(page, "1-training-progress");
+  await waitFor(async () => ((await text(panel, "#run-status")) === "done" ? true : undefined), 300_000, "the run to finish");
+  const step = await text(panel, '[data-stat="step"]');
+  assert.match(step, /^40 \/ 40$/, "the quick preset runs 40 steps");
+  assert.notEqual(await text(panel, '[data-stat="loss"]'), "–");
+  assert.ok((await panel.locator("svg.chart path.line").count()) >= 2, "loss and learning-rate curves are drawn");
+  await screenshot(page, "2-training-done");
+  const runs = fs.readdirSync(wb.runsFolder);
+  assert.equal(runs.length, 1);
+  for (const f of ["adapter_config.json", "adapter_model.safetensors", "metrics.jsonl", "run.json"]) assert.ok(fs.existsSync(path.join(wb.runsFolder, runs[0], f)), `${f} written`);
+});
+
+async function openChat(): Promise<Frame> {
+  await runCommand(wb.page, "Excitor: Focus on Chat View");
+  return webviewFrame(wb.page, "chat");
+}
+
+async function ask(chat: Frame, question: string, context: string): Promise<void> {
+  await chat.locator("#prompt textarea").fill(question);
+  await chat.locator("#context textarea").fill(context);
+  await chat.locator("#send").click();
+}
+
+test("the sidebar chat streams an answer from the tuned model", async () => {
+  const chat = await openChat();
+  // The run just trained is offered as an adapter; choose it.
+  const adapter = await waitFor(async () => (await chat.locator("#adapter vscode-option").evaluateAll((os) => os.map((o) => o.getAttribute("value") ?? ""))).find((v) => v.includes(".excitor")), 20_000, "the trained adapter in the list");
+  await chat.locator("#adapter").evaluate((el, v) => {
+    (el as unknown as { value: string }).value = v;
+    el.dispatchEvent(new Event("change"));
+  }, adapter);
+  await waitFor(async () => ((await chat.locator("#adapter").evaluate((el) => (el as unknown as { value: string }).value)) === adapter ? true : undefined), 10_000, "the adapter to be selected");
+  await ask(chat, "What is the name of the bird?", "One day, a brave bird named Sue went to the town. The bird lived near the town.");
+  // Streaming: the answer grows over several updates before generation ends.
+  const lengths = new Set<number>();
+  await waitFor(
+    async () => {
+      const answer = chat.locator(".turn.assistant .text").last();
+      if ((await answer.count()) > 0) lengths.add(((await answer.textContent()) ?? "").length);
+      return (await chat.locator("body").getAttribute("data-busy")) === "false" && lengths.size > 0 && (await chat.locator(".turn.assistant .finish").count()) > 0 ? true : undefined;
+    },
+    120_000,
+    "the answer to finish",
+  );
+  const answer = (await chat.locator(".turn.assistant .text").last().textContent()) ?? "";
+  assert.ok(answer.trim().length > 0, "the model answered");
+  assert.ok([...lengths].filter((n) => n > 0).length >= 2, `the answer arrived in pieces (lengths seen: ${[...lengths].join(", ")})`);
+  assert.match(await text(chat, ".turn.assistant .finish"), /tokens\/s/);
+  await screenshot(wb.page, "3-chat-answer");
+});
+
+test("Show Attention opens the heatmap panel for a prompt", async () => {
+  const { page } = wb;
+  await runCommand(page, "Excitor: Show Attention");
+  const input = page.locator(".quick-input-widget input.input");
+  await input.waitFor();
+  await input.fill("What is the name of the bird?");
+  await page.keyboard.press("Enter");
+  const panel = await webviewFrame(page, "attention");
+  await waitFor(async () => ((await panel.locator("#heatmap-tip").textContent())?.includes("query") ? true : undefined), 120_000, "the heatmap");
+  const size = await panel.locator("#heatmap").evaluate((c) => [(c as unknown as { width: number }).width, (c as unknown as { height: number }).height]);
+  assert.ok(size[0] > 50 && size[1] > 50, `the heatmap is drawn (${size.join("×")})`);
+  assert.ok((await panel.locator(".mass svg rect").count()) > 0, "the per-layer instruction-attention chart is drawn");
+  // Keyboard: the cursor moves with the arrow keys and the readout follows.
+  const before = await text(panel, "#heatmap-tip");
+  await panel.locator("#heatmap").focus();
+  await page.keyboard.press("ArrowRight");
+  assert.notEqual(await text(panel, "#heatmap-tip"), before);
+  await screenshot(page, "5-attention");
+});
+
+test("Stop ends generation in the engine mid-answer", async () => {
+  const { page } = wb;
+  // A random 8-layer model: slower than the demo model and with no learned end of text, so an
+  // answer is still streaming when Stop is pressed. It is chosen through the chat's "Change…".
+  const slow = path.join(wb.workspace, "slow-model");
+  writeTinyModel(slow, { hidden: 512, layers: 8, heads: 8, kvHeads: 8, intermediate: 1376, scale: 0.02 });
+  const chat = await openChat();
+  await chat.locator("vscode-button", { hasText: "Change…" }).click();
+  const input = page.locator(".quick-input-widget input.input");
+  await input.waitFor();
+  await input.fill(slow + "/");
+  await page.locator(".quick-input-widget .monaco-button", { hasText: "Use this model" }).click();
+  await waitFor(async () => ((await text(chat, ".model-label")) === "slow-model" ? true : undefined), 20_000, "the slow model to be chosen");
+  await chat.locator("details.settings summary").click();
+  await chat.locator("#max-tokens input").fill("2000");
+  await chat.locator("#temperature input").fill("1");
+  // Sampling is random: an answer may (rarely) end by itself before Stop lands; then ask again.
+  let finish = "";
+  for (let attempt = 0; attempt < 3 && !finish.includes("stopped"); attempt++) {
+    const before = await chat.locator(".turn.assistant").count();
+    await ask(chat, "Write a very long story about a dog and a cat.", "");
+    const answer = chat.locator(".turn.assistant").nth(before);
+    await waitFor(async () => ((await answer.count()) > 0 && ((await answer.locator(".text").textContent()) ?? "").length > 0 ? true : undefined), 60_000, "the answer to start");
+    await chat.locator("#stop").click();
+    finish = await waitFor(async () => ((await answer.locator(".finish").count()) > 0 ? ((await answer.locator(".finish").textContent()) ?? undefined) : undefined), 60_000, "the answer to end");
+  }
+  // The host marks an answer stopped only when the engine reports that it aborted generation.
+  const m = /stopped in the engine after (\d+) tokens/.exec(finish);
+  assert.ok(m, `the engine reported the stop (got "${finish}")`);
+  assert.ok(Number(m[1]) < 2000, "it stopped before the token budget");
+  assert.equal(await chat.locator("body").getAttribute("data-busy"), "false", "the chat is ready for the next question");
+  await screenshot(page, "4-chat-stopped");
+});

@@ -1,0 +1,131 @@
+/** The training panel: redraws from the run's event list (a snapshot, then live events). */
+import type { TrainEvent } from "../engine/train/events";
+import type { TrainingSnapshot, TrainingToHost, TrainingToWebview } from "../extension/messages";
+import { lineChart, fmt, type Series } from "./line-chart";
+import { button, h } from "./ui";
+import { connect } from "./vscode-api";
+
+let run: TrainingSnapshot | undefined;
+const host = connect<TrainingToHost, TrainingToWebview, { runId: string }>((m) => {
+  if (m.type === "snapshot") {
+    run = m.run;
+    host.setState({ runId: m.run.runId }); // lets VS Code restore this panel after a reload
+  } else if (!run || m.runId !== run.runId) return;
+  else if (m.type === "event") run.events.push(m.event);
+  else if (m.type === "status") Object.assign(run, { status: m.status, error: m.error });
+  schedule();
+});
+
+const app = document.getElementById("app")!;
+const title = h("h2", "title");
+const badge = h("span", "badge");
+badge.id = "run-status";
+const stop = button("Stop", () => host.post({ type: "stop" }), { secondary: true, id: "stop-run", title: "Stop after this step, keeping a checkpoint" });
+const resume = button("Resume", () => host.post({ type: "resume" }), { secondary: true, id: "resume-run", title: "Continue from the last checkpoint" });
+const folder = button("Open Folder", () => host.post({ type: "openFolder" }), { secondary: true });
+const stats = h("dl", "stats");
+stats.id = "stats";
+const charts = h("div", "charts");
+const gates = h("div", "gates");
+const logs = h("ul", "logs");
+const head = h("div", "row");
+head.append(title, badge, stop, resume, folder);
+app.append(head, stats, charts, h("h3", undefined, "Gate values (latest step)"), gates, h("h3", undefined, "Log"), logs);
+
+let pending = false;
+/** Many events can arrive at once; draw at most once per frame. */
+function schedule(): void {
+  if (pending) return;
+  pending = true;
+  requestAnimationFrame(() => {
+    pending = false;
+    draw();
+  });
+}
+
+function of<T extends TrainEvent["type"]>(events: TrainEvent[], type: T): Extract<TrainEvent, { type: T }>[] {
+  return events.filter((e): e is Extract<TrainEvent, { type: T }> => e.type === type);
+}
+
+function duration(s: number): string {
+  if (!Number.isFinite(s)) return "–";
+  const r = Math.round(s);
+  return r >= 3600 ? `${Math.floor(r / 3600)}h ${Math.floor((r % 3600) / 60)}m` : r >= 60 ? `${Math.floor(r / 60)}m ${r % 60}s` : `${r}s`;
+}
+
+function draw(): void {
+  if (!run) return;
+  const ev = run.events;
+  const start = of(ev, "start").at(-1);
+  const steps = of(ev, "step");
+  const vals = of(ev, "validation");
+  const last = steps.at(-1);
+  const done = of(ev, "done").at(-1);
+  title.textContent = run.name;
+  badge.textContent = run.status;
+  badge.className = `badge ${run.status}`;
+  document.body.dataset.status = run.status;
+  stop.disabled = run.status !== "running";
+  resume.disabled = run.status === "running" || run.status === "done";
+
+  const rows: [string, string][] = [
+    ["step", last ? `${last.step} / ${last.totalSteps}` : start ? `0 / ${start.totalSteps}` : "–"],
+    ["epoch", last ? last.epoch.toFixed(2) : "–"],
+    ["loss", last ? last.loss.toFixed(4) : "–"],
+    ["validation loss", vals.length ? vals[vals.length - 1].loss.toFixed(4) : "–"],
+    ["learning rate", last ? fmt(last.learningRate) : "–"],
+    ["tokens/s", last ? last.tokensPerSecond.toFixed(0) : "–"],
+    ["elapsed", last ? duration(done?.elapsedSeconds ?? last.elapsedSeconds) : "–"],
+    ["ETA", run.status === "running" && last ? duration(last.etaSeconds) : run.status === "done" ? "finished" : "–"],
+    ["trainable parameters", start ? `${start.trainableParams.toLocaleString("en-US")} (${((100 * start.trainableParams) / (start.baseParams + start.trainableParams)).toFixed(2)} %)` : "–"],
+    ["examples", start ? `${start.trainExamples} train, ${start.validationExamples} validation${start.truncatedExamples ? `, ${start.truncatedExamples} cut to max length` : ""}` : "–"],
+    ["backend", start?.backend ?? "–"],
+  ];
+  stats.replaceChildren(
+    ...rows.flatMap(([k, v]) => {
+      const dd = h("dd", undefined, v);
+      dd.dataset.stat = k;
+      return [h("dt", undefined, k), dd];
+    }),
+  );
+  if (run.error) stats.append(h("dt", "error", "error"), h("dd", "error", run.error));
+
+  const layers = start?.layers ?? [];
+  const gateSeries: Series[] = layers.map((layer, i) => ({
+    name: `layer ${layer}`,
+    cls: `s${i % 8}`,
+    points: steps.map((s) => [s.step, s.gates[i] ? s.gates[i].reduce((a, g) => a + Math.abs(g), 0) / s.gates[i].length : 0] as [number, number]),
+  }));
+  charts.replaceChildren(
+    lineChart("Loss", [{ name: "training", cls: "s0", points: steps.map((s) => [s.step, s.loss]) }, { name: "validation", cls: "s1", dashed: true, points: vals.map((v) => [v.step, v.loss]) }], "step"),
+    lineChart("Learning rate", [{ name: "lr", cls: "s2", points: steps.map((s) => [s.step, s.learningRate]) }], "step"),
+    lineChart("Mean |gate| per layer", gateSeries, "step"),
+  );
+
+  gates.replaceChildren();
+  if (last) {
+    const table = h("table", "gate-table");
+    const hr = h("tr");
+    hr.append(h("th", undefined, "layer"), ...last.gates[0].map((_, i) => h("th", undefined, `head ${i}`)));
+    table.append(hr);
+    last.gates.forEach((g, i) => {
+      const tr = h("tr");
+      tr.append(h("th", undefined, String(layers[i] ?? i)), ...g.map((v) => h("td", undefined, v.toFixed(4))));
+      table.append(tr);
+    });
+    gates.append(table);
+  } else gates.append(h("p", "muted", "Gates start at zero: the tuned model begins exactly as the base model."));
+
+  const notes = ev.filter((e) => e.type === "log" || e.type === "checkpoint" || e.type === "cancelled" || e.type === "done");
+  logs.replaceChildren(
+    ...notes.slice(-50).map((e) =>
+      h(
+        "li",
+        e.type === "log" ? e.level : "",
+        e.type === "log" ? e.message : e.type === "checkpoint" ? `checkpoint at step ${e.step}` : e.type === "cancelled" ? `stopped at step ${e.step}; adapter in ${e.adapterDir}` : `finished at step ${e.step}; adapter in ${e.adapterDir}`,
+      ),
+    ),
+  );
+}
+
+host.post({ type: "ready" });

@@ -1,0 +1,175 @@
+/**
+ * The one module that knows the component library. Every view builds its controls through these
+ * functions, so replacing @vscode/webview-ui-toolkit (archived in January 2025) with its
+ * maintained successor @vscode-elements/elements means rewriting this file only.
+ */
+import {
+  provideVSCodeDesignSystem,
+  vsCodeButton,
+  vsCodeCheckbox,
+  vsCodeDivider,
+  vsCodeDropdown,
+  vsCodeOption,
+  vsCodeProgressRing,
+  vsCodeRadio,
+  vsCodeRadioGroup,
+  vsCodeTextArea,
+  vsCodeTextField,
+} from "@vscode/webview-ui-toolkit";
+
+provideVSCodeDesignSystem().register(
+  vsCodeButton(),
+  vsCodeCheckbox(),
+  vsCodeDivider(),
+  vsCodeDropdown(),
+  vsCodeOption(),
+  vsCodeProgressRing(),
+  vsCodeRadio(),
+  vsCodeRadioGroup(),
+  vsCodeTextArea(),
+  vsCodeTextField(),
+);
+
+/** A form control as the views use it: its element, and its value read and written as text. */
+export interface Control {
+  el: HTMLElement;
+  value: string;
+}
+
+function attrs(el: HTMLElement, a: Record<string, string | undefined>): void {
+  for (const [k, v] of Object.entries(a)) if (v !== undefined) el.setAttribute(k, v);
+}
+
+export function button(label: string, onClick: () => void, opts: { secondary?: boolean; icon?: boolean; title?: string; id?: string } = {}): HTMLElement & { disabled: boolean } {
+  const el = document.createElement("vscode-button") as HTMLElement & { disabled: boolean };
+  attrs(el, { appearance: opts.icon ? "icon" : opts.secondary ? "secondary" : "primary", title: opts.title, "aria-label": opts.title ?? label, id: opts.id });
+  el.textContent = label;
+  el.addEventListener("click", () => {
+    if (!el.disabled) onClick();
+  });
+  return el;
+}
+
+function valueControl(el: HTMLElement & { value: string }): Control {
+  return {
+    el,
+    get value() {
+      return el.value;
+    },
+    set value(v: string) {
+      el.value = v;
+    },
+  };
+}
+
+export function textField(label: string, opts: { value?: string; placeholder?: string; id?: string; size?: number; onChange?: () => void } = {}): Control {
+  const el = document.createElement("vscode-text-field") as HTMLElement & { value: string };
+  attrs(el, { placeholder: opts.placeholder, id: opts.id, size: opts.size?.toString() });
+  el.textContent = label;
+  el.value = opts.value ?? "";
+  if (opts.onChange) el.addEventListener("change", opts.onChange);
+  return valueControl(el);
+}
+
+export function textArea(label: string, opts: { value?: string; placeholder?: string; id?: string; rows?: number; onKeydown?: (e: KeyboardEvent) => void } = {}): Control {
+  const el = document.createElement("vscode-text-area") as HTMLElement & { value: string };
+  attrs(el, { placeholder: opts.placeholder, id: opts.id, rows: String(opts.rows ?? 3), resize: "vertical" });
+  el.textContent = label;
+  el.value = opts.value ?? "";
+  if (opts.onKeydown) el.addEventListener("keydown", opts.onKeydown as EventListener);
+  return valueControl(el);
+}
+
+/** A labelled dropdown; `options` are [value, label] pairs. */
+export function dropdown(label: string, options: [string, string][], opts: { value?: string; id?: string; onChange?: (v: string) => void } = {}): Control & { setOptions(o: [string, string][], value: string): void } {
+  const wrap = document.createElement("div");
+  wrap.className = "field";
+  const lab = document.createElement("label");
+  lab.textContent = label;
+  const el = document.createElement("vscode-dropdown") as HTMLElement & { value: string };
+  const id = opts.id ?? `dd-${Math.random().toString(36).slice(2)}`;
+  el.id = id;
+  lab.htmlFor = id;
+  el.setAttribute("aria-label", label);
+  const fill = (o: [string, string][], value: string) => {
+    el.replaceChildren(
+      ...o.map(([v, l]) => {
+        const opt = document.createElement("vscode-option") as HTMLElement & { value: string };
+        opt.setAttribute("value", v);
+        opt.textContent = l;
+        if (v === value) opt.setAttribute("selected", "");
+        return opt;
+      }),
+    );
+    el.value = value;
+  };
+  fill(options, opts.value ?? options[0]?.[0] ?? "");
+  if (opts.onChange) el.addEventListener("change", () => opts.onChange!(el.value));
+  wrap.append(lab, el);
+  return {
+    el: wrap,
+    get value() {
+      return el.value;
+    },
+    set value(v: string) {
+      el.value = v;
+    },
+    setOptions: fill,
+  };
+}
+
+export function checkbox(label: string, opts: { checked?: boolean; id?: string; onChange?: (v: boolean) => void } = {}): { el: HTMLElement; checked: boolean } {
+  const el = document.createElement("vscode-checkbox") as HTMLElement & { checked: boolean };
+  if (opts.id) el.id = opts.id;
+  el.textContent = label;
+  el.checked = opts.checked ?? false;
+  if (opts.onChange) el.addEventListener("change", () => opts.onChange!(el.checked));
+  return {
+    el,
+    get checked() {
+      return el.checked;
+    },
+    set checked(v: boolean) {
+      el.checked = v;
+    },
+  };
+}
+
+/** Radio buttons; `options` are [value, label] pairs. */
+export function radioGroup(label: string, options: [string, string][], value: string, onChange: (v: string) => void, id?: string): Control {
+  const el = document.createElement("vscode-radio-group") as HTMLElement & { value: string };
+  if (id) el.id = id;
+  const lab = document.createElement("label");
+  lab.slot = "label";
+  lab.textContent = label;
+  el.append(
+    lab,
+    ...options.map(([v, l]) => {
+      const r = document.createElement("vscode-radio");
+      r.setAttribute("value", v);
+      r.textContent = l;
+      if (v === value) r.setAttribute("checked", "");
+      return r;
+    }),
+  );
+  el.addEventListener("change", () => onChange(el.value));
+  return valueControl(el);
+}
+
+export function progressRing(): HTMLElement {
+  const el = document.createElement("vscode-progress-ring");
+  el.setAttribute("aria-label", "working");
+  return el;
+}
+
+export function divider(): HTMLElement {
+  return document.createElement("vscode-divider");
+}
+
+/** A plain element with a class and text: the views' layout is ordinary HTML. */
+export function h<K extends keyof HTMLElementTagNameMap>(tag: K, cls?: string, text?: string): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  if (cls) el.className = cls;
+  if (text !== undefined) el.textContent = text;
+  return el;
+}

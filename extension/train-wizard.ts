@@ -44,7 +44,9 @@ async function askModel(root: string, settings: ExcitorSettings): Promise<string
 }
 
 async function askDataset(root: string): Promise<string | undefined> {
-  const found = await vscode.workspace.findFiles("**/*.{jsonl,json}", "{**/node_modules/**,**/.excitor/**,**/.vscode/**,**/package*.json,**/tsconfig*.json}", 50);
+  // Datasets, not the JSON files that sit in model folders or projects.
+  const notData = "{**/node_modules/**,**/.excitor/**,**/.vscode/**,**/package*.json,**/tsconfig*.json,**/config.json,**/generation_config.json,**/tokenizer*.json,**/special_tokens_map.json,**/adapter_config.json,**/*.index.json}";
+  const found = await vscode.workspace.findFiles("**/*.{jsonl,json}", notData, 50);
   const items: Pick<string>[] = [
     { label: "Built-in demo instructions", description: "questions about short stories (demo/data/train.jsonl)", value: builtInDataset(root) },
     ...found.map((u) => ({ label: vscode.workspace.asRelativePath(u), description: "workspace file", value: u.fsPath })),

@@ -55,6 +55,18 @@ test("Train Adapter… from the command palette on the demo model: the training 
   for (const f of ["adapter_config.json", "adapter_model.safetensors", "metrics.jsonl", "run.json"]) assert.ok(fs.existsSync(path.join(wb.runsFolder, runs[0], f)), `${f} written`);
 });
 
+test("the training panel closes and reopens from the Runs view without losing the picture", async () => {
+  const { page } = wb;
+  await runCommand(page, "View: Close All Editors");
+  await page.locator(".monaco-workbench").waitFor();
+  await runCommand(page, "Excitor: Focus on Runs View");
+  await page.locator(".pane-body .monaco-list-row", { hasText: "train-quick" }).first().click();
+  const panel = await webviewFrame(page, "training");
+  await waitFor(async () => ((await text(panel, '[data-stat="step"]')) === "40 / 40" ? true : undefined), 30_000, "the reopened panel to show the run");
+  assert.equal(await text(panel, "#run-status"), "done");
+  assert.ok((await panel.locator("svg.chart path.line").count()) >= 2, "the curves are back");
+});
+
 async function openChat(): Promise<Frame> {
   await runCommand(wb.page, "Excitor: Focus on Chat View");
   return webviewFrame(wb.page, "chat");
@@ -146,4 +158,20 @@ test("Stop ends generation in the engine mid-answer", async () => {
   assert.ok(Number(m[1]) < 2000, "it stopped before the token budget");
   assert.equal(await chat.locator("body").getAttribute("data-busy"), "false", "the chat is ready for the next question");
   await screenshot(page, "4-chat-stopped");
+});
+
+test("a malformed dataset: the error names the file and line, and Open File goes there", async () => {
+  const { page } = wb;
+  fs.writeFileSync(path.join(wb.workspace, "broken.jsonl"), '{"instruction":"a","output":"b"}\n{"instruction":"c","output":"d"}\n{"instruction": oops}\n');
+  await runCommand(page, "Excitor: Train Adapter");
+  await pickQuick(page, "Built-in demo model");
+  await pickQuick(page, "broken.jsonl");
+  await pickQuick(page, "Quick");
+  const toast = page.locator(".notifications-toasts .notification-toast", { hasText: "broken.jsonl:3" }).first();
+  await toast.waitFor({ timeout: 60_000 });
+  assert.match((await toast.textContent()) ?? "", /malformed JSON/);
+  await screenshot(page, "6-dataset-error");
+  await toast.locator(".monaco-button", { hasText: "Open File" }).click();
+  await page.locator(".tab.active", { hasText: "broken.jsonl" }).waitFor({ timeout: 20_000 });
+  await page.locator(".statusbar", { hasText: "Ln 3," }).waitFor({ timeout: 20_000 });
 });

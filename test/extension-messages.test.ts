@@ -1,0 +1,62 @@
+/**
+ * Every message from a webview is checked before the host acts on it: well-formed messages pass
+ * unchanged, anything else is rejected with a reason naming the field (and the host logs and drops it).
+ */
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import { checkAttentionMessage, checkChatMessage, checkTrainingMessage, MAX_EXPORT_CHARS } from "../extension/messages";
+
+const params = { temperature: 0.7, topP: 0.9, maxTokens: 128, template: "auto" };
+const send = { type: "send", text: "Hi", input: "", compare: false, params };
+
+const rejected = (r: { ok: boolean; error?: string }, why: RegExp) => {
+  assert.equal(r.ok, false);
+  assert.match((r as { error: string }).error, why);
+};
+
+test("chat: well-formed messages pass unchanged", () => {
+  for (const m of [{ type: "ready" }, send, { type: "stop" }, { type: "clear" }, { type: "copy", index: 2 }, { type: "chooseModel" }, { type: "chooseAdapter", adapter: "" }, { type: "showAttention", index: 0 }]) {
+    const r = checkChatMessage(m);
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(r.ok && r.message, m);
+  }
+});
+
+test("chat: malformed messages are rejected with the field that is wrong", () => {
+  rejected(checkChatMessage(null), /not an object/);
+  rejected(checkChatMessage("send"), /not an object/);
+  rejected(checkChatMessage([send]), /not an object/);
+  rejected(checkChatMessage({ type: "explode" }), /unknown message type "explode"/);
+  rejected(checkChatMessage({ type: "__proto__" }), /unknown message type/);
+  rejected(checkChatMessage({ ...send, text: 42 }), /send\.text: expected string/);
+  rejected(checkChatMessage({ ...send, text: "   " }), /send\.text: empty/);
+  rejected(checkChatMessage({ ...send, compare: "yes" }), /send\.compare: expected boolean/);
+  rejected(checkChatMessage({ ...send, params: null }), /send\.params: expected object/);
+  rejected(checkChatMessage({ ...send, params: { ...params, temperature: -1 } }), /temperature/);
+  rejected(checkChatMessage({ ...send, params: { ...params, temperature: Number.NaN } }), /temperature: expected number/);
+  rejected(checkChatMessage({ ...send, params: { ...params, topP: 0 } }), /topP/);
+  rejected(checkChatMessage({ ...send, params: { ...params, maxTokens: 1.5 } }), /maxTokens/);
+  rejected(checkChatMessage({ ...send, params: { ...params, maxTokens: 100000 } }), /maxTokens/);
+  rejected(checkChatMessage({ ...send, params: { ...params, template: "jinja" } }), /template: expected auto \| chat \| alpaca/);
+  rejected(checkChatMessage({ type: "copy", index: -1 }), /copy\.index/);
+  rejected(checkChatMessage({ type: "showAttention", index: "0" }), /showAttention\.index: expected number/);
+  rejected(checkChatMessage({ type: "chooseAdapter" }), /chooseAdapter\.adapter/);
+});
+
+test("training panel: only its four message types", () => {
+  for (const type of ["ready", "stop", "resume", "openFolder"]) assert.ok(checkTrainingMessage({ type }).ok);
+  rejected(checkTrainingMessage({ type: "delete" }), /unknown message type/);
+  rejected(checkTrainingMessage(undefined), /not an object/);
+});
+
+test("attention panel: analyze needs a prompt; exports must be PNG data URLs or SVG text of bounded size", () => {
+  assert.ok(checkAttentionMessage({ type: "analyze", prompt: "Why?", input: "", response: "" }).ok);
+  rejected(checkAttentionMessage({ type: "analyze", prompt: " ", input: "", response: "" }), /empty prompt/);
+  rejected(checkAttentionMessage({ type: "analyze", prompt: "Why?", input: "" }), /analyze\.response/);
+  assert.ok(checkAttentionMessage({ type: "export", format: "png", data: "data:image/png;base64,iVBORw0KGgo=" }).ok);
+  assert.ok(checkAttentionMessage({ type: "export", format: "svg", data: '<svg xmlns="http://www.w3.org/2000/svg"></svg>' }).ok);
+  rejected(checkAttentionMessage({ type: "export", format: "png", data: "<svg/>" }), /not a PNG data URL/);
+  rejected(checkAttentionMessage({ type: "export", format: "svg", data: "data:image/png;base64,AA" }), /not SVG/);
+  rejected(checkAttentionMessage({ type: "export", format: "gif", data: "x" }), /format: expected png \| svg/);
+  rejected(checkAttentionMessage({ type: "export", format: "svg", data: "<svg>" + "x".repeat(MAX_EXPORT_CHARS) }), /too large/);
+});

@@ -1,0 +1,75 @@
+/** Settings and run specs: what the user configures becomes the exact `excitor train` command line. */
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import { DEFAULT_SETTINGS, readSettings } from "../extension/settings";
+import { EDITABLE, checkField, parseLayers, specFromPreset, trainArgs } from "../extension/run-spec";
+
+const from = (values: Record<string, unknown>) => readSettings((k) => values[k]);
+
+test("no settings: the defaults, and no problems", () => {
+  const r = from({});
+  assert.deepEqual(r.settings, DEFAULT_SETTINGS);
+  assert.deepEqual(r.problems, []);
+});
+
+test("valid settings are taken as given", () => {
+  const r = from({ modelFolder: " /models/llama ", backend: "tfjs-node", threads: 4, runsFolder: "/runs", "train.epochs": 5, "train.learningRate": 0.01, "train.validationShare": 0.2, "chat.temperature": 0, "chat.maxTokens": 64 });
+  assert.deepEqual(r.problems, []);
+  assert.equal(r.settings.modelFolder, "/models/llama");
+  assert.equal(r.settings.backend, "tfjs-node");
+  assert.equal(r.settings.threads, 4);
+  assert.equal(r.settings.train.epochs, 5);
+  assert.equal(r.settings.train.learningRate, 0.01);
+  assert.equal(r.settings.train.validationShare, 0.2);
+  assert.equal(r.settings.chat.temperature, 0);
+  assert.equal(r.settings.chat.maxTokens, 64);
+});
+
+test("wrong values fall back to the default, each reported naming its setting", () => {
+  const r = from({ backend: "cuda", threads: -2, "train.epochs": 2.5, "train.batchSize": "16", "chat.topP": 0, modelFolder: 7 });
+  assert.equal(r.settings.backend, "auto");
+  assert.equal(r.settings.threads, 0);
+  assert.equal(r.settings.train.epochs, DEFAULT_SETTINGS.train.epochs);
+  assert.equal(r.settings.train.batchSize, DEFAULT_SETTINGS.train.batchSize);
+  assert.equal(r.settings.chat.topP, DEFAULT_SETTINGS.chat.topP);
+  assert.equal(r.settings.modelFolder, "");
+  const named = ["excitor.backend", "excitor.threads", "excitor.train.epochs", "excitor.train.batchSize", "excitor.chat.topP", "excitor.modelFolder"];
+  assert.equal(r.problems.length, named.length, r.problems.join("\n"));
+  for (const n of named) assert.ok(r.problems.some((p) => p.startsWith(`${n}:`)), `${n} reported`);
+});
+
+test("presets: quick is a short fixed run; standard leaves 0-valued defaults to the engine", () => {
+  const d = DEFAULT_SETTINGS.train;
+  const quick = specFromPreset("quick", "/m", "/d.jsonl", d);
+  assert.equal(quick.maxSteps, 40);
+  assert.equal(quick.batchSize, 8);
+  const standard = specFromPreset("standard", "/m", "/d.jsonl", { ...d, epochs: 7, prompts: 0, rank: 12, learningRate: 0 });
+  assert.equal(standard.epochs, 7);
+  assert.equal(standard.prompts, undefined);
+  assert.equal(standard.rank, 12);
+  assert.equal(standard.learningRate, undefined);
+  assert.equal(standard.maxSteps, undefined);
+});
+
+test("a spec becomes the train command line, flags only for what is set", () => {
+  const spec = { ...specFromPreset("standard", "/m", "/d.jsonl", DEFAULT_SETTINGS.train), layers: [2, 3], learningRate: 0.005 };
+  assert.deepEqual(trainArgs(spec, "/out", false, "auto"), [
+    "--backend", "auto", "train", "--json", "--model", "/m", "--data", "/d.jsonl", "--out", "/out",
+    "--layers", "2,3", "--epochs", "3", "--lr", "0.005", "--batch-size", "16", "--max-length", "512", "--validation-share", "0.05", "--seed", "0",
+  ]);
+  assert.equal(trainArgs(spec, "/out", true, "auto").at(-1), "--resume");
+});
+
+test("custom hyperparameters are checked field by field", () => {
+  const field = (key: string) => EDITABLE.find((f) => f.key === key)!;
+  assert.equal(checkField(field("epochs"), "3"), undefined);
+  assert.match(checkField(field("epochs"), "")!, /required/);
+  assert.match(checkField(field("epochs"), "2.5")!, /whole number/);
+  assert.match(checkField(field("epochs"), "abc")!, /not a number/);
+  assert.equal(checkField(field("prompts"), ""), undefined, "optional: empty means the default");
+  assert.match(checkField(field("validationShare"), "1")!, /from 0 to 0.99/);
+  assert.equal(checkField(field("learningRate"), "3e-4"), undefined);
+  assert.deepEqual(parseLayers(" 4, 5 6 "), [4, 5, 6]);
+  assert.equal(parseLayers(""), undefined);
+  assert.match(parseLayers("1,x") as string, /not a list of layer numbers/);
+});

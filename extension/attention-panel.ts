@@ -112,7 +112,7 @@ export class AttentionPanel {
   private async save(format: "png" | "svg", data: string): Promise<void> {
     const ws = vscode.workspace.workspaceFolders?.[0]?.uri;
     const suggested = ws ? vscode.Uri.joinPath(ws, `attention.${format}`) : undefined;
-    const uri = await vscode.window.showSaveDialog({ defaultUri: suggested, filters: format === "png" ? { "PNG image": ["png"] } : { "SVG image": ["svg"] }, title: "Export the heatmap" });
+    const uri = await vscode.window.showSaveDialog({ defaultUri: suggested, filters: format === "png" ? { "PNG image": ["png"] } : { "SVG image": ["svg"] }, title: "Export the heatmap", saveLabel: "Export" });
     if (!uri) return;
     const bytes = format === "png" ? Buffer.from(data.slice(data.indexOf(",") + 1), "base64") : Buffer.from(data, "utf8");
     if (uri.scheme === "file") {

@@ -39,7 +39,7 @@ messages.setAttribute("aria-live", "polite");
 messages.id = "messages";
 const prompt = textArea("Message", {
   id: "prompt",
-  rows: 3,
+  rows: 2,
   value: draft.text,
   placeholder: "Ask something (Enter sends, Shift+Enter for a new line)",
   onKeydown: (e) => {
@@ -49,7 +49,7 @@ const prompt = textArea("Message", {
     }
   },
 });
-const context = textArea("Input (Alpaca context, optional)", { id: "context", rows: 3, value: draft.input, placeholder: "Text the instruction is about" });
+const context = textArea("Input (Alpaca context, optional)", { id: "context", rows: 2, value: draft.input, placeholder: "Text the instruction is about" });
 const sendButton = button("Send", () => send(), { id: "send" });
 const stopButton = button("Stop", () => host.post({ type: "stop" }), { id: "stop", secondary: true, title: "Stop generation in the engine" });
 const clearButton = button("Clear", () => host.post({ type: "clear" }), { id: "clear", secondary: true, title: "Clear the conversation" });
@@ -60,7 +60,8 @@ const ring = progressRing();
 
 const settings = h("details", "settings");
 settings.append(h("summary", undefined, "Generation settings"), row(temperature.el, topP.el, maxTokens.el), row(template.el), row(compare.el));
-app.append(row(h("span", "caption", "Model:"), modelLabel, changeModel), row(adapterPick.el), settings, messages, prompt.el, context.el, row(sendButton, stopButton, clearButton, ring), status);
+// The conversation takes the room the view has; the composer and the settings stay below it.
+app.append(row(h("span", "caption", "Model:"), modelLabel, changeModel), row(adapterPick.el), messages, prompt.el, context.el, row(sendButton, stopButton, clearButton, ring), status, settings);
 prompt.el.addEventListener("input", () => save({ text: prompt.value }));
 context.el.addEventListener("input", () => save({ input: context.value }));
 

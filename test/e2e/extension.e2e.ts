@@ -72,6 +72,10 @@ async function openChat(): Promise<Frame> {
   return webviewFrame(wb.page, "chat");
 }
 
+async function openSettings(chat: Frame): Promise<void> {
+  await chat.locator("details.settings").evaluate((d) => ((d as unknown as { open: boolean }).open = true));
+}
+
 async function ask(chat: Frame, question: string, context: string): Promise<void> {
   await chat.locator("#prompt textarea").fill(question);
   await chat.locator("#context textarea").fill(context);
@@ -106,6 +110,27 @@ test("the sidebar chat streams an answer from the tuned model", async () => {
   await screenshot(wb.page, "3-chat-answer");
 });
 
+test("compare with base answers twice; the conversation survives hiding the view; Clear empties it", async () => {
+  const { page } = wb;
+  const chat = await openChat();
+  await openSettings(chat);
+  await chat.locator("#compare").click();
+  const before = await chat.locator(".turn.assistant").count();
+  await ask(chat, "What did Sue find?", "One day, a brave bird named Sue went to the town. Sue saw a red kite under a big tree.");
+  await waitFor(async () => ((await chat.locator(".turn.assistant").count()) === before + 2 && (await chat.locator("body").getAttribute("data-busy")) === "false" ? true : undefined), 120_000, "the tuned and the base answer");
+  const who = await chat.locator(".turn.assistant .who").allTextContents();
+  assert.deepEqual(who.slice(-2), ["Excitor (tuned)", "Base model"]);
+  await screenshot(page, "3b-chat-compare");
+  const turns = await chat.locator(".turn").count();
+  // Switch the sidebar to the Explorer and back: the chat's webview is disposed and rebuilt, the conversation stays.
+  await runCommand(page, "View: Show Explorer");
+  await waitFor(async () => ((await chat.locator("body").count().catch(() => 0)) === 0 ? true : undefined), 20_000, "the chat webview to go away");
+  const again = await openChat();
+  await waitFor(async () => ((await again.locator(".turn").count()) === turns ? true : undefined), 20_000, "the conversation after re-showing the view");
+  await again.locator("#clear").click();
+  await waitFor(async () => ((await again.locator(".turn").count()) === 0 ? true : undefined), 10_000, "an empty conversation");
+});
+
 test("Show Attention opens the heatmap panel for a prompt", async () => {
   const { page } = wb;
   await runCommand(page, "Excitor: Show Attention");
@@ -123,7 +148,20 @@ test("Show Attention opens the heatmap panel for a prompt", async () => {
   await panel.locator("#heatmap").focus();
   await page.keyboard.press("ArrowRight");
   assert.notEqual(await text(panel, "#heatmap-tip"), before);
+  // Difference mode redraws the same panel.
+  await panel.locator("#mode vscode-radio", { hasText: "Difference" }).click();
+  await waitFor(async () => ((await text(panel, ".legend")).includes("difference") ? true : undefined), 10_000, "the difference map");
   await screenshot(page, "5-attention");
+  // Export SVG through the save dialog.
+  const target = path.join(wb.workspace, "heatmap.svg");
+  await panel.locator("#export-svg").click();
+  await input.waitFor();
+  await input.fill(target);
+  await page.locator(".quick-input-widget .monaco-button", { hasText: /^(OK|Export)$/ }).first().click();
+  await waitFor(async () => (fs.existsSync(target) ? true : undefined), 20_000, "the exported SVG");
+  const svg = fs.readFileSync(target, "utf8");
+  assert.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+  assert.ok((svg.match(/<rect /g) ?? []).length > 100, "the cells are in the SVG");
 });
 
 test("Stop ends generation in the engine mid-answer", async () => {
@@ -139,7 +177,7 @@ test("Stop ends generation in the engine mid-answer", async () => {
   await input.fill(slow + "/");
   await page.locator(".quick-input-widget .monaco-button", { hasText: "Use this model" }).click();
   await waitFor(async () => ((await text(chat, ".model-label")) === "slow-model" ? true : undefined), 20_000, "the slow model to be chosen");
-  await chat.locator("details.settings summary").click();
+  await openSettings(chat);
   await chat.locator("#max-tokens input").fill("2000");
   await chat.locator("#temperature input").fill("1");
   // Sampling is random: an answer may (rarely) end by itself before Stop lands; then ask again.

@@ -92,10 +92,11 @@ export async function runCommand(page: Page, title: string): Promise<void> {
   const row = page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first();
   await waitFor(
     async () => {
-      await page.keyboard.press("F1");
-      await input.waitFor();
-      await input.fill(`>${title}`);
-      const found = await row.waitFor({ timeout: 3000 }).then(() => true, () => false);
+      const found = await (async () => {
+        await page.keyboard.press("F1");
+        await input.fill(`>${title}`, { timeout: 3000 });
+        await row.waitFor({ timeout: 3000 });
+      })().then(() => true, () => false);
       if (!found) await page.keyboard.press("Escape");
       return found || undefined;
     },

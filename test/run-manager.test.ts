@@ -136,3 +136,17 @@ test("a run left 'running' by a closed editor reads as stopped; delete removes a
   assert.equal(fs.existsSync(dir), false);
   assert.deepEqual(runs.list(), []);
 });
+
+test("Run Demo: the demo program runs as a run, streams its training events and leaves its report beside the adapter", async () => {
+  const { runs } = manager();
+  const steps: number[] = [];
+  runs.onEvent((_, e) => e.type === "step" && steps.push(e.step));
+  const info = runs.start({ kind: "demo", model: path.join(REPO, "demo", "model"), data: path.join(REPO, "demo", "data", "train.jsonl"), epochs: 4, batchSize: 16, maxLength: 512, validationShare: 0.05, seed: 0, maxSteps: 2 }, "demo");
+  const end = await finished(runs, info.id);
+  assert.equal(end.status, "done", JSON.stringify(end.error));
+  assert.deepEqual(steps, [1, 2]);
+  assert.ok(end.hasAdapter);
+  assert.equal(end.report, path.join(info.dir, "report.md"));
+  assert.match(fs.readFileSync(end.report!, "utf8"), /^# Excitor demo report/);
+  assert.ok(fs.existsSync(path.join(info.dir, RUN_FILE)), "the demo keeps the run record it did not write");
+});

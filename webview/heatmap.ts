@@ -40,10 +40,13 @@ function rgbOf(css: string, fallback: RGB): RGB {
 export function themeColors(): Theme {
   const s = getComputedStyle(document.body);
   const v = (name: string) => s.getPropertyValue(name);
+  const foreground = rgbOf(v("--vscode-editor-foreground"), [212, 212, 212]);
+  // High-contrast themes: attention ramps from the background to the foreground, the widest contrast the theme has.
+  const highContrast = document.body.classList.contains("vscode-high-contrast") || document.body.classList.contains("vscode-high-contrast-light");
   return {
     background: rgbOf(v("--vscode-editor-background"), [30, 30, 30]),
-    foreground: rgbOf(v("--vscode-editor-foreground"), [212, 212, 212]),
-    positive: rgbOf(v("--vscode-charts-blue"), [55, 148, 255]),
+    foreground,
+    positive: highContrast ? foreground : rgbOf(v("--vscode-charts-blue"), [55, 148, 255]),
     negative: rgbOf(v("--vscode-charts-red"), [241, 76, 76]),
     mark: rgbOf(v("--vscode-charts-yellow") || v("--vscode-focusBorder"), [204, 167, 0]),
   };

@@ -7,10 +7,10 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { after, before, test } from "node:test";
-import type { Frame } from "playwright-core";
+import { after, afterEach, before, test } from "node:test";
+import type { Frame, Page } from "playwright-core";
 import { writeTinyModel } from "../helpers/tiny-model";
-import { missingSetup, openWorkbench, pickQuick, runCommand, screenshot, waitFor, webviewFrame, type Workbench } from "./harness";
+import { missingSetup, openWorkbench, pickQuick, runCommand, screenshot, setTheme, waitFor, webviewFrame, type Workbench } from "./harness";
 
 let wb: Workbench;
 
@@ -18,6 +18,11 @@ before(async () => {
   const missing = missingSetup();
   assert.equal(missing, undefined, missing); // a missing setup is a failure, never a skip
   wb = await openWorkbench("main");
+});
+
+// The workbench as each test left it, pass or fail: the first thing to look at when one fails.
+afterEach(async (t) => {
+  if (wb) await screenshot(wb.page, `end-of-${t.name.slice(0, 40).replace(/[^a-zA-Z0-9]+/g, "-")}`).catch(() => {});
 });
 
 after(async () => {
@@ -72,6 +77,15 @@ async function openChat(): Promise<Frame> {
   return webviewFrame(wb.page, "chat");
 }
 
+/**
+ * Types a path into VS Code's own file dialog (what code-server shows for open and save dialogs).
+ * The dialog first fills in its default folder and lists it; typing before that gets overwritten.
+ */
+async function typePath(page: Page, file: string): Promise<void> {
+  await page.locator(".quick-input-list .monaco-list-row").first().waitFor({ timeout: 20_000 });
+  await page.locator(".quick-input-widget input.input").fill(file);
+}
+
 async function openSettings(chat: Frame): Promise<void> {
   await chat.locator("details.settings").evaluate((d) => ((d as unknown as { open: boolean }).open = true));
 }
@@ -121,6 +135,14 @@ test("compare with base answers twice; the conversation survives hiding the view
   const who = await chat.locator(".turn.assistant .who").allTextContents();
   assert.deepEqual(who.slice(-2), ["Excitor (tuned)", "Base model"]);
   await screenshot(page, "3b-chat-compare");
+  // "Attention" on the tuned answer opens the heatmap for that question and answer.
+  const tunedAnswer = ((await chat.locator(".turn.assistant .text").nth(-2).textContent()) ?? "").trim();
+  await chat.locator(".turn.assistant").nth(-2).locator("vscode-button", { hasText: "Attention" }).click();
+  const attention = await webviewFrame(page, "attention");
+  await waitFor(async () => ((await attention.locator("#heatmap-tip").textContent())?.includes("query") ? true : undefined), 60_000, "the heatmap of the chat answer");
+  assert.equal(await attention.locator("#att-prompt").evaluate((el) => (el as unknown as { value: string }).value), "What did Sue find?");
+  assert.equal((await attention.locator("#att-response").evaluate((el) => (el as unknown as { value: string }).value)).trim(), tunedAnswer);
+  await runCommand(page, "View: Close Editor");
   const turns = await chat.locator(".turn").count();
   // Switch the sidebar to the Explorer and back: the chat's webview is disposed and rebuilt, the conversation stays.
   await runCommand(page, "View: Show Explorer");
@@ -148,6 +170,17 @@ test("Show Attention opens the heatmap panel for a prompt", async () => {
   await panel.locator("#heatmap").focus();
   await page.keyboard.press("ArrowRight");
   assert.notEqual(await text(panel, "#heatmap-tip"), before);
+  // Theme colours: switching to high contrast redraws the map in that theme's colours.
+  const corner = () => panel.locator("#heatmap").evaluate((c) => Array.from((c as unknown as { getContext(k: string): { getImageData(x: number, y: number, w: number, h: number): { data: number[] } } }).getContext("2d").getImageData(1, 1, 1, 1).data).join(","));
+  const light = await corner();
+  await setTheme(page, "Dark High Contrast");
+  await waitFor(async () => ((await corner()) !== light ? true : undefined), 20_000, "the heatmap to take the high-contrast colours");
+  await screenshot(page, "5a-attention-high-contrast");
+  await setTheme(page, "Dark Modern");
+  await waitFor(async () => ((await corner()) !== light ? true : undefined), 20_000, "the heatmap to take the dark theme's colours");
+  await screenshot(page, "5b-attention-dark");
+  await setTheme(page, "Light Modern");
+  await waitFor(async () => ((await corner()) === light ? true : undefined), 20_000, "the heatmap to take the light theme's colours back");
   // Difference mode redraws the same panel.
   await panel.locator("#mode vscode-radio", { hasText: "Difference" }).click();
   await waitFor(async () => ((await text(panel, ".legend")).includes("difference") ? true : undefined), 10_000, "the difference map");
@@ -156,9 +189,19 @@ test("Show Attention opens the heatmap panel for a prompt", async () => {
   const target = path.join(wb.workspace, "heatmap.svg");
   await panel.locator("#export-svg").click();
   await input.waitFor();
-  await input.fill(target);
-  await page.locator(".quick-input-widget .monaco-button", { hasText: /^(OK|Export)$/ }).first().click();
-  await waitFor(async () => (fs.existsSync(target) ? true : undefined), 20_000, "the exported SVG");
+  await typePath(page, target);
+  // The dialog checks the typed path as it changes; accept once it shows it, again if a first click came too early.
+  await waitFor(
+    async () => {
+      if (fs.existsSync(target)) return true;
+      const ok = page.locator(".quick-input-widget .monaco-button", { hasText: /^(OK|Export)$/ }).first();
+      if (await ok.isVisible()) await ok.click().catch(() => {});
+      await new Promise((r) => setTimeout(r, 1000));
+      return fs.existsSync(target) || undefined;
+    },
+    30_000,
+    "the exported SVG",
+  );
   const svg = fs.readFileSync(target, "utf8");
   assert.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
   assert.ok((svg.match(/<rect /g) ?? []).length > 100, "the cells are in the SVG");
@@ -174,7 +217,11 @@ test("Stop ends generation in the engine mid-answer", async () => {
   await chat.locator("vscode-button", { hasText: "Change…" }).click();
   const input = page.locator(".quick-input-widget input.input");
   await input.waitFor();
-  await input.fill(slow + "/");
+  await typePath(page, slow + "/");
+  // A folder dialog lists sub-folders only: once it has moved into slow-model (which has none) just ".." is left.
+  // Accepting before that would pick the parent folder.
+  const rows = page.locator(".quick-input-list .monaco-list-row");
+  await waitFor(async () => ((await rows.allTextContents()).length === 1 ? true : undefined), 20_000, "the dialog to enter slow-model");
   await page.locator(".quick-input-widget .monaco-button", { hasText: "Use this model" }).click();
   await waitFor(async () => ((await text(chat, ".model-label")) === "slow-model" ? true : undefined), 20_000, "the slow model to be chosen");
   await openSettings(chat);

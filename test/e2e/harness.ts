@@ -37,10 +37,8 @@ export async function openWorkbench(name: string): Promise<Workbench> {
   for (const d of Object.values(dirs)) fs.mkdirSync(d, { recursive: true });
   const runsFolder = path.join(dirs.ws, ".excitor", "runs");
   fs.mkdirSync(path.join(dirs.data, "User"), { recursive: true });
-  fs.writeFileSync(
-    path.join(dirs.data, "User", "settings.json"),
-    JSON.stringify({ "workbench.startupEditor": "none", "workbench.tips.enabled": false, "security.workspace.trust.enabled": false, "telemetry.telemetryLevel": "off", "extensions.autoCheckUpdates": false, "excitor.runsFolder": runsFolder }),
-  );
+  const settings = { "workbench.startupEditor": "none", "workbench.tips.enabled": false, "security.workspace.trust.enabled": false, "telemetry.telemetryLevel": "off", "extensions.autoCheckUpdates": false, "excitor.runsFolder": runsFolder };
+  fs.writeFileSync(path.join(dirs.data, "User", "settings.json"), JSON.stringify(settings));
   const env = { ...process.env, HOME: dirs.home, XDG_CONFIG_HOME: path.join(dirs.home, ".config"), XDG_DATA_HOME: path.join(dirs.home, ".local", "share"), XDG_CACHE_HOME: path.join(dirs.home, ".cache") };
   const common = ["--user-data-dir", dirs.data, "--extensions-dir", dirs.ext];
   execFileSync(NODE24, [CODE_SERVER, ...common, "--install-extension", VSIX], { env, stdio: "pipe" });
@@ -89,7 +87,7 @@ export async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs:
  */
 export async function runCommand(page: Page, title: string): Promise<void> {
   const input = page.locator(".quick-input-widget input.input");
-  const row = page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first();
+  const row = page.locator(".quick-input-list .monaco-list-row", { has: page.locator(".label-name", { hasText: new RegExp(`^${title.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`) }) }).first();
   await waitFor(
     async () => {
       const found = await (async () => {
@@ -103,7 +101,8 @@ export async function runCommand(page: Page, title: string): Promise<void> {
     60_000,
     `the command "${title}" in the palette`,
   );
-  await page.keyboard.press("Enter");
+  // Click the row itself: Enter would run whichever row the palette ranks first.
+  await row.click();
 }
 
 /** Picks the quick-pick row whose label contains `label`. */
@@ -111,6 +110,13 @@ export async function pickQuick(page: Page, label: string): Promise<void> {
   const row = page.locator(".quick-input-widget .quick-input-list .monaco-list-row", { hasText: label }).first();
   await row.waitFor({ timeout: 20_000 });
   await row.click();
+}
+
+/** Switches the colour theme through its picker ("Dark High Contrast", "Light Modern", ...). */
+export async function setTheme(page: Page, label: string): Promise<void> {
+  await runCommand(page, "Preferences: Color Theme");
+  await page.locator(".quick-input-widget input.input").fill(label);
+  await page.locator(".quick-input-list .monaco-list-row", { hasText: label }).first().click();
 }
 
 /** The frame of an Excitor webview (its body says which view it is). */

@@ -91,7 +91,15 @@ export function dropdown(label: string, options: [string, string][], opts: { val
   el.id = id;
   lab.htmlFor = id;
   el.setAttribute("aria-label", label);
+  let current = "";
   const fill = (o: [string, string][], value: string) => {
+    // Rebuilding the options resets the component's selection while it re-reads them, so rebuild only on change.
+    const key = JSON.stringify(o);
+    if (key === current) {
+      if (el.value !== value) el.value = value;
+      return;
+    }
+    current = key;
     el.replaceChildren(
       ...o.map(([v, l]) => {
         const opt = document.createElement("vscode-option") as HTMLElement & { value: string };
@@ -102,6 +110,9 @@ export function dropdown(label: string, options: [string, string][], opts: { val
       }),
     );
     el.value = value;
+    requestAnimationFrame(() => {
+      if (el.value !== value) el.value = value;
+    });
   };
   fill(options, opts.value ?? options[0]?.[0] ?? "");
   if (opts.onChange) el.addEventListener("change", () => opts.onChange!(el.value));

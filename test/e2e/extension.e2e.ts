@@ -72,6 +72,36 @@ test("the training panel closes and reopens from the Runs view without losing th
   assert.ok((await panel.locator("svg.chart path.line").count()) >= 2, "the curves are back");
 });
 
+test("Cancel in the progress notification stops the run with a checkpoint; Resume Training and Stop Training act on it", async () => {
+  const { page } = wb;
+  await runCommand(page, "Excitor: Train Adapter");
+  await pickQuick(page, "Built-in demo model");
+  await pickQuick(page, "Built-in demo instructions");
+  await pickQuick(page, "Standard");
+  // Two training panels are open now; this one is found by its run's name, afresh at each look.
+  const panel = () => webviewFrame(page, "training", 30_000, "train-standard");
+  const stepOf = async () => Number(/^(\d+) \//.exec(await text(await panel(), '[data-stat="step"]'))?.[1] ?? 0);
+  const status = async () => text(await panel(), "#run-status");
+  await waitFor(async () => ((await stepOf()) >= 2 ? true : undefined), 120_000, "the standard run to take steps");
+  // The progress notification: a toast, or (once VS Code has tucked the toast away) an entry in the notification center.
+  const toast = page.locator(".notifications-toasts .notification-toast", { hasText: "training train-standard" }).first();
+  if (!(await toast.isVisible())) await runCommand(page, "Notifications: Show Notifications");
+  const note = (await toast.isVisible()) ? toast : page.locator(".notifications-center .notification-list-item", { hasText: "training train-standard" }).first();
+  await note.locator(".monaco-button", { hasText: "Cancel" }).click();
+  await waitFor(async () => ((await status()) === "stopped" ? true : undefined), 60_000, "the run to stop");
+  const stoppedAt = await stepOf();
+  const run = fs.readdirSync(wb.runsFolder).find((d) => d.startsWith("train-standard"))!;
+  assert.ok(fs.existsSync(path.join(wb.runsFolder, run, "checkpoint")), "the checkpoint is kept");
+  assert.ok(stoppedAt < 100, `stopped early (step ${stoppedAt})`);
+  await screenshot(page, "2b-training-cancelled");
+
+  await runCommand(page, "Excitor: Resume Training");
+  await waitFor(async () => ((await status()) === "running" && (await stepOf()) > stoppedAt ? true : undefined), 120_000, "the resumed run to go on from its checkpoint");
+  await runCommand(page, "Excitor: Stop Training");
+  await waitFor(async () => ((await status()) === "stopped" ? true : undefined), 60_000, "the resumed run to stop");
+  await runCommand(page, "View: Close All Editors");
+});
+
 async function openChat(): Promise<Frame> {
   await runCommand(wb.page, "Excitor: Focus on Chat View");
   return webviewFrame(wb.page, "chat");
@@ -99,11 +129,9 @@ async function ask(chat: Frame, question: string, context: string): Promise<void
 test("the sidebar chat streams an answer from the tuned model", async () => {
   const chat = await openChat();
   // The run just trained is offered as an adapter; choose it.
-  const adapter = await waitFor(async () => (await chat.locator("#adapter vscode-option").evaluateAll((os) => os.map((o) => o.getAttribute("value") ?? ""))).find((v) => v.includes(".excitor")), 20_000, "the trained adapter in the list");
-  await chat.locator("#adapter").evaluate((el, v) => {
-    (el as unknown as { value: string }).value = v;
-    el.dispatchEvent(new Event("change"));
-  }, adapter);
+  const adapter = await waitFor(async () => (await chat.locator("#adapter vscode-option").evaluateAll((os) => os.map((o) => o.getAttribute("value") ?? ""))).find((v) => v.includes("train-quick")), 20_000, "the trained adapter in the list");
+  await chat.locator("#adapter").click();
+  await chat.locator("#adapter vscode-option", { hasText: "train-quick" }).click();
   await waitFor(async () => ((await chat.locator("#adapter").evaluate((el) => (el as unknown as { value: string }).value)) === adapter ? true : undefined), 10_000, "the adapter to be selected");
   await ask(chat, "What is the name of the bird?", "One day, a brave bird named Sue went to the town. The bird lived near the town.");
   // Streaming: the answer grows over several updates before generation ends.

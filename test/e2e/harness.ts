@@ -119,15 +119,21 @@ export async function setTheme(page: Page, label: string): Promise<void> {
   await page.locator(".quick-input-list .monaco-list-row", { hasText: label }).first().click();
 }
 
-/** The frame of an Excitor webview (its body says which view it is). */
-export async function webviewFrame(page: Page, view: "chat" | "training" | "attention", timeoutMs = 30_000): Promise<Frame> {
+/**
+ * The frame of an Excitor webview (its body says which view it is); with `title`, the training
+ * panel of that run. VS Code may replace a webview's frame, so callers that wait long look it up again.
+ */
+export async function webviewFrame(page: Page, view: "chat" | "training" | "attention", timeoutMs = 30_000, title?: string): Promise<Frame> {
   return waitFor(
     async () => {
-      for (const f of page.frames()) if (await f.$(`body[data-view="${view}"]`).catch(() => null)) return f;
+      for (const f of page.frames()) {
+        if (!(await f.$(`body[data-view="${view}"]`).catch(() => null))) continue;
+        if (title === undefined || (await f.locator("h2.title").textContent({ timeout: 1000 }).catch(() => "")) === title) return f;
+      }
       return undefined;
     },
     timeoutMs,
-    `the ${view} webview`,
+    `the ${view} webview${title ? ` of ${title}` : ""}`,
   );
 }
 

@@ -73,6 +73,11 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
     });
   }
 
+  /** The model and adapter the chat is using. */
+  target(): { model: string; adapter: string | null } {
+    return { model: this.state.model, adapter: this.state.adapter || null };
+  }
+
   /** Chat with this adapter (from the runs tree, or after training). */
   useAdapter(model: string, adapter: string): void {
     this.state.model = model;

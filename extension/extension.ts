@@ -9,7 +9,7 @@ import { ChatViewProvider, CHAT_VIEW_ID } from "./chat-view";
 import { EnginePool } from "./engine-pool";
 import { nodeLauncher } from "./engine-process";
 import { messageOf, showEngineError } from "./errors";
-import { builtInDataset, builtInModel, modelFolder, runsFolder } from "./places";
+import { builtInDataset, builtInModel, modelFolder, revealFolder, runsFolder } from "./places";
 import { RunManager, type RunInfo } from "./run-manager";
 import { RunItem, RunsTree } from "./runs-tree";
 import type { RunSpec } from "./run-spec";
@@ -62,16 +62,10 @@ export function activate(ctx: vscode.ExtensionContext): void {
       validateInput: (v) => (v.trim() === "" ? "type an instruction" : undefined),
     });
     if (last === undefined) return;
-    const target: AttentionTarget = run
-      ? { model: run.spec.model, adapter: run.dir, prompt: last, input: "", response: "" }
-      : { model: chatTarget().model, adapter: chatTarget().adapter, prompt: last, input: "", response: "" };
+    // From a run: its adapter. From the palette: whatever the chat is talking to.
+    const { model, adapter } = run ? { model: run.spec.model, adapter: run.dir } : chat.target();
+    const target: AttentionTarget = { model, adapter, prompt: last, input: "", response: "" };
     attention.show(target);
-  };
-  const chatTarget = () => {
-    const latest = runs.list().find((r) => r.hasAdapter && r.status !== "running");
-    const s = ctx.workspaceState.get<{ model?: string; adapter?: string }>("excitor.chat.v1");
-    if (s?.model) return { model: s.model, adapter: s.adapter || null };
-    return latest ? { model: latest.spec.model, adapter: latest.dir } : { model: modelFolder(settings, root), adapter: null };
   };
 
   const pickRun = async (filter: (r: RunInfo) => boolean, title: string): Promise<RunInfo | undefined> => {
@@ -115,7 +109,7 @@ export function activate(ctx: vscode.ExtensionContext): void {
   });
   command("excitor.openRunFolder", (item?: unknown) => {
     const run = runOf(item);
-    if (run) return vscode.commands.executeCommand("revealFileInOS", vscode.Uri.file(run.dir));
+    if (run) return revealFolder(run.dir);
   });
   command("excitor.openReport", (item?: unknown) => {
     const run = runOf(item);

@@ -29,3 +29,13 @@ export function folderLabel(dir: string, root: string): string {
   if (dir === builtInModel(root)) return "built-in demo model";
   return path.basename(dir);
 }
+
+/**
+ * Shows a folder: in the Explorer when it is inside the workspace (this also works in VS Code for
+ * the web and remote windows, which have no OS file manager), else in the system's file manager.
+ */
+export async function revealFolder(dir: string): Promise<void> {
+  const uri = vscode.Uri.file(dir);
+  if (vscode.workspace.getWorkspaceFolder(uri)) await vscode.commands.executeCommand("revealInExplorer", uri);
+  else await vscode.commands.executeCommand("revealFileInOS", uri);
+}

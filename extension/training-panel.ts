@@ -6,6 +6,7 @@
  */
 import * as vscode from "vscode";
 import { checkTrainingMessage, type TrainingSnapshot, type TrainingToWebview } from "./messages";
+import { revealFolder } from "./places";
 import type { RunManager } from "./run-manager";
 import { onCheckedMessage, webviewHtml, webviewOptions } from "./webview-html";
 
@@ -60,7 +61,7 @@ export class TrainingPanels {
               return this.onResume(runId);
             case "openFolder": {
               const dir = this.runs.get(runId)?.dir;
-              return dir && vscode.commands.executeCommand("revealFileInOS", vscode.Uri.file(dir));
+              return dir && revealFolder(dir);
             }
           }
         },

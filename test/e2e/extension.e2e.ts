@@ -70,6 +70,9 @@ test("the training panel closes and reopens from the Runs view without losing th
   await waitFor(async () => ((await text(panel, '[data-stat="step"]')) === "40 / 40" ? true : undefined), 30_000, "the reopened panel to show the run");
   assert.equal(await text(panel, "#run-status"), "done");
   assert.ok((await panel.locator("svg.chart path.line").count()) >= 2, "the curves are back");
+  // Open Folder reveals the run's folder in the Explorer (the workspace holds the runs).
+  await panel.locator("vscode-button", { hasText: "Open Folder" }).click();
+  await page.locator(".explorer-folders-view .monaco-list-row", { hasText: /train-quick-\d/ }).first().waitFor({ timeout: 20_000 });
 });
 
 test("Cancel in the progress notification stops the run with a checkpoint; Resume Training and Stop Training act on it", async () => {
@@ -112,8 +115,21 @@ async function openChat(): Promise<Frame> {
  * The dialog first fills in its default folder and lists it; typing before that gets overwritten.
  */
 async function typePath(page: Page, file: string): Promise<void> {
-  await page.locator(".quick-input-list .monaco-list-row").first().waitFor({ timeout: 20_000 });
-  await page.locator(".quick-input-widget input.input").fill(file);
+  const input = page.locator(".quick-input-widget input.input");
+  const rows = page.locator(".quick-input-list .monaco-list-row");
+  let last = "";
+  await waitFor(
+    async () => {
+      const value = await input.inputValue();
+      const settled = value === last && value !== "" && (await rows.count()) > 0;
+      last = value;
+      if (!settled) await new Promise((r) => setTimeout(r, 400));
+      return settled || undefined;
+    },
+    20_000,
+    "the file dialog to settle",
+  );
+  await input.fill(file);
 }
 
 async function openSettings(chat: Frame): Promise<void> {
@@ -249,7 +265,18 @@ test("Stop ends generation in the engine mid-answer", async () => {
   // A folder dialog lists sub-folders only: once it has moved into slow-model (which has none) just ".." is left.
   // Accepting before that would pick the parent folder.
   const rows = page.locator(".quick-input-list .monaco-list-row");
-  await waitFor(async () => ((await rows.allTextContents()).length === 1 ? true : undefined), 20_000, "the dialog to enter slow-model");
+  let listed = 0;
+  await waitFor(
+    async () => {
+      const n = (await rows.allTextContents()).length;
+      const settled = n === 1 && listed === 1 && (await input.inputValue()) === slow + "/";
+      listed = n;
+      if (!settled) await new Promise((r) => setTimeout(r, 400));
+      return settled || undefined;
+    },
+    20_000,
+    "the dialog to enter slow-model",
+  );
   await page.locator(".quick-input-widget .monaco-button", { hasText: "Use this model" }).click();
   await waitFor(async () => ((await text(chat, ".model-label")) === "slow-model" ? true : undefined), 20_000, "the slow model to be chosen");
   await openSettings(chat);

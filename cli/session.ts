@@ -4,6 +4,7 @@
  * reports a missing folder or a misfit adapter the same way.
  */
 import * as fs from "node:fs";
+import * as readline from "node:readline";
 import type { Command } from "commander";
 import { ExcitorInputError } from "../engine/errors";
 import { ExcitorAdapter } from "../engine/excitor/adapter";
@@ -50,4 +51,24 @@ export function interruptSignal(onFirst?: () => void, forceOnSecond = true): { s
 export function checkIds(ids: number[], vocabSize: number, flag: string): void {
   const bad = ids.find((id) => id >= vocabSize);
   if (bad !== undefined) throw new ExcitorInputError(`${flag}: id ${bad} is outside the model's vocabulary (0..${vocabSize - 1})`);
+}
+
+/**
+ * For a program driven by another (an editor): a line "stop" on stdin, or the end of stdin (the
+ * driver went away), aborts `signal`. This works on every platform, where signals do not (a
+ * Windows child cannot be sent SIGINT). `dispose()` stops reading, so the process can exit.
+ */
+export function stdinStopSignal(): { signal: AbortSignal; dispose: () => void } {
+  const ac = new AbortController();
+  const rl = readline.createInterface({ input: process.stdin, terminal: false });
+  rl.on("line", (line) => line.trim() === "stop" && ac.abort());
+  rl.on("close", () => ac.abort());
+  return {
+    signal: ac.signal,
+    dispose: () => {
+      rl.removeAllListeners("close");
+      rl.close();
+      process.stdin.destroy();
+    },
+  };
 }

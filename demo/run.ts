@@ -9,7 +9,8 @@
  *
  * --json prints each training event as one JSON line on stdout (as `excitor train --json` does)
  * and the narration on stderr: that is how the VS Code extension's "Run Demo" shows it live.
- * Ctrl-C (SIGINT) stops training at a step boundary with a checkpoint and exits 130.
+ * Ctrl-C (SIGINT), or with --json a line "stop" on stdin or its end, stops training at a step
+ * boundary with a checkpoint and exits 130.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -19,6 +20,7 @@ import { TextTokenizer } from "../engine/tokenizer/tokenizer";
 import { train, TRAIN_DEFAULTS } from "../engine/train/trainer";
 import { writeFileAtomic } from "../engine/fs-atomic";
 import { trainReporter } from "../cli/progress";
+import { stdinStopSignal } from "../cli/session";
 import { accuracy, answerAll, answerPerplexity, perplexity, answerWordAttention, type Answer } from "./evaluate";
 import { lossChartSvg, type LossPoint } from "./loss-chart";
 import type { DemoRecord } from "./scripts/instructions";
@@ -57,6 +59,8 @@ async function main(): Promise<void> {
   const reporter = JSON_EVENTS ? undefined : trainReporter();
   const interrupt = new AbortController();
   process.once("SIGINT", () => interrupt.abort());
+  const control = JSON_EVENTS ? stdinStopSignal() : undefined;
+  control?.signal.addEventListener("abort", () => interrupt.abort());
   const losses: LossPoint[] = [];
   const validation: LossPoint[] = [];
   const speeds: number[] = [];
@@ -89,6 +93,7 @@ async function main(): Promise<void> {
     },
   });
   reporter?.stop();
+  control?.dispose();
   const trainSeconds = (performance.now() - trainStart) / 1000;
   if (result.status === "cancelled") {
     say(`demo stopped at step ${result.step}; the adapter and a checkpoint are in ${OUT}`);

@@ -94,13 +94,13 @@ export class RunManager {
 
   /**
    * Asks the engine to stop after the current step: it writes a checkpoint and the adapter, then
-   * exits. SIGINT is the engine's clean-stop signal (as Ctrl-C in a terminal).
+   * exits. The request goes through the engine's stdin ("stop"), which works on every platform.
    */
   stop(id: string): boolean {
     const run = this.live.get(id);
     if (!run) return false;
     run.stopping = true;
-    run.child.kill("SIGINT");
+    run.child.stdin?.write("stop\n");
     return true;
   }
 

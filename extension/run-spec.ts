@@ -46,7 +46,7 @@ export function specFromPreset(preset: PresetName, model: string, data: string, 
 
 /** The `excitor train` arguments for a spec. */
 export function trainArgs(spec: RunSpec, outDir: string, resume: boolean, backend: string): string[] {
-  const args = ["--backend", backend, "train", "--json", "--model", spec.model, "--data", spec.data, "--out", outDir];
+  const args = ["--backend", backend, "train", "--json", "--stdin-control", "--model", spec.model, "--data", spec.data, "--out", outDir];
   const add = (flag: string, v: number | number[] | undefined) => {
     if (v !== undefined) args.push(flag, Array.isArray(v) ? v.join(",") : String(v));
   };

@@ -197,6 +197,30 @@ test("a run killed with SIGKILL and resumed ends bit-identical to an uninterrupt
   assert.ok(a.equals(b), "adapter_model.safetensors differs");
 });
 
+test("--stdin-control: a line \"stop\" ends training at a step boundary with a checkpoint; so does the end of stdin", async () => {
+  for (const how of ["stop line", "end of input"] as const) {
+    const out = path.join(root, `stdin-${how.replace(/ /g, "-")}`);
+    const child = spawn(process.execPath, [BIN, "train", ...TRAIN, "--max-steps", "60", "--stdin-control", "--out", out], { stdio: ["pipe", "pipe", "pipe"] });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    const seen: { type: string; step?: number }[] = [];
+    for await (const line of readline.createInterface({ input: child.stdout })) {
+      const e = JSON.parse(line);
+      seen.push(e);
+      if (e.type === "step" && e.step === 2) {
+        if (how === "stop line") child.stdin.write("stop\n");
+        else child.stdin.end();
+      }
+    }
+    assert.equal(await exited, 130, how);
+    const cancelled = seen.find((e) => e.type === "cancelled");
+    assert.ok(cancelled && cancelled.step! >= 2 && cancelled.step! < 60, `${how}: ${JSON.stringify(seen.slice(-3))}`);
+    assert.ok(fs.existsSync(path.join(out, "checkpoint")), how);
+  }
+  // Without the flag, stdin is not read: a closed stdin does not stop a run.
+  const r = excitor(["train", ...TRAIN, "--max-steps", "3", "--out", path.join(root, "stdin-ignored")], "");
+  assert.equal(r.code, 0, r.stderr);
+});
+
 test("Ctrl-C stops training at a step boundary: exit 130, a checkpoint, and --resume finishes the run", async () => {
   const out = path.join(root, "interrupted");
   const child = spawn(process.execPath, [BIN, "train", ...TRAIN, "--max-steps", "60", "--out", out], { stdio: ["ignore", "pipe", "pipe"] });

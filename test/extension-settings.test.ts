@@ -54,7 +54,7 @@ test("presets: quick is a short fixed run; standard leaves 0-valued defaults to 
 test("a spec becomes the train command line, flags only for what is set", () => {
   const spec = { ...specFromPreset("standard", "/m", "/d.jsonl", DEFAULT_SETTINGS.train), layers: [2, 3], learningRate: 0.005 };
   assert.deepEqual(trainArgs(spec, "/out", false, "auto"), [
-    "--backend", "auto", "train", "--json", "--model", "/m", "--data", "/d.jsonl", "--out", "/out",
+    "--backend", "auto", "train", "--json", "--stdin-control", "--model", "/m", "--data", "/d.jsonl", "--out", "/out",
     "--layers", "2,3", "--epochs", "3", "--lr", "0.005", "--batch-size", "16", "--max-length", "512", "--validation-share", "0.05", "--seed", "0",
   ]);
   assert.equal(trainArgs(spec, "/out", true, "auto").at(-1), "--resume");

@@ -6,7 +6,7 @@
 import type { Command } from "commander";
 import { TRAIN_DEFAULTS, train, type TrainOptions } from "../../engine/train/trainer";
 import { openModel, type BackendChoice } from "../../engine/load";
-import { openTokenizer, interruptSignal, modelOptions } from "../session";
+import { openTokenizer, interruptSignal, modelOptions, stdinStopSignal } from "../session";
 import { fmtDuration, fmtInt, trainReporter } from "../progress";
 import { EXIT } from "../errors";
 import { ExcitorInputError } from "../../engine/errors";
@@ -36,6 +36,7 @@ interface Opts {
   gradClip: number;
   resume?: boolean;
   json?: boolean;
+  stdinControl?: boolean;
   lowMemory?: boolean;
 }
 
@@ -63,6 +64,7 @@ export function registerTrain(program: Command, run: Runner): void {
     .option("--resume", "continue from the checkpoint in --out")
     .option("--low-memory", "keep one copy of the frozen weights (half the memory, slower backward passes)")
     .option("--json", "print each training event as one JSON line on stdout instead of the progress bar")
+    .option("--stdin-control", 'for editors: a line "stop" on stdin, or the end of stdin, stops after the current step (as Ctrl-C does)')
     .action(run(async (cmd) => trainWithJsonErrors(cmd.optsWithGlobals<Opts>())));
 }
 
@@ -89,6 +91,7 @@ async function trainCommand(o: Opts): Promise<number> {
     if (reporter) reporter.log(note);
     else process.stderr.write(`excitor: ${note}\n`);
   });
+  const control = o.stdinControl ? stdinStopSignal() : undefined;
   const options: TrainOptions = {
     dataFile: o.data,
     outDir: o.out,
@@ -110,7 +113,7 @@ async function trainCommand(o: Opts): Promise<number> {
     checkpointEvery: o.checkpointEvery,
     evalEvery: o.evalEvery,
     resume: o.resume === true,
-    signal: interrupt.signal,
+    signal: control ? AbortSignal.any([interrupt.signal, control.signal]) : interrupt.signal,
     onEvent: (e) => (o.json ? process.stdout.write(JSON.stringify(e) + "\n") : reporter?.onEvent(e)),
   };
   const t0 = performance.now();
@@ -140,6 +143,7 @@ async function trainCommand(o: Opts): Promise<number> {
   } finally {
     reporter?.stop();
     interrupt.dispose();
+    control?.dispose();
     rt.dispose();
   }
 }

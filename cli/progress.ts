@@ -6,6 +6,7 @@
  */
 import { MultiBar, Presets, type SingleBar } from "cli-progress";
 import type { TrainEvent } from "../engine/train/events";
+import { fmtDuration, fmtInt } from "./format";
 
 export interface TrainReporter {
   onEvent(e: TrainEvent): void;
@@ -109,16 +110,4 @@ class LineReporter implements TrainReporter {
   }
 
   stop(): void {}
-}
-
-export function fmtDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return "?";
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
-}
-
-export function fmtInt(n: number): string {
-  return n.toLocaleString("en-US");
 }

@@ -176,14 +176,16 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
     const seed = Math.floor(Math.random() * 2 ** 31);
     try {
       for (const source of sources) {
-        const index = this.state.turns.push({ role: "assistant", text: "", source, streaming: true }) - 1;
+        // The turn is held by reference: Clear may empty the list while the engine is still finishing it.
+        const turn: ChatTurn = { role: "assistant", text: "", source, streaming: true };
+        const index = this.state.turns.push(turn) - 1;
         this.state.status = source === "base" ? "the base model is answering…" : "answering…";
         this.publish();
         const gen = client.generate(
           { messages: history, template, input: input || undefined, useAdapter: source === "tuned", temperature: params.temperature, topP: params.topP, maxTokens: params.maxTokens, seed },
           (delta) => {
-            this.state.turns[index].text += delta;
-            this.post({ type: "delta", index, text: delta });
+            turn.text += delta;
+            if (this.state.turns[index] === turn) this.post({ type: "delta", index, text: delta });
           },
         );
         let stopped = false;
@@ -194,7 +196,6 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
           },
         };
         const done = await gen.done;
-        const turn = this.state.turns[index];
         turn.streaming = false;
         turn.text = done.text;
         turn.finish =

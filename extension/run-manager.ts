@@ -108,10 +108,6 @@ export class RunManager {
     return this.live.has(id);
   }
 
-  runningIds(): string[] {
-    return [...this.live.keys()];
-  }
-
   /** The events so far: live ones for a running run, else those in its metrics.jsonl. */
   history(id: string): TrainEvent[] {
     const run = this.live.get(id);

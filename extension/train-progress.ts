@@ -4,6 +4,7 @@
  * When the run ends, a message offers what to do next.
  */
 import * as vscode from "vscode";
+import { fmtDuration } from "../cli/format";
 import type { RunInfo, RunManager } from "./run-manager";
 
 export interface NextSteps {
@@ -21,7 +22,7 @@ export function followRun(runs: RunManager, runId: string, name: string, next: N
         if (e.type === "start") progress.report({ message: `${e.totalSteps} steps on ${e.trainExamples} examples (${e.backend})` });
         if (e.type === "step") {
           const pct = (100 * e.step) / e.totalSteps;
-          progress.report({ increment: pct - shown, message: `step ${e.step}/${e.totalSteps} · loss ${e.loss.toFixed(3)} · ${e.tokensPerSecond.toFixed(0)} tokens/s · ETA ${eta(e.etaSeconds)}` });
+          progress.report({ increment: pct - shown, message: `step ${e.step}/${e.totalSteps} · loss ${e.loss.toFixed(3)} · ${e.tokensPerSecond.toFixed(0)} tokens/s · ETA ${fmtDuration(e.etaSeconds)}` });
           shown = pct;
         }
         if (e.type === "cancelled") progress.report({ message: `stopping: checkpoint written at step ${e.step}` });
@@ -46,8 +47,3 @@ export function followRun(runs: RunManager, runId: string, name: string, next: N
   });
 }
 
-function eta(seconds: number): string {
-  if (!Number.isFinite(seconds)) return "…";
-  const s = Math.round(seconds);
-  return s >= 3600 ? `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m` : s >= 60 ? `${Math.floor(s / 60)}m ${s % 60}s` : `${s}s`;
-}

@@ -1,6 +1,7 @@
 /** The training panel: redraws from the run's event list (a snapshot, then live events). */
 import type { TrainEvent } from "../engine/train/events";
 import type { TrainingSnapshot, TrainingToHost, TrainingToWebview } from "../extension/messages";
+import { fmtDuration, fmtInt } from "../cli/format";
 import { lineChart, fmt, type Series } from "./line-chart";
 import { button, h } from "./ui";
 import { connect } from "./vscode-api";
@@ -47,12 +48,6 @@ function of<T extends TrainEvent["type"]>(events: TrainEvent[], type: T): Extrac
   return events.filter((e): e is Extract<TrainEvent, { type: T }> => e.type === type);
 }
 
-function duration(s: number): string {
-  if (!Number.isFinite(s)) return "–";
-  const r = Math.round(s);
-  return r >= 3600 ? `${Math.floor(r / 3600)}h ${Math.floor((r % 3600) / 60)}m` : r >= 60 ? `${Math.floor(r / 60)}m ${r % 60}s` : `${r}s`;
-}
-
 function draw(): void {
   if (!run) return;
   const ev = run.events;
@@ -75,9 +70,9 @@ function draw(): void {
     ["validation loss", vals.length ? vals[vals.length - 1].loss.toFixed(4) : "–"],
     ["learning rate", last ? fmt(last.learningRate) : "–"],
     ["tokens/s", last ? last.tokensPerSecond.toFixed(0) : "–"],
-    ["elapsed", last ? duration(done?.elapsedSeconds ?? last.elapsedSeconds) : "–"],
-    ["ETA", run.status === "running" && last ? duration(last.etaSeconds) : run.status === "done" ? "finished" : "–"],
-    ["trainable parameters", start ? `${start.trainableParams.toLocaleString("en-US")} (${((100 * start.trainableParams) / (start.baseParams + start.trainableParams)).toFixed(2)} %)` : "–"],
+    ["elapsed", last ? fmtDuration(done?.elapsedSeconds ?? last.elapsedSeconds) : "–"],
+    ["ETA", run.status === "running" && last ? fmtDuration(last.etaSeconds) : run.status === "done" ? "finished" : "–"],
+    ["trainable parameters", start ? `${fmtInt(start.trainableParams)} (${((100 * start.trainableParams) / (start.baseParams + start.trainableParams)).toFixed(2)} %)` : "–"],
     ["examples", start ? `${start.trainExamples} train, ${start.validationExamples} validation${start.truncatedExamples ? `, ${start.truncatedExamples} cut to max length` : ""}` : "–"],
     ["backend", start?.backend ?? "–"],
   ];

@@ -8,7 +8,7 @@ import { countBaseParameters, type ModelConfig } from "../../engine/model/config
 import { openModel, type BackendChoice } from "../../engine/load";
 import type { ExcitorAdapter } from "../../engine/excitor/adapter";
 import { EXIT } from "../errors";
-import { fmtInt } from "../progress";
+import { fmtInt } from "../format";
 import type { Runner } from "../options";
 import type { ModelRuntime } from "../../engine/runtime";
 import { attachAdapter, modelOptions } from "../session";

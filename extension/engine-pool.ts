@@ -10,7 +10,7 @@ export class EnginePool {
   private readonly clients = new Map<string, ServeClient>();
 
   constructor(
-    private readonly launcher: () => Launcher,
+    private readonly launcher: Launcher,
     private readonly backend: () => string,
     private readonly log: (line: string) => void,
     private readonly limit = 2,
@@ -26,7 +26,7 @@ export class EnginePool {
     if (client) {
       this.clients.delete(key); // re-insert: Map order is the recency order
     } else {
-      client = new ServeClient(this.launcher(), model, adapter, this.backend(), this.log);
+      client = new ServeClient(this.launcher, model, adapter, this.backend(), this.log);
     }
     this.clients.set(key, client);
     while (this.clients.size > this.limit) {

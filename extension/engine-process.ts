@@ -19,15 +19,18 @@ export interface LaunchOptions {
   threads: number;
 }
 
-/** `root` is the extension's (the package's) folder. */
-export function nodeLauncher(root: string, opts: LaunchOptions): Launcher {
-  const env: NodeJS.ProcessEnv = { ...process.env, ELECTRON_RUN_AS_NODE: "1" };
-  if (opts.threads > 0) {
-    // Read by TensorFlow's native library (tfjs-node, tfjs-node-gpu); the wasm backend runs one thread.
-    env.TF_NUM_INTRAOP_THREADS = String(opts.threads);
-    env.OMP_NUM_THREADS = String(opts.threads);
-  }
-  const run = (script: string, args: string[]) => spawn(process.execPath, [script, ...args], { cwd: root, env, stdio: ["pipe", "pipe", "pipe"] });
+/** `root` is the extension's (the package's) folder; `options` is read at each start, so setting changes apply to the next process. */
+export function nodeLauncher(root: string, options: () => LaunchOptions): Launcher {
+  const run = (script: string, args: string[]) => {
+    const { threads } = options();
+    const env: NodeJS.ProcessEnv = { ...process.env, ELECTRON_RUN_AS_NODE: "1" };
+    if (threads > 0) {
+      // Read by TensorFlow's native library (tfjs-node, tfjs-node-gpu); the wasm backend runs one thread.
+      env.TF_NUM_INTRAOP_THREADS = String(threads);
+      env.OMP_NUM_THREADS = String(threads);
+    }
+    return spawn(process.execPath, [script, ...args], { cwd: root, env, stdio: ["pipe", "pipe", "pipe"] });
+  };
   return {
     cli: (args) => run(path.join(root, "dist", "bundle", "excitor.js"), args),
     demo: (args) => run(path.join(root, "dist", "bundle", "demo.js"), args),

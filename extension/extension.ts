@@ -24,8 +24,8 @@ export function activate(ctx: vscode.ExtensionContext): void {
   ctx.subscriptions.push(log);
 
   let settings = loadSettings(log);
-  const launcher = () => nodeLauncher(root, { threads: settings.threads });
-  const runs = new RunManager(runsFolder(settings, ctx), launcher(), () => settings.backend, (l) => log.info(l));
+  const launcher = nodeLauncher(root, () => ({ threads: settings.threads }));
+  const runs = new RunManager(runsFolder(settings, ctx), launcher, () => settings.backend, (l) => log.info(l));
   const pool = new EnginePool(launcher, () => settings.backend, (l) => log.info(l));
   ctx.subscriptions.push({ dispose: () => (runs.dispose(), pool.dispose()) });
   log.info(`runs folder: ${runs.root}`);
@@ -40,17 +40,13 @@ export function activate(ctx: vscode.ExtensionContext): void {
     (t) => attention.show(t),
   );
   const tree = new RunsTree(() => runs);
-  const startRun = (spec: RunSpec, name: string): RunInfo => {
-    const info = runs.start(spec, name);
+  /** A run just started or resumed: its panel, and a progress notification until it ends. */
+  const follow = (info: RunInfo) => {
     panels.show(info.id);
     followRun(runs, info.id, info.name, { chat: (r) => chat.useAdapter(r.spec.model, r.dir), attention: (r) => showAttention(r) });
-    return info;
   };
-  const resume = (id: string) => {
-    const info = runs.resume(id);
-    panels.show(id);
-    followRun(runs, id, info.name, { chat: (r) => chat.useAdapter(r.spec.model, r.dir), attention: (r) => showAttention(r) });
-  };
+  const startRun = (spec: RunSpec, name: string) => follow(runs.start(spec, name));
+  const resume = (id: string) => follow(runs.resume(id));
   const panels = new TrainingPanels(ctx.extensionUri, runs, log, (id) => guard(() => resume(id)));
 
   const showAttention = async (run?: RunInfo): Promise<void> => {

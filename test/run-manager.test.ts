@@ -24,7 +24,7 @@ const spec = (o: Partial<RunSpec> = {}): RunSpec => ({ kind: "train", model, dat
 
 function manager(): { runs: RunManager; log: string[] } {
   const log: string[] = [];
-  return { runs: new RunManager(path.join(tempDir("excitor-runs-root-"), "runs"), nodeLauncher(REPO, { threads: 0 }), () => "tfjs-wasm", (l) => log.push(l)), log };
+  return { runs: new RunManager(path.join(tempDir("excitor-runs-root-"), "runs"), nodeLauncher(REPO, () => ({ threads: 0 })), () => "tfjs-wasm", (l) => log.push(l)), log };
 }
 
 /** Resolves with the run's info once it is no longer running. */

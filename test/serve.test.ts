@@ -12,7 +12,7 @@ import { EngineStartError, ServeClient } from "../extension/serve-client";
 import { tempDir, writeTinyModel } from "./helpers/tiny-model";
 
 const REPO = path.resolve(__dirname, "../..");
-const launcher = nodeLauncher(REPO, { threads: 0 });
+const launcher = nodeLauncher(REPO, () => ({ threads: 0 }));
 const model = writeTinyModel(path.join(tempDir("excitor-serve-"), "model"), { layers: 2 });
 const logs: string[] = [];
 const client = new ServeClient(launcher, model, null, "tfjs-wasm", (l) => logs.push(l));

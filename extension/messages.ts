@@ -174,3 +174,32 @@ export function checkAttentionMessage(raw: unknown): Checked<AttentionToHost> {
     return undefined;
   });
 }
+
+/**
+ * What the host does with each message a webview posts: check it, log and drop it when malformed,
+ * else handle it; a handler that fails is reported through `onError`, never thrown to the caller
+ * (the extension host). Returns whether the message was handled.
+ */
+export async function receive<T>(
+  raw: unknown,
+  check: (raw: unknown) => Checked<T>,
+  handle: (m: T) => unknown,
+  log: { warn(line: string): void; error(line: string): void },
+  where: string,
+  onError: (message: string) => void,
+): Promise<boolean> {
+  const c = check(raw);
+  if (!c.ok) {
+    log.warn(`${where}: ignored a malformed message from the webview: ${c.error}`);
+    return false;
+  }
+  try {
+    await handle(c.message);
+    return true;
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    log.error(`${where}: ${message}`);
+    onError(message);
+    return false;
+  }
+}

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import * as vscode from "vscode";
+import { receive, type Checked } from "./messages";
 
 export function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewOptions {
   return {
@@ -41,28 +42,13 @@ export function webviewHtml(webview: vscode.Webview, extensionUri: vscode.Uri, s
 </html>`;
 }
 
-/**
- * Relays a webview's messages to `handle` after `check` accepted them; anything malformed is
- * logged and dropped (a webview is a browser page: its messages are untrusted input).
- */
+/** Relays a webview's messages to `handle` through `receive` (messages.ts): checked first, malformed ones logged and dropped. */
 export function onCheckedMessage<T>(
   webview: vscode.Webview,
-  check: (raw: unknown) => { ok: true; message: T } | { ok: false; error: string },
+  check: (raw: unknown) => Checked<T>,
   handle: (m: T) => unknown,
   log: vscode.LogOutputChannel,
   where: string,
 ): vscode.Disposable {
-  return webview.onDidReceiveMessage(async (raw: unknown) => {
-    const c = check(raw);
-    if (!c.ok) {
-      log.warn(`${where}: ignored a malformed message from the webview: ${c.error}`);
-      return;
-    }
-    try {
-      await handle(c.message);
-    } catch (e) {
-      log.error(`${where}: ${e instanceof Error ? e.message : String(e)}`);
-      void vscode.window.showErrorMessage(`Excitor: ${e instanceof Error ? e.message : String(e)}`);
-    }
-  });
+  return webview.onDidReceiveMessage((raw: unknown) => receive(raw, check, handle, log, where, (message) => void vscode.window.showErrorMessage(`Excitor: ${message}`)));
 }

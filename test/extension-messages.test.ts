@@ -4,7 +4,7 @@
  */
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { checkAttentionMessage, checkChatMessage, checkTrainingMessage, MAX_EXPORT_CHARS } from "../extension/messages";
+import { checkAttentionMessage, checkChatMessage, checkTrainingMessage, MAX_EXPORT_CHARS, receive } from "../extension/messages";
 
 const params = { temperature: 0.7, topP: 0.9, maxTokens: 128, template: "auto" };
 const send = { type: "send", text: "Hi", input: "", compare: false, params };
@@ -59,4 +59,24 @@ test("attention panel: analyze needs a prompt; exports must be PNG data URLs or 
   rejected(checkAttentionMessage({ type: "export", format: "svg", data: "data:image/png;base64,AA" }), /not SVG/);
   rejected(checkAttentionMessage({ type: "export", format: "gif", data: "x" }), /format: expected png \| svg/);
   rejected(checkAttentionMessage({ type: "export", format: "svg", data: "<svg>" + "x".repeat(MAX_EXPORT_CHARS) }), /too large/);
+});
+
+test("the host's receiver: a malformed message is logged and dropped, a failing handler is reported, neither throws", async () => {
+  const warnings: string[] = [];
+  const errors: string[] = [];
+  const shown: string[] = [];
+  const log = { warn: (l: string) => warnings.push(l), error: (l: string) => errors.push(l) };
+  const handled: unknown[] = [];
+  const handle = async (m: unknown) => {
+    if ((m as { type: string }).type === "stop") throw new Error("nothing to stop");
+    handled.push(m);
+  };
+  assert.equal(await receive({ type: "send", text: 7 }, checkChatMessage, handle, log, "chat", (m) => shown.push(m)), false);
+  assert.deepEqual(handled, []);
+  assert.deepEqual(warnings, ["chat: ignored a malformed message from the webview: send.text: expected string, got 7"]);
+  assert.equal(await receive({ type: "stop" }, checkChatMessage, handle, log, "chat", (m) => shown.push(m)), false);
+  assert.deepEqual(errors, ["chat: nothing to stop"]);
+  assert.deepEqual(shown, ["nothing to stop"]);
+  assert.equal(await receive({ type: "clear" }, checkChatMessage, handle, log, "chat", (m) => shown.push(m)), true);
+  assert.deepEqual(handled, [{ type: "clear" }]);
 });

@@ -7,7 +7,7 @@ import type { AttentionReport } from "../engine/analysis/attention";
 import type { AttentionToHost, AttentionToWebview, AttentionView } from "../extension/messages";
 import { cellAt, drawHeatmap, heatmapSvg, themeColors, type HeatmapData, type Layout, type Mode } from "./heatmap";
 import { fmt } from "./line-chart";
-import { button, dropdown, h, progressRing, radioGroup, textArea, textField } from "./ui";
+import { button, dropdown, h, progressRing, radioGroup, row, textArea, textField } from "./ui";
 import { connect } from "./vscode-api";
 
 interface Selection {
@@ -48,18 +48,11 @@ const gates = h("div", "gates");
 const results = h("div", "results");
 const mapWrap = h("div", "map-wrap");
 mapWrap.append(canvas);
-const controls = h("div", "row");
-controls.append(layerPick.el, headPick.el, modePick.el, exportPng, exportSvg);
+const controls = row(layerPick.el, headPick.el, modePick.el, exportPng, exportSvg);
 results.append(controls, legend, mapWrap, tip, h("h3", undefined, "Attention of response tokens on the instruction, per layer"), massChart, h("h3", undefined, "Gates"), gates);
 const form = h("div", "form");
 form.append(prompt.el, input.el, response.el, row(analyze, ring));
 app.append(h("h2", undefined, "Attention"), who, form, error, results);
-
-function row(...c: HTMLElement[]): HTMLElement {
-  const r = h("div", "row");
-  r.append(...c);
-  return r;
-}
 
 function update(s: Partial<Selection>): void {
   Object.assign(sel, s);
@@ -93,11 +86,11 @@ function show(v: AttentionView): void {
 
 function matrix(r: AttentionReport, layer: number, head: number, mode: Mode): number[][] {
   const l = r.layers[layer];
-  const pick = (p: number[][][]) => (head >= 0 ? p[head] : p[0].map((row, q) => row.map((_, k) => p.reduce((s, hp) => s + hp[q][k], 0) / p.length)));
+  const pick = (p: number[][][]) => (head >= 0 ? p[head] : p[0].map((line, q) => line.map((_, k) => p.reduce((s, hp) => s + hp[q][k], 0) / p.length)));
   const base = pick(l.base);
   if (mode === "base") return base;
   const tuned = pick(l.tuned);
-  return mode === "tuned" ? tuned : tuned.map((row, q) => row.map((v, k) => v - base[q][k]));
+  return mode === "tuned" ? tuned : tuned.map((line, q) => line.map((v, k) => v - base[q][k]));
 }
 
 function data(): HeatmapData | undefined {

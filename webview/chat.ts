@@ -1,6 +1,6 @@
 /** The sidebar chat: draws the host's ChatState, streams deltas into the open answer, sends user actions. */
 import type { ChatParams, ChatState, ChatToHost, ChatToWebview } from "../extension/messages";
-import { button, checkbox, dropdown, h, progressRing, textArea, textField } from "./ui";
+import { button, checkbox, dropdown, h, progressRing, row, textArea, textField } from "./ui";
 import { connect } from "./vscode-api";
 
 interface Draft {
@@ -64,12 +64,6 @@ settings.append(h("summary", undefined, "Generation settings"), row(temperature.
 app.append(row(h("span", "caption", "Model:"), modelLabel, changeModel), row(adapterPick.el), messages, prompt.el, context.el, row(sendButton, stopButton, clearButton, ring), status, settings);
 prompt.el.addEventListener("input", () => save({ text: prompt.value }));
 context.el.addEventListener("input", () => save({ input: context.value }));
-
-function row(...children: HTMLElement[]): HTMLElement {
-  const r = h("div", "row");
-  r.append(...children);
-  return r;
-}
 
 function save(d: Partial<Draft>): void {
   Object.assign(draft, d);

@@ -3,7 +3,7 @@ import type { TrainEvent } from "../engine/train/events";
 import type { TrainingSnapshot, TrainingToHost, TrainingToWebview } from "../extension/messages";
 import { fmtDuration, fmtInt } from "../cli/format";
 import { lineChart, fmt, type Series } from "./line-chart";
-import { button, h } from "./ui";
+import { button, h, row } from "./ui";
 import { connect } from "./vscode-api";
 
 let run: TrainingSnapshot | undefined;
@@ -29,8 +29,7 @@ stats.id = "stats";
 const charts = h("div", "charts");
 const gates = h("div", "gates");
 const logs = h("ul", "logs");
-const head = h("div", "row");
-head.append(title, badge, stop, resume, folder);
+const head = row(title, badge, stop, resume, folder);
 app.append(head, stats, charts, h("h3", undefined, "Gate values (latest step)"), gates, h("h3", undefined, "Log"), logs);
 
 let pending = false;

@@ -184,3 +184,10 @@ export function h<K extends keyof HTMLElementTagNameMap>(tag: K, cls?: string, t
   if (text !== undefined) el.textContent = text;
   return el;
 }
+
+/** A wrapping row of controls (the views' one layout helper). */
+export function row(...children: HTMLElement[]): HTMLElement {
+  const r = h("div", "row");
+  r.append(...children);
+  return r;
+}

@@ -29,14 +29,19 @@ after(async () => {
   await wb?.close();
 });
 
+/** "Excitor: Train Adapter…" on the built-in demo model, then the dataset and preset rows with these labels. */
+async function trainFromPalette(page: Page, dataset: string, preset: "Quick" | "Standard"): Promise<void> {
+  await runCommand(page, "Excitor: Train Adapter");
+  await pickQuick(page, "Built-in demo model");
+  await pickQuick(page, dataset);
+  await pickQuick(page, preset);
+}
+
 const text = async (f: Frame, selector: string) => (await f.locator(selector).first().textContent()) ?? "";
 
 test("Train Adapter… from the command palette on the demo model: the training panel shows progress, then finishes", async () => {
   const { page } = wb;
-  await runCommand(page, "Excitor: Train Adapter");
-  await pickQuick(page, "Built-in demo model");
-  await pickQuick(page, "Built-in demo instructions");
-  await pickQuick(page, "Quick");
+  await trainFromPalette(page, "Built-in demo instructions", "Quick");
   const panel = await webviewFrame(page, "training");
   // Progress: a step count above zero while the run is still going.
   await waitFor(
@@ -77,10 +82,7 @@ test("the training panel closes and reopens from the Runs view without losing th
 
 test("Cancel in the progress notification stops the run with a checkpoint; Resume Training and Stop Training act on it", async () => {
   const { page } = wb;
-  await runCommand(page, "Excitor: Train Adapter");
-  await pickQuick(page, "Built-in demo model");
-  await pickQuick(page, "Built-in demo instructions");
-  await pickQuick(page, "Standard");
+  await trainFromPalette(page, "Built-in demo instructions", "Standard");
   // Two training panels are open now; this one is found by its run's name, afresh at each look.
   const panel = () => webviewFrame(page, "training", 30_000, "train-standard");
   const stepOf = async () => Number(/^(\d+) \//.exec(await text(await panel(), '[data-stat="step"]'))?.[1] ?? 0);
@@ -303,10 +305,7 @@ test("Stop ends generation in the engine mid-answer", async () => {
 test("a malformed dataset: the error names the file and line, and Open File goes there", async () => {
   const { page } = wb;
   fs.writeFileSync(path.join(wb.workspace, "broken.jsonl"), '{"instruction":"a","output":"b"}\n{"instruction":"c","output":"d"}\n{"instruction": oops}\n');
-  await runCommand(page, "Excitor: Train Adapter");
-  await pickQuick(page, "Built-in demo model");
-  await pickQuick(page, "broken.jsonl");
-  await pickQuick(page, "Quick");
+  await trainFromPalette(page, "broken.jsonl", "Quick");
   const toast = page.locator(".notifications-toasts .notification-toast", { hasText: "broken.jsonl:3" }).first();
   await toast.waitFor({ timeout: 60_000 });
   assert.match((await toast.textContent()) ?? "", /malformed JSON/);

@@ -1,5 +1,11 @@
-/** Opens a model folder on a backend: the one entry point callers use to get a ModelRuntime. */
+/**
+ * Opens a model folder on a backend: the one entry point callers use to get a ModelRuntime.
+ * `auto` is the onnxruntime engine wherever onnxruntime-node loads, else tfjs; the runtime's
+ * backendNote says which runs and why.
+ */
 import { initTfjs, type TfjsPreference } from "./backends/tfjs";
+import { initOrt, loadOrt, type OrtPreference } from "./backends/onnxruntime";
+import { OrtRuntime } from "./onnx/runtime";
 import { ExcitorInputError } from "./errors";
 import { readModelConfig, type ModelConfig } from "./model/config";
 import { WeightFiles } from "./model/weights";
@@ -22,7 +28,16 @@ export interface OpenOptions {
   fastBackward?: boolean;
 }
 
-const TFJS_PREF: Record<BackendChoice, TfjsPreference> = {
+const ORT_PREF: Partial<Record<BackendChoice, OrtPreference>> = {
+  auto: "auto",
+  ort: "auto",
+  "ort-cpu": "cpu",
+  "ort-cuda": "cuda",
+  "ort-dml": "dml",
+  "ort-coreml": "coreml",
+};
+
+const TFJS_PREF: Partial<Record<BackendChoice, TfjsPreference>> = {
   auto: "auto",
   tfjs: "auto",
   "tfjs-wasm": "wasm",
@@ -34,7 +49,15 @@ const TFJS_PREF: Record<BackendChoice, TfjsPreference> = {
 export async function openModel(dir: string, opts: OpenOptions = {}): Promise<ModelRuntime> {
   const config: ModelConfig = readModelConfig(dir);
   const files = WeightFiles.open(dir);
-  const info = await initTfjs(TFJS_PREF[opts.backend ?? "auto"]);
+  const choice = opts.backend ?? "auto";
+  const ortPref = ORT_PREF[choice];
+  let ortMissing: string | undefined;
+  if (ortPref) {
+    ortMissing = choice === "auto" && typeof loadOrt() === "string" ? (loadOrt() as string) : undefined;
+    if (!ortMissing) return OrtRuntime.load(config, files, await initOrt(ortPref));
+  }
+  const tfjsInfo = await initTfjs(TFJS_PREF[choice] ?? "auto");
+  const info = ortMissing ? { ...tfjsInfo, note: `${tfjsInfo.note}; ${ortMissing}` } : tfjsInfo;
   const fastBackward = opts.fastBackward ?? true;
   const need = files.float32Bytes() * (opts.forTraining && fastBackward ? 2 : 1);
   if (info.memoryLimitBytes && need > 0.85 * info.memoryLimitBytes) {

@@ -9,25 +9,28 @@ import { tensorName, defaultLayers } from "../engine/excitor/config";
 import { ExcitorInputError } from "../engine/errors";
 import { makeBatch } from "../engine/train/batches";
 import { Rng } from "../engine/rng";
+import { ENGINES } from "./helpers/engines";
 import { tempDir, writeTinyModel } from "./helpers/tiny-model";
 
 const ids = [1, 40, 51, 62, 73, 84, 95, 44, 45, 46, 2];
 
-test("with every gate at 0 the adapted model's log-probs equal the base model's exactly", async () => {
-  const dir = writeTinyModel(path.join(tempDir(), "m"), { seed: 3 });
-  const rt = await openModel(dir);
-  const adapter = ExcitorAdapter.create(rt.config, { numPrompts: 5, rank: 4, seed: 1 });
-  rt.setAdapter(adapter);
-  const base = await rt.tokenLogprobs(ids, false);
-  const tuned = await rt.tokenLogprobs(ids, true);
-  assert.deepEqual(Array.from(tuned), Array.from(base));
-  // ...and a non-zero gate does change them (the comparison above can fail).
-  adapter.layers[0].gate.data.fill(0.5);
-  rt.setAdapter(adapter);
-  const moved = await rt.tokenLogprobs(ids, true);
-  assert.notDeepEqual(Array.from(moved), Array.from(base));
-  rt.dispose();
-});
+for (const backend of ENGINES) {
+  test(`with every gate at 0 the adapted model's log-probs equal the base model's exactly on ${backend}`, async () => {
+    const dir = writeTinyModel(path.join(tempDir(), "m"), { seed: 3 });
+    const rt = await openModel(dir, { backend });
+    const adapter = ExcitorAdapter.create(rt.config, { numPrompts: 5, rank: 4, seed: 1 });
+    rt.setAdapter(adapter);
+    const base = await rt.tokenLogprobs(ids, false);
+    const tuned = await rt.tokenLogprobs(ids, true);
+    assert.deepEqual(Array.from(tuned), Array.from(base));
+    // ...and a non-zero gate does change them (the comparison above can fail).
+    adapter.layers[0].gate.data.fill(0.5);
+    rt.setAdapter(adapter);
+    const moved = await rt.tokenLogprobs(ids, true);
+    assert.notDeepEqual(Array.from(moved), Array.from(base));
+    rt.dispose();
+  });
+}
 
 test("adapter init follows the spec: shapes, N(0,1) prompts, scaled down/up, zero gates, default layers", async () => {
   const dir = writeTinyModel(path.join(tempDir(), "m"), { hidden: 64, heads: 4, kvHeads: 2, layers: 2 });
@@ -45,53 +48,57 @@ test("adapter init follows the spec: shapes, N(0,1) prompts, scaled down/up, zer
   rt.dispose();
 });
 
-test("cold start: with gates at 0 only the gates receive gradient", async () => {
-  const dir = writeTinyModel(path.join(tempDir(), "m"), { seed: 4 });
-  const rt = await openModel(dir, { forTraining: true });
-  const adapter = ExcitorAdapter.create(rt.config, { numPrompts: 4, rank: 3, seed: 2 });
-  rt.prepareTraining(adapter);
-  const batch = makeBatch([{ ids, lossMask: Uint8Array.from(ids.map((_, i) => (i > 4 ? 1 : 0))), truncated: false, line: 1 }], 0);
-  const { grads } = await rt.lossAndGrads(batch, 1);
-  for (const l of adapter.config.layers) {
-    for (const part of ["prompts", "down.weight", "up.weight"] as const) assert.ok(grads.get(tensorName(l, part))!.every((g) => g === 0), `${part} of layer ${l}`);
-    assert.ok(grads.get(tensorName(l, "gate"))!.some((g) => Math.abs(g) > 1e-6), `gate of layer ${l}`);
-  }
-  rt.dispose();
-});
-
-test("gradients of every Excitor tensor match central finite differences", async () => {
-  const dir = writeTinyModel(path.join(tempDir(), "m"), { seed: 5, layers: 2, hidden: 16, heads: 4, kvHeads: 2, intermediate: 24 });
-  const rt = await openModel(dir, { forTraining: true });
-  const adapter = ExcitorAdapter.create(rt.config, { numPrompts: 3, rank: 2, seed: 3 });
-  const rng = new Rng(9);
-  for (const l of adapter.layers) l.gate.data.forEach((_, i, g) => (g[i] = rng.normal()));
-  rt.prepareTraining(adapter);
-  const ex = [1, 40, 51, 62, 73, 84, 2];
-  const batch = makeBatch([{ ids: ex, lossMask: Uint8Array.from(ex.map((_, i) => (i > 2 ? 1 : 0))), truncated: false, line: 1 }], 0);
-  const { grads } = await rt.lossAndGrads(batch, 1);
-  const eps = 1e-2;
-  let checked = 0;
-  for (const [name, t] of Object.entries(adapter.namedTensors())) {
-    const g = grads.get(name)!;
-    // The three largest entries of each tensor (small ones drown in float32 noise).
-    const top = Array.from(g.keys()).sort((a, b) => Math.abs(g[b]) - Math.abs(g[a])).slice(0, 3);
-    for (const i of top) {
-      const orig = t.data[i];
-      t.data[i] = orig + eps;
-      rt.setAdapter(adapter);
-      const plus = (await rt.evalLoss(batch, true)).lossSum;
-      t.data[i] = orig - eps;
-      rt.setAdapter(adapter);
-      const minus = (await rt.evalLoss(batch, true)).lossSum;
-      t.data[i] = orig;
-      const fd = (plus - minus) / (2 * eps);
-      assert.ok(Math.abs(fd - g[i]) <= 0.03 * Math.abs(g[i]) + 2e-3, `${name}[${i}]: autodiff ${g[i]} vs finite difference ${fd}`);
-      checked++;
+for (const backend of ENGINES) {
+  test(`cold start: with gates at 0 only the gates receive gradient on ${backend}`, async () => {
+    const dir = writeTinyModel(path.join(tempDir(), "m"), { seed: 4 });
+    const rt = await openModel(dir, { backend, forTraining: true });
+    const adapter = ExcitorAdapter.create(rt.config, { numPrompts: 4, rank: 3, seed: 2 });
+    rt.prepareTraining(adapter);
+    const batch = makeBatch([{ ids, lossMask: Uint8Array.from(ids.map((_, i) => (i > 4 ? 1 : 0))), truncated: false, line: 1 }], 0);
+    const { grads } = await rt.lossAndGrads(batch, 1);
+    for (const l of adapter.config.layers) {
+      for (const part of ["prompts", "down.weight", "up.weight"] as const) assert.ok(grads.get(tensorName(l, part))!.every((g) => g === 0), `${part} of layer ${l}`);
+      assert.ok(grads.get(tensorName(l, "gate"))!.some((g) => Math.abs(g) > 1e-6), `gate of layer ${l}`);
     }
-  }
-  assert.equal(checked, 3 * 4 * adapter.layers.length);
-  rt.dispose();
-});
+    rt.dispose();
+  });
+}
+
+for (const backend of ENGINES) {
+  test(`gradients of every Excitor tensor match central finite differences on ${backend}`, async () => {
+    const dir = writeTinyModel(path.join(tempDir(), "m"), { seed: 5, layers: 2, hidden: 16, heads: 4, kvHeads: 2, intermediate: 24 });
+    const rt = await openModel(dir, { backend, forTraining: true });
+    const adapter = ExcitorAdapter.create(rt.config, { numPrompts: 3, rank: 2, seed: 3 });
+    const rng = new Rng(9);
+    for (const l of adapter.layers) l.gate.data.forEach((_, i, g) => (g[i] = rng.normal()));
+    rt.prepareTraining(adapter);
+    const ex = [1, 40, 51, 62, 73, 84, 2];
+    const batch = makeBatch([{ ids: ex, lossMask: Uint8Array.from(ex.map((_, i) => (i > 2 ? 1 : 0))), truncated: false, line: 1 }], 0);
+    const { grads } = await rt.lossAndGrads(batch, 1);
+    const eps = 1e-2;
+    let checked = 0;
+    for (const [name, t] of Object.entries(adapter.namedTensors())) {
+      const g = grads.get(name)!;
+      // The three largest entries of each tensor (small ones drown in float32 noise).
+      const top = Array.from(g.keys()).sort((a, b) => Math.abs(g[b]) - Math.abs(g[a])).slice(0, 3);
+      for (const i of top) {
+        const orig = t.data[i];
+        t.data[i] = orig + eps;
+        rt.setAdapter(adapter);
+        const plus = (await rt.evalLoss(batch, true)).lossSum;
+        t.data[i] = orig - eps;
+        rt.setAdapter(adapter);
+        const minus = (await rt.evalLoss(batch, true)).lossSum;
+        t.data[i] = orig;
+        const fd = (plus - minus) / (2 * eps);
+        assert.ok(Math.abs(fd - g[i]) <= 0.03 * Math.abs(g[i]) + 2e-3, `${name}[${i}]: autodiff ${g[i]} vs finite difference ${fd}`);
+        checked++;
+      }
+    }
+    assert.equal(checked, 3 * 4 * adapter.layers.length);
+    rt.dispose();
+  });
+}
 
 test("save -> load round-trips bit for bit, and saving again writes the same bytes", async () => {
   const root = tempDir();

@@ -11,7 +11,7 @@ import { tempDir, writeTinyModel } from "./helpers/tiny-model";
 
 test("full training: gradients of base weights (embedding, transposed linears, norms, head) match finite differences", async () => {
   const dir = writeTinyModel(path.join(tempDir(), "m"), { seed: 31, layers: 1, hidden: 16, heads: 2, kvHeads: 1, intermediate: 24 });
-  const rt = await openModel(dir, { forTraining: true });
+  const rt = await openModel(dir, { backend: "tfjs", forTraining: true });
   const weights = rt.beginFullTraining();
   const ex = [1, 40, 51, 62, 73, 40, 2];
   const batch = makeBatch([{ ids: ex, lossMask: Uint8Array.from(ex.map((_, i) => (i > 0 ? 1 : 0))), truncated: false, line: 1 }], 0);
@@ -45,7 +45,7 @@ test("full training on text records lowers the loss and writes a loadable model 
   const data = path.join(root, "text.jsonl");
   const lines = Array.from({ length: 16 }, (_, i) => JSON.stringify({ text: `the cat sat on the mat ${i % 4}.` }));
   fs.writeFileSync(data, lines.join("\n"));
-  const rt = await openModel(base, { forTraining: true });
+  const rt = await openModel(base, { backend: "tfjs", forTraining: true });
   const tok = TextTokenizer.fromFolder(base);
   const losses: number[] = [];
   const out = path.join(root, "pretrained");

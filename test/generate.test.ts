@@ -8,11 +8,13 @@ import { TextTokenizer } from "../engine/tokenizer/tokenizer";
 import { generate } from "../engine/generate/generate";
 import { Sampler } from "../engine/generate/sampler";
 import { Rng } from "../engine/rng";
+import { ENGINES } from "./helpers/engines";
+import type { BackendChoice } from "../engine/backend-choice";
 import { tempDir, writeTinyModel } from "./helpers/tiny-model";
 
-async function tinyWithAdapter() {
+async function tinyWithAdapter(backend: BackendChoice = "auto") {
   const dir = writeTinyModel(path.join(tempDir(), "m"), { seed: 12, heads: 4, kvHeads: 2 });
-  const rt = await openModel(dir);
+  const rt = await openModel(dir, { backend });
   const adapter = ExcitorAdapter.create(rt.config, { numPrompts: 4, rank: 3, seed: 1 });
   const rng = new Rng(3);
   for (const l of adapter.layers) l.gate.data.forEach((_, i, g) => (g[i] = rng.normal()));
@@ -20,22 +22,24 @@ async function tinyWithAdapter() {
   return { rt, tok: TextTokenizer.fromFolder(dir) };
 }
 
-test("KV-cached decoding under GQA with an adapter gives the full forward pass's log-probs", async () => {
-  const { rt } = await tinyWithAdapter();
-  const ids = [1, 40, 51, 62, 73, 84, 95, 44, 45, 46];
-  const full = await rt.tokenLogprobs(ids, true);
-  const s = rt.startDecode(true);
-  let logits = await s.feed(ids.slice(0, 3)); // a prompt of 3, then one token at a time
-  for (let i = 3; i < ids.length; i++) {
-    const max = Math.max(...logits);
-    const lse = max + Math.log(logits.reduce((a, l) => a + Math.exp(l - max), 0));
-    assert.ok(Math.abs(logits[ids[i]] - lse - full[i - 1]) < 1e-4, `position ${i}`);
-    logits = await s.feed([ids[i]]);
-  }
-  assert.equal(s.length, ids.length);
-  s.dispose();
-  rt.dispose();
-});
+for (const backend of ENGINES) {
+  test(`KV-cached decoding under GQA with an adapter gives the full forward pass's log-probs on ${backend}`, async () => {
+    const { rt } = await tinyWithAdapter(backend);
+    const ids = [1, 40, 51, 62, 73, 84, 95, 44, 45, 46];
+    const full = await rt.tokenLogprobs(ids, true);
+    const s = rt.startDecode(true);
+    let logits = await s.feed(ids.slice(0, 3)); // a prompt of 3, then one token at a time
+    for (let i = 3; i < ids.length; i++) {
+      const max = Math.max(...logits);
+      const lse = max + Math.log(logits.reduce((a, l) => a + Math.exp(l - max), 0));
+      assert.ok(Math.abs(logits[ids[i]] - lse - full[i - 1]) < 1e-4, `position ${i}`);
+      logits = await s.feed([ids[i]]);
+    }
+    assert.equal(s.length, ids.length);
+    s.dispose();
+    rt.dispose();
+  });
+}
 
 test("sampling: the same seed repeats, top-k 1 is greedy, top-p keeps the nucleus, repetition penalty lowers seen tokens", () => {
   const logits = () => Float32Array.from([2, 1, 0.5, 3, -1]);

@@ -6,6 +6,7 @@ import * as path from "node:path";
 import { SHARED_FIXTURES } from "./fixtures";
 import { openModel } from "../engine/load";
 import { ExcitorAdapter } from "../engine/excitor/adapter";
+import { ENGINES } from "./helpers/engines";
 
 const TOL = 1e-4;
 
@@ -16,12 +17,12 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-for (const name of ["mha", "gqa"]) {
+for (const [name, backend] of ["mha", "gqa"].flatMap((n) => ENGINES.map((b) => [n, b] as const))) {
   const dir = path.join(SHARED_FIXTURES, "golden", name);
   const expected = (f: string) => JSON.parse(fs.readFileSync(path.join(dir, f), "utf8"));
 
-  test(`golden ${name}: log-probs and attention match the reference within 1e-4`, async () => {
-    const rt = await openModel(path.join(dir, "model"));
+  test(`golden ${name} on ${backend}: log-probs and attention match the reference within 1e-4`, async () => {
+    const rt = await openModel(path.join(dir, "model"), { backend });
     const adapter = ExcitorAdapter.load(path.join(dir, "adapter"), rt.config);
     rt.setAdapter(adapter);
     const base = expected("expected-base.json");

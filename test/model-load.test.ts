@@ -190,11 +190,11 @@ test("tied embeddings: no lm_head.weight, logits come from the embedding matrix"
   tied.dispose();
 });
 
-test("loading holds exactly one float32 copy of the weights on the backend, and dispose frees it", async () => {
+test("loading holds exactly one float32 copy of the weights on the tfjs backend, and dispose frees it", async () => {
   const root = tempDir();
   const dir = writeTinyModel(path.join(root, "m"), { seed: 23, hidden: 64, intermediate: 128 });
   const before = tf.memory().numBytes;
-  const rt = await openModel(dir);
+  const rt = await openModel(dir, { backend: "tfjs" });
   const held = tf.memory().numBytes - before;
   const file = readHeader(path.join(dir, "model.safetensors"));
   const f32 = Object.values(file.tensors).reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1) * 4, 0);

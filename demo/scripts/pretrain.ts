@@ -97,7 +97,7 @@ async function main(): Promise<void> {
     initModel(init, tok.vocabSize, tok.tokenizerJson, tok.tokenizerConfig);
     fs.writeFileSync(data, corpus.map((text) => JSON.stringify({ text })).join("\n") + "\n");
   }
-  const rt = await openModel(init, { forTraining: true });
+  const rt = await openModel(init, { backend: "tfjs", forTraining: true }); // full-parameter training is tfjs-only
   const tokenizer = TextTokenizer.fromFolder(init);
   console.log(`pretraining ${rt.backend}: ${STEPS} steps x ${BATCH} stories, lr ${LR}${resume ? " (resuming)" : ""}`);
   let lastPrint = 0;

@@ -7,6 +7,7 @@
 import type * as tfc from "@tensorflow/tfjs";
 import { tf } from "../backends/tfjs";
 import type { ModelConfig } from "../model/config";
+import { causalMask as causalMaskData } from "../model/mask";
 import { ropeTables } from "../model/rope";
 import type { WeightFiles } from "../model/weights";
 
@@ -73,8 +74,6 @@ export interface ForwardOptions {
   /** Return logits for the last position only ([B, 1, V]). */
   lastOnly?: boolean;
 }
-
-const MASKED = -1e9;
 
 export class TfjsLlama {
   private fullTraining = false;
@@ -335,13 +334,7 @@ function applyRope(x: T4, rope: { cos: T4; sin: T4 }): T4 {
   return tf.add(tf.mul(x, rope.cos), tf.mul(rotated, rope.sin)) as T4;
 }
 
-/** Additive mask [T, S]: query t (at position past+t) sees keys 0..past+t (and at most `window` of them). */
+/** The causal mask as a tensor [T, S]. */
 function causalMask(T: number, past: number, window?: number): T2 {
-  const S = past + T;
-  const m = new Float32Array(T * S);
-  for (let t = 0; t < T; t++) {
-    const pos = past + t;
-    for (let s = 0; s < S; s++) if (s > pos || (window !== undefined && s <= pos - window)) m[t * S + s] = MASKED;
-  }
-  return tf.tensor2d(m, [T, S]);
+  return tf.tensor2d(causalMaskData(T, past, window), [T, past + T]);
 }

@@ -1,0 +1,101 @@
+/**
+ * `npm run bench`: the project's engines and an eager PyTorch peer, side by side, in one
+ * invocation, on the same configurations (bench/spec.ts): training tokens/s (forward, loss,
+ * backward to the Excitor tensors, AdamW), greedy KV-cached generation tokens/s with the
+ * weight bandwidth it implies, and peak resident memory. Each engine runs in a process of
+ * its own, one at a time. Medians of the timed runs; ratios against PyTorch from this run.
+ *
+ *   npm run bench                 every configuration
+ *   npm run bench -- --only tiny  one configuration by name
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { fmtInt } from "../cli/format";
+import { decodeWeightBytes, randomModel } from "./random-model";
+import { CONFIGS, type BenchConfig, type WorkerResult, type WorkerSpec } from "./spec";
+
+const repo = path.resolve(__dirname, "../..");
+const THREADS = os.availableParallelism();
+const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : NaN);
+
+/** Debian's python3 with python3-torch (bench/setup.sh installs it). */
+function python(): string {
+  for (const p of ["/usr/bin/python3", "python3"]) if (spawnSync(p, ["-c", "import torch"]).status === 0) return p;
+  throw new Error("no python3 with torch: run `bash bench/setup.sh` (installs Debian's python3-torch)");
+}
+
+function runWorker(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): WorkerResult {
+  const r = spawnSync(cmd, args, { encoding: "utf8", maxBuffer: 1 << 24, env: { ...process.env, ...env } });
+  const line = r.stdout.trim().split("\n").pop() ?? "";
+  try {
+    return JSON.parse(line) as WorkerResult;
+  } catch {
+    return { backend: path.basename(args[1] ?? cmd), train: [], gen: [], peakRssBytes: 0, error: (r.stderr || `exit ${r.status}`).trim().split("\n").pop() };
+  }
+}
+
+interface Row {
+  config: string;
+  engine: string;
+  result: WorkerResult;
+}
+
+function benchConfig(c: BenchConfig, py: string): Row[] {
+  const t0 = performance.now();
+  const dir = randomModel(c.shape);
+  process.stderr.write(`${c.shape.name}: model ready in ${((performance.now() - t0) / 1000).toFixed(0)} s (${dir})\n`);
+  const rows: Row[] = [];
+  const worker = path.join(repo, "dist", "bench", "engine-worker.js");
+  const peerSpec = { ...c.shape, ...c.spec, threads: THREADS };
+  const jobs: [string, () => WorkerResult][] = [
+    ["pytorch (eager)", () => runWorker(py, [path.join(repo, "bench", "peer_torch.py"), JSON.stringify(peerSpec)], { OPENBLAS_NUM_THREADS: String(THREADS) })],
+    ["excitor onnxruntime", () => runWorker(process.execPath, [worker, dir, "ort", JSON.stringify(c.spec)])],
+    ["excitor tfjs", () => runWorker(process.execPath, [worker, dir, "tfjs", JSON.stringify({ ...c.spec, ...c.tfjsSpec } satisfies WorkerSpec)])],
+  ];
+  for (const [engine, run] of jobs) {
+    process.stderr.write(`${c.shape.name}: ${engine}...\n`);
+    rows.push({ config: c.shape.name, engine, result: run() });
+  }
+  return rows;
+}
+
+function table(rows: Row[]): string {
+  const out = ["| config | engine | train tok/s | × PyTorch | generate tok/s | × PyTorch | weights read GB/s | peak RSS MiB | × PyTorch |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"];
+  for (const r of rows) {
+    const peer = rows.find((p) => p.config === r.config && p.engine.startsWith("pytorch"))!.result;
+    const shape = CONFIGS.find((c) => c.shape.name === r.config)!.shape;
+    const res = r.result;
+    if (res.error) {
+      out.push(`| ${r.config} | ${r.engine} | cannot run: ${res.error.replace(/\|/g, "/")} | | | | | | |`);
+      continue;
+    }
+    const [tr, gn] = [median(res.train), median(res.gen)];
+    const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) ? `${(a / b).toFixed(2)}×` : "–");
+    out.push(
+      `| ${r.config} | ${r.engine} (${res.backend}) | ${Number.isFinite(tr) ? fmtInt(Math.round(tr)) : "–"} | ${ratio(tr, median(peer.train))} | ${gn.toFixed(1)} | ${ratio(gn, median(peer.gen))} | ` +
+        `${((gn * decodeWeightBytes(shape)) / 1e9).toFixed(1)} | ${fmtInt(Math.round(res.peakRssBytes / 2 ** 20))} | ${ratio(res.peakRssBytes, peer.peakRssBytes)} |`,
+    );
+  }
+  return out.join("\n");
+}
+
+function main(): void {
+  const args = process.argv.slice(2);
+  const only = args.includes("--only") ? args[args.indexOf("--only") + 1] : undefined;
+  const configs = CONFIGS.filter((c) => !only || c.shape.name === only);
+  if (!configs.length) throw new Error(`--only: no configuration named ${only} (have ${CONFIGS.map((c) => c.shape.name).join(", ")})`);
+  const py = python();
+  const rows = configs.flatMap((c) => benchConfig(c, py));
+  const md = table(rows);
+  console.log(`\nExcitor benchmark — ${os.cpus().length} cores (${os.cpus()[0]?.model ?? "?"}), ${THREADS} threads per engine, float32; medians\n`);
+  console.log(md);
+  for (const r of rows) if (r.result.note) console.log(`\n${r.engine}: ${r.result.note}`);
+  const outDir = path.join(repo, "out", "bench");
+  fs.mkdirSync(outDir, { recursive: true });
+  fs.writeFileSync(path.join(outDir, "results.json"), JSON.stringify({ date: new Date().toISOString(), threads: THREADS, rows }, null, 2) + "\n");
+  fs.writeFileSync(path.join(outDir, "results.md"), md + "\n");
+}
+
+main();

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The benchmark's PyTorch peer: Debian's python3-torch (eager PyTorch 1.13 on OpenBLAS).
+# Installs it with apt-get when /usr/bin/python3 cannot import torch; nothing else is touched.
+set -euo pipefail
+if /usr/bin/python3 -c "import torch" 2>/dev/null; then exit 0; fi
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+echo "bench setup: installing python3-torch and libopenblas0-pthread with apt-get" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-torch libopenblas0-pthread >/dev/null
+/usr/bin/python3 -c "import torch" || { echo "bench setup: python3-torch installed but torch does not import" >&2; exit 1; }

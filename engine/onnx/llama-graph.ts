@@ -1,0 +1,280 @@
+/**
+ * The LLaMA forward pass with Excitor attention as an ONNX graph: the same math as
+ * engine/tfjs/llama.ts and ../shared/docs/excitor-method.md, one node per step.
+ *
+ * Layout. The residual stream is 2-D, [B·T, C], so every frozen linear is one Gemm that
+ * reads W in its stored [out, in] layout (transB) and the backward dx = dy·W is a plain
+ * MatMul: no weight is ever transposed or copied. Attention works on
+ * [B, Hkv, G, T, d] with G = H/Hkv query heads per kv head: a base key is [B, Hkv, 1, T, d]
+ * and broadcasts over its group, an Excitor key K' = Kb + g·E is [B, Hkv, G, T, d] (one per
+ * query head, as the spec requires), and values stay [B, Hkv, 1, T, d] — grouped-query
+ * attention without a repeat.
+ *
+ * Frozen weights and Excitor tensors are graph inputs named by their checkpoint names, fed
+ * from host memory on every run: one float32 copy serves every graph (see runtime.ts).
+ */
+import type { ModelConfig } from "../model/config";
+import { tensorName } from "../excitor/config";
+import { Graph } from "./graph";
+
+/** Which layers carry an Excitor and its sizes; a graph is built for one layout. */
+export interface AdapterLayout {
+  layers: number[];
+  numPrompts: number;
+  rank: number;
+}
+
+export const INPUTS = { ids: "ids", cos: "rope_cos", sin: "rope_sin", mask: "mask" } as const;
+
+/** What one block's forward keeps for a backward pass (value names in the graph). */
+export interface BlockSaved {
+  x: string; // block input [B·T, C]
+  attnNorm: RmsSaved;
+  h: string; // normed input [B·T, C]
+  qr: string; // RoPE(Q) [B, Hkv, G, T, d]
+  kr: string; // RoPE(K') [B, Hkv, G|1, T, d]
+  vt: string; // V [B, Hkv, 1, T, d]
+  p: string; // attention probabilities [B, Hkv, G, T, T]
+  x1: string; // after attention [B·T, C]
+  mlpNorm: RmsSaved;
+  gt: string; // gate_proj [B·T, I]
+  sg: string; // sigmoid(gt)
+  up: string; // up_proj [B·T, I]
+  ex?: { u: string; qe: string; a: string; e5: string; gate5: string; prompts: string };
+}
+
+export interface RmsSaved {
+  n: string; // x / rms(x) [B·T, C]
+  r: string; // 1 / rms(x) [B·T, 1]
+  w: string; // weight [C]
+}
+
+export interface BlockOptions {
+  /** Past keys and values of this layer (decode graphs): [B, Hkv, G|1, P, d]. */
+  past?: { k: string; v: string };
+  /** Collect the layer's probabilities; `base` also for adapted layers (g = 0 on the same input). */
+  capture?: boolean;
+}
+
+export interface BlockResult {
+  out: string; // [B·T, C]
+  saved: BlockSaved;
+  present?: { k: string; v: string };
+  probs?: { tuned: string; base?: string };
+}
+
+export class LlamaGraph {
+  readonly g: Graph;
+  readonly ids: string;
+  /** [B, T] as an int64 shape vector, for reshapes. */
+  private readonly bt: string;
+  private readonly cos: string;
+  private readonly sin: string;
+  private readonly mask: string;
+  private readonly declared = new Set<string>();
+  readonly G: number;
+  readonly cq: number;
+  readonly ckv: number;
+
+  constructor(
+    readonly c: ModelConfig,
+    readonly adapter: AdapterLayout | undefined,
+    name: string,
+    private readonly tiedHead: boolean,
+  ) {
+    this.g = new Graph(name);
+    const d = c.headDim;
+    this.G = c.numHeads / c.numKvHeads;
+    this.cq = c.numHeads * d;
+    this.ckv = c.numKvHeads * d;
+    this.ids = this.g.input(INPUTS.ids, "int32", ["B", "T"]);
+    this.bt = this.g.op("Shape", [this.ids]);
+    this.cos = this.g.input(INPUTS.cos, "float32", ["T", d]);
+    this.sin = this.g.input(INPUTS.sin, "float32", ["T", d]);
+    this.mask = this.g.input(INPUTS.mask, "float32", ["T", "S"]);
+  }
+
+  /** A frozen weight, declared as a graph input on first use. */
+  weight(name: string, dims: number[]): string {
+    if (!this.declared.has(name)) {
+      this.g.input(name, "float32", dims);
+      this.declared.add(name);
+    }
+    return name;
+  }
+
+  isAdapted(layer: number): boolean {
+    return this.adapter?.layers.includes(layer) ?? false;
+  }
+
+  /** [B·T] ids -> [B·T, C]. */
+  embed(): string {
+    const c = this.c;
+    const flat = this.g.reshape(this.ids, this.g.ints([-1]));
+    return this.g.op("Gather", [this.weight("model.embed_tokens.weight", [c.vocabSize, c.hiddenSize]), flat], { axis: 0 });
+  }
+
+  /** [B, T] + tail, as a shape vector. */
+  shapeBT(tail: number[]): string {
+    return this.g.concat([this.bt, this.g.ints(tail)], 0);
+  }
+
+  rmsNorm(x: string, weightName: string): { h: string; saved: RmsSaved } {
+    const g = this.g;
+    const w = this.weight(weightName, [this.c.hiddenSize]);
+    const ms = g.mean(g.mul(x, x), [-1]); // [B·T, 1]
+    const r = g.op("Reciprocal", [g.op("Sqrt", [g.add(ms, g.scalar(this.c.rmsNormEps))])]);
+    const n = g.mul(x, r);
+    return { h: g.mul(n, w), saved: { n, r, w } };
+  }
+
+  /** x [N, in] -> [N, out] with W [out, in] (+ bias). */
+  linear(x: string, name: string, out: number, inp: number, bias = false): string {
+    const y = this.g.gemmT(x, this.weight(`${name}.weight`, [out, inp]));
+    return bias ? this.g.add(y, this.weight(`${name}.bias`, [out])) : y;
+  }
+
+  /** Rotate-half RoPE on [..., T, d]: x·cos + rotate_half(x)·sin. */
+  rope(x: string): string {
+    const g = this.g;
+    const half = this.c.headDim / 2;
+    const rotated = g.concat([g.neg(g.slice(x, -1, half, this.c.headDim)), g.slice(x, -1, 0, half)], -1);
+    return g.add(g.mul(x, this.cos), g.mul(rotated, this.sin));
+  }
+
+  /** The adjoint of rope: dx = dy·cos + rotate_half^T(dy·sin), rotate_half^T([a, b]) = [b, −a]. */
+  ropeBackward(dy: string): string {
+    const g = this.g;
+    const half = this.c.headDim / 2;
+    const z = g.mul(dy, this.sin);
+    const rotT = g.concat([g.slice(z, -1, half, this.c.headDim), g.neg(g.slice(z, -1, 0, half))], -1);
+    return g.add(g.mul(dy, this.cos), rotT);
+  }
+
+  /** [B·T, heads·d] -> [B, Hkv, heads/Hkv, T, d]. */
+  toHeads(x: string, group: number): string {
+    return this.g.transpose(this.g.reshape(x, this.shapeBT([this.c.numKvHeads, group, this.c.headDim])), [0, 2, 3, 1, 4]);
+  }
+
+  block(i: number, x: string, opts: BlockOptions = {}): BlockResult {
+    const { g, c } = this;
+    const p = `model.layers.${i}`;
+    const { numKvHeads: Hkv, headDim: d } = c;
+    const G = this.G;
+    const C = c.hiddenSize;
+
+    const an = this.rmsNorm(x, `${p}.input_layernorm.weight`);
+    const h = an.h; // [B·T, C]
+    const q = this.linear(h, `${p}.self_attn.q_proj`, this.cq, C, c.qkvBias); // Q  [B·T, Cq]
+    const k = this.linear(h, `${p}.self_attn.k_proj`, this.ckv, C, c.qkvBias); // Kb [B·T, Hkv·d]
+    const v = this.linear(h, `${p}.self_attn.v_proj`, this.ckv, C, c.qkvBias); // V  [B·T, Hkv·d]
+    let k5 = g.reshape(k, this.shapeBT([Hkv, 1, d])); // [B, T, Hkv, 1, d]
+
+    let ex: BlockSaved["ex"];
+    if (this.isAdapted(i)) {
+      const { numPrompts: K, rank: r } = this.adapter!;
+      const prompts = this.weight(tensorName(i, "prompts"), [K, this.cq]);
+      const u = g.gemmT(h, this.weight(tensorName(i, "down.weight"), [r, C])); // X Wdown^T  [B·T, r]
+      const qe = g.gemmT(u, this.weight(tensorName(i, "up.weight"), [this.cq, r])); // QE  [B·T, Cq]
+      const a = g.softmax(g.gemmT(qe, prompts, 1 / Math.sqrt(this.cq))); // A = softmax_K(QE P^T / sqrt(Cq))  [B·T, K]
+      const e5 = g.reshape(g.matmul(a, prompts), this.shapeBT([Hkv, G, d])); // E = A P  [B, T, Hkv, G, d]
+      const gate5 = g.reshape(this.weight(tensorName(i, "gate"), [c.numHeads]), g.ints([Hkv, G, 1])); // g  [Hkv, G, 1]
+      k5 = g.add(k5, g.mul(e5, gate5)); // K'_h = Kb_kv(h) + g_h E_h  [B, T, Hkv, G, d]
+      ex = { u, qe, a, e5, gate5, prompts };
+    }
+
+    const qr = this.rope(this.toHeads(q, G)); // [B, Hkv, G, T, d]
+    const kNew = this.rope(g.transpose(k5, [0, 2, 3, 1, 4])); // [B, Hkv, G|1, T, d]
+    const vNew = this.toHeads(v, 1); // [B, Hkv, 1, T, d]
+    const kr = opts.past ? g.concat([opts.past.k, kNew], 3) : kNew; // [B, Hkv, G|1, S, d]
+    const vt = opts.past ? g.concat([opts.past.v, vNew], 3) : vNew;
+    const probs = this.attend(qr, kr); // [B, Hkv, G, T, S]
+    const o5 = g.matmul(probs, vt); // [B, Hkv, G, T, d]
+    const o = g.reshape(g.transpose(o5, [0, 3, 1, 2, 4]), g.ints([-1, this.cq])); // concat_h  [B·T, Cq]
+    const x1 = g.add(x, this.linear(o, `${p}.self_attn.o_proj`, C, this.cq, c.oBias));
+
+    const mn = this.rmsNorm(x1, `${p}.post_attention_layernorm.weight`);
+    const I = c.intermediateSize;
+    const gt = this.linear(mn.h, `${p}.mlp.gate_proj`, I, C); // [B·T, I]
+    const up = this.linear(mn.h, `${p}.mlp.up_proj`, I, C);
+    const sg = g.sigmoid(gt);
+    const act = g.mul(g.mul(gt, sg), up); // silu(gate) · up
+    const out = g.add(x1, this.linear(act, `${p}.mlp.down_proj`, C, I)); // [B·T, C]
+
+    const result: BlockResult = { out, saved: { x, attnNorm: an.saved, h, qr, kr, vt, p: probs, x1, mlpNorm: mn.saved, gt, sg, up, ex } };
+    if (opts.past) result.present = { k: kr, v: vt };
+    if (opts.capture) result.probs = { tuned: probs, base: ex ? this.attend(qr, this.rope(this.toHeads(k, 1))) : undefined };
+    return result;
+  }
+
+  /** softmax(q k^T / sqrt(d) + mask): [B, Hkv, G, T, d] x [B, Hkv, G|1, S, d] -> [B, Hkv, G, T, S]. */
+  private attend(qr: string, kr: string): string {
+    const g = this.g;
+    const scores = g.scale(g.matmul(qr, g.transpose(kr, [0, 1, 2, 4, 3])), 1 / Math.sqrt(this.c.headDim));
+    return g.softmax(g.add(scores, this.mask));
+  }
+
+  /** Final norm and lm_head: [B·T, C] -> logits [B·T, V]. */
+  head(x: string): { logits: string; hf: string; norm: RmsSaved; lmHead: string } {
+    const c = this.c;
+    const fn = this.rmsNorm(x, "model.norm.weight");
+    const lmHead = this.tiedHead ? this.weight("model.embed_tokens.weight", [c.vocabSize, c.hiddenSize]) : this.weight("lm_head.weight", [c.vocabSize, c.hiddenSize]);
+    return { logits: this.g.gemmT(fn.h, lmHead), hf: fn.h, norm: fn.saved, lmHead };
+  }
+
+  /** Per-row log p(target): logits [B·T, V], targets [B, T] -> [B·T, 1]. */
+  pickLogprobs(logits: string, targets: string): { lp: string; picked: string; flatTargets: string } {
+    const g = this.g;
+    const lp = g.logSoftmax(logits);
+    const flatTargets = g.reshape(targets, g.ints([-1, 1]));
+    return { lp, picked: g.op("GatherElements", [lp, flatTargets], { axis: 1 }), flatTargets };
+  }
+}
+
+/** Graph inputs for the past keys/values of layer i and its present outputs. */
+export const cacheNames = (i: number) => ({ pastK: `past_k_${i}`, pastV: `past_v_${i}`, presentK: `present_k_${i}`, presentV: `present_v_${i}` });
+
+/** log p(target) per position: ids, targets [B, T] -> `logprob` [B·T, 1]. */
+export function buildEvalGraph(c: ModelConfig, adapter: AdapterLayout | undefined, tiedHead: boolean): Uint8Array {
+  const lg = new LlamaGraph(c, adapter, "eval", tiedHead);
+  const targets = lg.g.input("targets", "int32", ["B", "T"]);
+  let x = lg.embed();
+  for (let i = 0; i < c.numLayers; i++) x = lg.block(i, x).out;
+  const { picked } = lg.pickLogprobs(lg.head(x).logits, targets);
+  lg.g.output(picked, "logprob");
+  return lg.g.encode();
+}
+
+/** One decoding step with a KV cache: ids [1, T] + past -> last logits [1, V] + present. */
+export function buildDecodeGraph(c: ModelConfig, adapter: AdapterLayout | undefined, tiedHead: boolean): Uint8Array {
+  const lg = new LlamaGraph(c, adapter, "decode", tiedHead);
+  let x = lg.embed();
+  for (let i = 0; i < c.numLayers; i++) {
+    const n = cacheNames(i);
+    const kg = lg.isAdapted(i) ? lg.G : 1;
+    const past = {
+      k: lg.g.input(n.pastK, "float32", [1, c.numKvHeads, kg, "P", c.headDim]),
+      v: lg.g.input(n.pastV, "float32", [1, c.numKvHeads, 1, "P", c.headDim]),
+    };
+    const r = lg.block(i, x, { past });
+    lg.g.output(r.present!.k, n.presentK);
+    lg.g.output(r.present!.v, n.presentV);
+    x = r.out;
+  }
+  const last = lg.g.slice(x, 0, -1, 2 ** 31 - 1); // [1, C]: the next token needs only the last position
+  lg.g.output(lg.head(last).logits, "logits");
+  return lg.g.encode();
+}
+
+/** Attention probabilities of every layer, `probs_i` and (adapted layers) `base_probs_i`. */
+export function buildAttentionGraph(c: ModelConfig, adapter: AdapterLayout | undefined): Uint8Array {
+  const lg = new LlamaGraph(c, adapter, "attention", false);
+  let x = lg.embed();
+  for (let i = 0; i < c.numLayers; i++) {
+    const r = lg.block(i, x, { capture: true });
+    lg.g.output(r.probs!.tuned, `probs_${i}`);
+    if (r.probs!.base) lg.g.output(r.probs!.base, `base_probs_${i}`);
+    if (i < c.numLayers - 1) x = r.out;
+  }
+  return lg.g.encode();
+}

@@ -1,0 +1,249 @@
+/**
+ * ModelRuntime on onnxruntime-node. Four graphs, each generated from the model and adapter
+ * configs on first use and compiled once per adapter layout: `eval` (log p of targets, for
+ * scoring and validation), `decode` (KV cache, last logits), `attention` (probabilities of
+ * every layer) and `train` (loss and Excitor gradients, train-graph.ts).
+ *
+ * Frozen weights are graph inputs, not initializers: onnxruntime-node wraps a JS typed
+ * array without copying, so one float32 copy of the model in host memory feeds all four
+ * sessions (initializers would be copied into each), and nothing is written to disk.
+ * The Excitor tensors are inputs too, so each step feeds the optimizer's current values.
+ */
+import type * as OrtModule from "onnxruntime-node";
+import type { ExcitorAdapter } from "../excitor/adapter";
+import { tensorName } from "../excitor/config";
+import type { F32Tensor } from "../formats/safetensors";
+import type { ModelConfig } from "../model/config";
+import { causalMask } from "../model/mask";
+import { ropeTables } from "../model/rope";
+import type { WeightFiles } from "../model/weights";
+import type { DecodeSession, LossAndGrads, ModelRuntime, TrainBatch } from "../runtime";
+import { type AdapterLayout, INPUTS, buildAttentionGraph, buildDecodeGraph, buildEvalGraph, cacheNames } from "./llama-graph";
+import type { OrtInfo } from "../backends/onnxruntime";
+import { buildTrainGraph, gradOutput } from "./train-graph";
+
+type Tensor = OrtModule.Tensor;
+type Session = OrtModule.InferenceSession;
+type GraphKind = "eval" | "decode" | "attention" | "train";
+const ADAPTER_PARTS = ["prompts", "down.weight", "up.weight", "gate"] as const;
+
+export class OrtRuntime implements ModelRuntime {
+  private adapterFeeds = new Map<string, Tensor>();
+  private layout?: AdapterLayout;
+  private readonly sessions = new Map<string, Promise<Session>>();
+
+  private constructor(
+    readonly config: ModelConfig,
+    private readonly info: OrtInfo,
+    /** Frozen weights by checkpoint name, over host memory. */
+    private readonly weights: Map<string, Tensor>,
+    private readonly tiedHead: boolean,
+  ) {}
+
+  static load(config: ModelConfig, files: WeightFiles, info: OrtInfo): OrtRuntime {
+    const c = config;
+    const cq = c.numHeads * c.headDim;
+    const ckv = c.numKvHeads * c.headDim;
+    const weights = new Map<string, Tensor>();
+    const read = (name: string, shape: number[]) => {
+      const t = files.read(name, shape);
+      weights.set(name, new info.ort.Tensor("float32", t.data, t.shape));
+    };
+    const linear = (name: string, out: number, inp: number, bias: boolean) => {
+      read(`${name}.weight`, [out, inp]);
+      if (bias) read(`${name}.bias`, [out]);
+    };
+    read("model.embed_tokens.weight", [c.vocabSize, c.hiddenSize]);
+    for (let i = 0; i < c.numLayers; i++) {
+      const p = `model.layers.${i}`;
+      read(`${p}.input_layernorm.weight`, [c.hiddenSize]);
+      linear(`${p}.self_attn.q_proj`, cq, c.hiddenSize, c.qkvBias);
+      linear(`${p}.self_attn.k_proj`, ckv, c.hiddenSize, c.qkvBias);
+      linear(`${p}.self_attn.v_proj`, ckv, c.hiddenSize, c.qkvBias);
+      linear(`${p}.self_attn.o_proj`, c.hiddenSize, cq, c.oBias);
+      read(`${p}.post_attention_layernorm.weight`, [c.hiddenSize]);
+      linear(`${p}.mlp.gate_proj`, c.intermediateSize, c.hiddenSize, false);
+      linear(`${p}.mlp.up_proj`, c.intermediateSize, c.hiddenSize, false);
+      linear(`${p}.mlp.down_proj`, c.hiddenSize, c.intermediateSize, false);
+    }
+    read("model.norm.weight", [c.hiddenSize]);
+    const tied = c.tieWordEmbeddings || !files.has("lm_head.weight");
+    if (!tied) read("lm_head.weight", [c.vocabSize, c.hiddenSize]);
+    return new OrtRuntime(config, info, weights, tied);
+  }
+
+  get backend(): string {
+    return `onnxruntime-${this.info.provider}`;
+  }
+  get backendNote(): string {
+    return this.info.note;
+  }
+
+  setAdapter(adapter: ExcitorAdapter | null): void {
+    this.adapterFeeds = new Map();
+    this.layout = adapter ? { layers: adapter.config.layers, numPrompts: adapter.config.numPrompts, rank: adapter.config.rank } : undefined;
+    for (const l of adapter?.layers ?? []) {
+      for (const [part, t] of [["prompts", l.prompts], ["down.weight", l.down], ["up.weight", l.up], ["gate", l.gate]] as const)
+        this.adapterFeeds.set(tensorName(l.layer, part), new this.info.ort.Tensor("float32", t.data, t.shape));
+    }
+  }
+
+  /** The compiled graph of this kind for the current adapter layout (or the base model). */
+  private session(kind: GraphKind, useAdapter: boolean): Promise<Session> {
+    const layout = useAdapter ? this.layout : undefined;
+    const key = `${kind}:${layout ? `${layout.layers.join(",")}/${layout.numPrompts}/${layout.rank}` : "base"}`;
+    let s = this.sessions.get(key);
+    if (!s) {
+      const c = this.config;
+      const bytes =
+        kind === "eval" ? buildEvalGraph(c, layout, this.tiedHead)
+        : kind === "decode" ? buildDecodeGraph(c, layout, this.tiedHead)
+        : kind === "attention" ? buildAttentionGraph(c, layout)
+        : buildTrainGraph(c, layout!, this.tiedHead);
+      s = this.info.ort.InferenceSession.create(bytes, this.info.sessionOptions);
+      this.sessions.set(key, s);
+    }
+    return s;
+  }
+
+  /** Runs a session: each input is taken from `extra`, the frozen weights or the adapter, by name. */
+  private async run(session: Session, extra: Record<string, Tensor>, outputs?: string[]): Promise<Record<string, Tensor>> {
+    const feeds: Record<string, Tensor> = {};
+    for (const name of session.inputNames) {
+      const t = extra[name] ?? this.weights.get(name) ?? this.adapterFeeds.get(name);
+      if (!t) throw new Error(`onnxruntime: no value for graph input ${name}`);
+      feeds[name] = t;
+    }
+    return outputs ? session.run(feeds, outputs) : session.run(feeds);
+  }
+
+  /** ids, RoPE tables and mask for T new tokens after `past` cached ones. */
+  private positionFeeds(ids: Int32Array, B: number, T: number, past: number): Record<string, Tensor> {
+    const { Tensor } = this.info.ort;
+    const { cos, sin } = ropeTables(this.config, past, T);
+    const d = this.config.headDim;
+    return {
+      [INPUTS.ids]: new Tensor("int32", ids, [B, T]),
+      [INPUTS.cos]: new Tensor("float32", cos, [T, d]),
+      [INPUTS.sin]: new Tensor("float32", sin, [T, d]),
+      [INPUTS.mask]: new Tensor("float32", causalMask(T, past, this.config.slidingWindow), [T, past + T]),
+    };
+  }
+
+  /** log p(targets[b, t] | ids[b, ≤t]) for every position, [B·T]. */
+  private async pickedLogprobs(ids: Int32Array, targets: Int32Array, B: number, T: number, useAdapter: boolean): Promise<Float32Array> {
+    const s = await this.session("eval", useAdapter);
+    const out = await this.run(s, { ...this.positionFeeds(ids, B, T, 0), targets: new this.info.ort.Tensor("int32", targets, [B, T]) }, ["logprob"]);
+    return out.logprob.data as Float32Array;
+  }
+
+  async tokenLogprobs(ids: number[], useAdapter: boolean): Promise<Float32Array> {
+    const M = ids.length;
+    if (M < 2) return new Float32Array(0);
+    // Causal: the logits at positions 0..M-2 do not depend on the last token, so it is not fed.
+    return this.pickedLogprobs(Int32Array.from(ids.slice(0, -1)), Int32Array.from(ids.slice(1)), 1, M - 1, useAdapter);
+  }
+
+  async evalLoss(batch: TrainBatch, useAdapter: boolean): Promise<{ lossSum: number; tokens: number }> {
+    const lp = await this.pickedLogprobs(batch.ids, batch.targets, batch.batch, batch.seqLen, useAdapter);
+    let lossSum = 0;
+    let tokens = 0;
+    for (let i = 0; i < lp.length; i++) {
+      lossSum -= batch.weights[i] * lp[i];
+      tokens += batch.weights[i];
+    }
+    return { lossSum, tokens };
+  }
+
+  startDecode(useAdapter: boolean): DecodeSession {
+    const rt = this;
+    const c = this.config;
+    const adapted = new Set(useAdapter ? (this.layout?.layers ?? []) : []);
+    const { Tensor } = this.info.ort;
+    const empty = (group: number) => new Tensor("float32", new Float32Array(0), [1, c.numKvHeads, group, 0, c.headDim]);
+    // K' per query head in adapted layers ([1, Hkv, G, S, d]); base keys and all values per kv head.
+    let cache = new Map<string, Tensor>();
+    for (let i = 0; i < c.numLayers; i++) {
+      const n = cacheNames(i);
+      cache.set(n.pastK, empty(adapted.has(i) ? c.numHeads / c.numKvHeads : 1));
+      cache.set(n.pastV, empty(1));
+    }
+    const session = this.session("decode", useAdapter);
+    let length = 0;
+    return {
+      get length() {
+        return length;
+      },
+      async feed(ids: number[]): Promise<Float32Array> {
+        const s = await session;
+        const out = await rt.run(s, { ...rt.positionFeeds(Int32Array.from(ids), 1, ids.length, length), ...Object.fromEntries(cache) });
+        const next = new Map<string, Tensor>();
+        for (let i = 0; i < c.numLayers; i++) {
+          const n = cacheNames(i);
+          next.set(n.pastK, out[n.presentK]);
+          next.set(n.pastV, out[n.presentV]);
+        }
+        cache = next;
+        length += ids.length;
+        return out.logits.data as Float32Array;
+      },
+      dispose() {
+        cache.clear();
+      },
+    };
+  }
+
+  async attentionProbs(ids: number[], useAdapter: boolean): Promise<{ base: Float32Array[]; tuned: Float32Array[] }> {
+    const s = await this.session("attention", useAdapter);
+    const out = await this.run(s, this.positionFeeds(Int32Array.from(ids), 1, ids.length, 0));
+    const tuned: Float32Array[] = [];
+    const base: Float32Array[] = [];
+    for (let i = 0; i < this.config.numLayers; i++) {
+      tuned.push(out[`probs_${i}`].data as Float32Array); // [1, Hkv, G, M, M] = [H, M, M]
+      base.push((out[`base_probs_${i}`] ?? out[`probs_${i}`]).data as Float32Array);
+    }
+    return { base, tuned };
+  }
+
+  prepareTraining(adapter: ExcitorAdapter): void {
+    this.setAdapter(adapter);
+    void this.session("train", true); // compile while the caller reads its data
+  }
+
+  beginFullTraining(): Map<string, F32Tensor> {
+    throw new Error("full-parameter training runs on the tfjs engine (open the model with backend \"tfjs\")");
+  }
+
+  setBaseWeights(): void {
+    throw new Error("full-parameter training runs on the tfjs engine (open the model with backend \"tfjs\")");
+  }
+
+  async lossAndGrads(batch: TrainBatch, scale: number): Promise<LossAndGrads> {
+    if (!this.layout) throw new Error("lossAndGrads needs an adapter (prepareTraining)");
+    const { batch: B, seqLen: T } = batch;
+    const { Tensor } = this.info.ort;
+    const names = this.layout.layers.flatMap((l) => ADAPTER_PARTS.map((p) => tensorName(l, p)));
+    const s = await this.session("train", true);
+    const out = await this.run(
+      s,
+      {
+        ...this.positionFeeds(batch.ids, B, T, 0),
+        targets: new Tensor("int32", batch.targets, [B, T]),
+        weights: new Tensor("float32", batch.weights, [B, T]),
+        scale: new Tensor("float32", Float32Array.of(scale), []),
+      },
+      ["loss_sum", ...names.map(gradOutput)],
+    );
+    const grads = new Map(names.map((n) => [n, out[gradOutput(n)].data as Float32Array]));
+    let tokens = 0;
+    for (const w of batch.weights) tokens += w;
+    return { lossSum: (out.loss_sum.data as Float32Array)[0], tokens, grads };
+  }
+
+  dispose(): void {
+    for (const s of this.sessions.values()) void s.then((x) => x.release()).catch(() => undefined);
+    this.sessions.clear();
+    this.weights.clear();
+    this.adapterFeeds.clear();
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * The onnxruntime engine against the tfjs engine (the readable reference) on random tiny
+ * models of every shape the loader accepts: the same log-probs, attention, validation loss
+ * and Excitor gradients. Plus which engine `auto` picks and what a missing GPU provider says.
+ */
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { openModel } from "../engine/load";
+import { ExcitorAdapter } from "../engine/excitor/adapter";
+import { ExcitorInputError } from "../engine/errors";
+import { Rng } from "../engine/rng";
+import type { TrainBatch } from "../engine/runtime";
+import { SHARED_FIXTURES } from "./fixtures";
+import { tempDir, writeTinyModel, type TinyModelOptions } from "./helpers/tiny-model";
+
+const TOL = 1e-4;
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** max |a − b| / max |b|: the gradient agreement the issue asks for (1e-4 relative). */
+function relDiff(a: Float32Array, b: Float32Array): number {
+  const scale = Math.max(...Array.from(b, Math.abs));
+  assert.ok(scale > 0, "a gradient that is all zeros proves nothing");
+  return maxAbsDiff(a, b) / scale;
+}
+
+const CASES: { name: string; model: TinyModelOptions; layers: (n: number) => number[]; sliding?: number }[] = [
+  { name: "MHA, every layer adapted", model: { hidden: 48, layers: 2, heads: 4, kvHeads: 4, seed: 21 }, layers: () => [0, 1] },
+  { name: "GQA, top layers adapted, untied head", model: { hidden: 64, layers: 3, heads: 8, kvHeads: 2, intermediate: 80, seed: 22 }, layers: () => [1, 2] },
+  { name: "Qwen2 q/k/v biases, tied embeddings", model: { hidden: 32, layers: 2, heads: 4, kvHeads: 1, qkvBias: 0.3, architecture: "Qwen2ForCausalLM", tieWordEmbeddings: true, seed: 23 }, layers: () => [1] },
+  { name: "Mistral sliding window 4", model: { hidden: 32, layers: 2, heads: 4, kvHeads: 2, architecture: "MistralForCausalLM", seed: 24 }, layers: () => [0, 1], sliding: 4 },
+];
+
+for (const c of CASES) {
+  test(`onnxruntime = tfjs (${c.name}): log-probs, attention, validation loss within 1e-4, Excitor gradients within 1e-4 relative`, async () => {
+    const dir = writeTinyModel(path.join(tempDir(), "m"), c.model);
+    if (c.sliding) {
+      const file = path.join(dir, "config.json");
+      fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, "utf8")), sliding_window: c.sliding }));
+    }
+    const ort = await openModel(dir, { backend: "ort", forTraining: true });
+    const tfjs = await openModel(dir, { backend: "tfjs", forTraining: true });
+    assert.match(ort.backend, /^onnxruntime-/);
+    assert.match(tfjs.backend, /^tfjs-/);
+    const adapter = ExcitorAdapter.create(ort.config, { numPrompts: 5, rank: 3, layers: c.layers(ort.config.numLayers), seed: 5 });
+    const rng = new Rng(6);
+    for (const l of adapter.layers) l.gate.data.forEach((_, i, g) => (g[i] = rng.normal() * 0.7)); // gates open, so every tensor gets gradient
+    ort.prepareTraining(adapter);
+    tfjs.prepareTraining(adapter);
+
+    const V = ort.config.vocabSize;
+    const ids = Array.from({ length: 12 }, () => 3 + rng.int(V - 3));
+    for (const useAdapter of [false, true]) {
+      const a = await ort.tokenLogprobs(ids, useAdapter);
+      assert.ok(maxAbsDiff(a, await tfjs.tokenLogprobs(ids, useAdapter)) < TOL, `log-probs (adapter ${useAdapter})`);
+    }
+    assert.ok(maxAbsDiff(await ort.tokenLogprobs(ids, true), await ort.tokenLogprobs(ids, false)) > 1e-3, "the adapter moves the log-probs");
+
+    const [ao, at] = [await ort.attentionProbs(ids, true), await tfjs.attentionProbs(ids, true)];
+    for (let l = 0; l < ort.config.numLayers; l++) {
+      assert.ok(maxAbsDiff(ao.tuned[l], at.tuned[l]) < TOL, `tuned attention, layer ${l}`);
+      assert.ok(maxAbsDiff(ao.base[l], at.base[l]) < TOL, `base attention, layer ${l}`);
+    }
+
+    // Two right-padded rows with prompt tokens masked, as the trainer makes them.
+    const B = 2;
+    const T = 9;
+    const batch: TrainBatch = {
+      batch: B,
+      seqLen: T,
+      ids: Int32Array.from({ length: B * T }, () => 3 + rng.int(V - 3)),
+      targets: Int32Array.from({ length: B * T }, () => 3 + rng.int(V - 3)),
+      weights: Float32Array.from({ length: B * T }, (_, i) => (i % T < 3 || i >= B * T - 2 ? 0 : 1)),
+    };
+    const [eo, et] = [await ort.evalLoss(batch, true), await tfjs.evalLoss(batch, true)];
+    assert.equal(eo.tokens, et.tokens);
+    assert.ok(Math.abs(eo.lossSum - et.lossSum) < TOL * Math.abs(et.lossSum));
+
+    const [go, gt] = [await ort.lossAndGrads(batch, 0.25), await tfjs.lossAndGrads(batch, 0.25)];
+    assert.ok(Math.abs(go.lossSum - gt.lossSum) < TOL * Math.abs(gt.lossSum), "training loss");
+    assert.deepEqual([...go.grads.keys()].sort(), [...gt.grads.keys()].sort());
+    for (const [name, g] of gt.grads) assert.ok(relDiff(go.grads.get(name)!, g) < TOL, `gradient of ${name}: ${relDiff(go.grads.get(name)!, g)}`);
+    ort.dispose();
+    tfjs.dispose();
+  });
+}
+
+for (const name of ["mha", "gqa"]) {
+  test(`onnxruntime = tfjs on the golden ${name} model and adapter: Excitor gradients within 1e-4 relative`, async () => {
+    const dir = path.join(SHARED_FIXTURES, "golden", name);
+    const [ort, tfjs] = [await openModel(path.join(dir, "model"), { backend: "ort", forTraining: true }), await openModel(path.join(dir, "model"), { backend: "tfjs", forTraining: true })];
+    const adapter = ExcitorAdapter.load(path.join(dir, "adapter"), ort.config);
+    ort.prepareTraining(adapter);
+    tfjs.prepareTraining(adapter);
+    const ids: number[] = JSON.parse(fs.readFileSync(path.join(dir, "expected-excitor.json"), "utf8")).ids;
+    const T = ids.length - 1;
+    const batch: TrainBatch = { batch: 1, seqLen: T, ids: Int32Array.from(ids.slice(0, -1)), targets: Int32Array.from(ids.slice(1)), weights: Float32Array.from({ length: T }, (_, t) => (t < 3 ? 0 : 1)) };
+    const [go, gt] = [await ort.lossAndGrads(batch, 1), await tfjs.lossAndGrads(batch, 1)];
+    assert.ok(Math.abs(go.lossSum - gt.lossSum) < TOL * Math.abs(gt.lossSum));
+    assert.equal(go.grads.size, 4 * adapter.layers.length);
+    for (const [n, g] of gt.grads) assert.ok(relDiff(go.grads.get(n)!, g) < TOL, `gradient of ${n}`);
+    ort.dispose();
+    tfjs.dispose();
+  });
+}
+
+test("auto runs the onnxruntime engine on the CPU here and says why no GPU provider runs; tfjs stays selectable", async () => {
+  const dir = writeTinyModel(path.join(tempDir(), "m"), { seed: 2 });
+  const rt = await openModel(dir);
+  assert.equal(rt.backend, "onnxruntime-cpu");
+  assert.match(rt.backendNote, /^onnxruntime [\d.]+ on the CPU, \d+ threads?/);
+  if (process.platform === "linux") assert.match(rt.backendNote, /cuda not available \(libonnxruntime_providers_cuda\.so is not installed/);
+  rt.dispose();
+  const tfjs = await openModel(dir, { backend: "tfjs" });
+  assert.match(tfjs.backend, /^tfjs-(wasm|tensorflow)/);
+  tfjs.dispose();
+});
+
+test("asking for a GPU provider that is not there is a one-line error naming it and why", async () => {
+  const dir = writeTinyModel(path.join(tempDir(), "m"), { seed: 2 });
+  await assert.rejects(openModel(dir, { backend: "ort-cuda" }), (e: Error) => {
+    assert.ok(e instanceof ExcitorInputError);
+    assert.match(e.message, /^--backend: ort-cuda was requested but cuda not available \((lib)?onnxruntime_providers_cuda\.(so|dll) is not installed/);
+    assert.ok(!e.message.includes("\n"));
+    return true;
+  });
+});
+
+test("full-parameter training is refused by the onnxruntime engine with where it runs", async () => {
+  const rt = await openModel(writeTinyModel(path.join(tempDir(), "m"), { seed: 2 }), { backend: "ort" });
+  assert.throws(() => rt.beginFullTraining(), /full-parameter training runs on the tfjs engine/);
+  rt.dispose();
+});

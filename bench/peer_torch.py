@@ -99,7 +99,10 @@ class Model:
 
 def main():
     s = json.loads(sys.argv[1])
-    torch.set_num_threads(s["threads"])
+    # OpenBLAS (OPENBLAS_NUM_THREADS, set by bench/run.ts) carries the matmuls on every thread;
+    # torch's own OpenMP pool on top of it oversubscribes the cores (steps swing 1.5k-3.2k tok/s
+    # on 2 cores), so it gets one thread: the fastest setting measured (bench/README.md).
+    torch.set_num_threads(1)
     m = Model(s)
     g = torch.Generator().manual_seed(1)
     B, T, V = s["batch"], s["seq"], s["vocab"]

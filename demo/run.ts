@@ -72,17 +72,19 @@ async function main(): Promise<void> {
     dataFile: path.join(DATA, "train.jsonl"),
     outDir: OUT,
     baseModel: MODEL,
-    epochs: 4,
+    epochs: 6,
     maxSteps: MAX_STEPS,
     batchSize: 16,
     microBatch: 16,
     seed: SEED,
     // Measured on the demo set: the spec's K=30, r=16 (not the small-model 10, 8) tell the three
     // questions apart far better (60 % vs 37 % exact on 60 held-out prompts at 4 epochs), and a
-    // tiny model with ~190 steps needs a rate well above the spec's 9e-3 × 16/256.
+    // tiny model needs a rate well above the spec's 9e-3 × 16/256. 6 epochs at 3e-2 rather than
+    // 4 at 6e-2: over seeds 0-3 exact match was 83/72/48/52 % (story perplexity ×1.7-2.2) against
+    // 34/57/37/52 %, as the higher rate's loss spikes sent some seeds astray (onnxruntime engine).
     numPrompts: 30,
     rank: 16,
-    learningRate: 6e-2,
+    learningRate: 3e-2,
     validationShare: 0.05,
     checkpointEvery: 25,
     signal: interrupt.signal,

@@ -15,7 +15,7 @@ export interface Launcher {
 }
 
 export interface LaunchOptions {
-  /** Intra-op threads for native tfjs backends; 0 leaves the backend's own choice. */
+  /** Intra-op threads of the engine (onnxruntime, native tfjs); 0 leaves its own choice (every core). */
   threads: number;
 }
 
@@ -25,7 +25,9 @@ export function nodeLauncher(root: string, options: () => LaunchOptions): Launch
     const { threads } = options();
     const env: NodeJS.ProcessEnv = { ...process.env, ELECTRON_RUN_AS_NODE: "1" };
     if (threads > 0) {
-      // Read by TensorFlow's native library (tfjs-node, tfjs-node-gpu); the wasm backend runs one thread.
+      // EXCITOR_THREADS sizes onnxruntime's pool; TensorFlow's native library (tfjs-node, tfjs-node-gpu)
+      // reads the other two; the wasm backend runs one thread.
+      env.EXCITOR_THREADS = String(threads);
       env.TF_NUM_INTRAOP_THREADS = String(threads);
       env.OMP_NUM_THREADS = String(threads);
     }

@@ -63,7 +63,7 @@ export function registerTrain(program: Command, run: Runner): void {
     .addOption(numberOption("--weight-decay <x>", "AdamW weight decay", NON_NEGATIVE, D.weightDecay))
     .addOption(numberOption("--grad-clip <x>", "clip the gradient's global norm (0: off)", NON_NEGATIVE, D.gradClip))
     .option("--resume", "continue from the checkpoint in --out")
-    .option("--low-memory", "keep one copy of the frozen weights (half the memory, slower backward passes)")
+    .option("--low-memory", "tfjs engine: keep one copy of the frozen weights (half the memory, slower backward passes); the onnxruntime engine always keeps one")
     .option("--json", "print each training event as one JSON line on stdout instead of the progress bar")
     .option("--stdin-control", 'for editors: a line "stop" on stdin, or the end of stdin, stops after the current step (as Ctrl-C does)')
     .action(run(async (cmd) => trainWithJsonErrors(cmd.optsWithGlobals<Opts>())));

@@ -22,6 +22,7 @@ export class Graph {
   private readonly outputs: onnx.IValueInfoProto[] = [];
   private readonly initializers: onnx.ITensorProto[] = [];
   private readonly constants = new Map<string, string>();
+  private readonly renamed = new Map<string, string>();
   private count = 0;
 
   constructor(readonly name: string) {}
@@ -31,13 +32,30 @@ export class Graph {
     return name;
   }
 
-  /** Exposes `value` as the graph output `name`. */
+  /**
+   * Exposes `value` as the graph output `name`: the value is renamed where it is made and
+   * read (an Identity node would copy it on every run). A graph input exposed as an output,
+   * or a value exposed twice, goes through Identity.
+   */
   output(value: string, name: string): void {
-    this.nodes.push({ opType: "Identity", input: [value], output: [name], name: `out_${name}` });
+    const producer = this.nodes.find((n) => n.output?.[0] === value);
+    if (!producer || this.outputs.some((o) => o.name === value)) {
+      this.nodes.push({ opType: "Identity", input: [value], output: [name], name: `out_${name}` });
+    } else {
+      producer.output = [name];
+      for (const n of this.nodes) n.input = n.input?.map((i) => (i === value ? name : i));
+      this.renamed.set(value, name);
+    }
     this.outputs.push(valueInfo(name, FLOAT));
   }
 
+  /** The current name of a value (it changes when the value becomes a graph output). */
+  ref(value: string): string {
+    return this.renamed.get(value) ?? value;
+  }
+
   op(opType: string, inputs: string[], attrs: Record<string, Attr> = {}): string {
+    inputs = inputs.map((i) => this.ref(i));
     const out = `${opType.toLowerCase()}_${this.count++}`;
     const attribute = Object.entries(attrs).map(([name, v]) =>
       typeof v === "number"
@@ -57,7 +75,12 @@ export class Graph {
 
   /** A float32 vector constant. */
   floats(v: number[]): string {
-    return this.constant(`fv${v.join("_")}`, () => ({ dataType: FLOAT, dims: [v.length], floatData: v }));
+    return this.floatsShaped(v, [v.length]);
+  }
+
+  /** A float32 constant of any shape (row-major values). */
+  floatsShaped(v: number[], dims: number[]): string {
+    return this.constant(`fv${dims.join("x")}:${v.join("_")}`, () => ({ dataType: FLOAT, dims, floatData: v }));
   }
 
   /** An int32 scalar constant. */

@@ -44,13 +44,13 @@ export interface BlockSaved {
 }
 
 export interface RmsSaved {
-  n: string; // x / rms(x) [B·T, C]
-  r: string; // 1 / rms(x) [B·T, 1]
+  n: string; // x / rms [B·T, C]
+  rms: string; // sqrt(mean(x²) + eps) [B·T, 1]
   w: string; // weight [C]
 }
 
 export interface BlockOptions {
-  /** Past keys and values of this layer (decode graphs): [B, Hkv, G|1, P, d]. */
+  /** Past keys (transposed, [B, Hkv, G|1, d, P]) and values ([B, Hkv, 1, P, d]) of this layer (decode graphs). */
   past?: { k: string; v: string };
   /** Collect the layer's probabilities; `base` also for adapted layers (g = 0 on the same input). */
   capture?: boolean;
@@ -63,6 +63,9 @@ export interface BlockResult {
   probs?: { tuned: string; base?: string };
 }
 
+/** Swaps the last two axes of a rank-5 value. */
+const T5 = [0, 1, 2, 4, 3];
+
 export class LlamaGraph {
   readonly g: Graph;
   readonly ids: string;
@@ -72,6 +75,7 @@ export class LlamaGraph {
   private readonly sin: string;
   private readonly mask: string;
   private readonly declared = new Set<string>();
+  private readonly shapes = new Map<string, string>();
   readonly G: number;
   readonly cq: number;
   readonly ckv: number;
@@ -81,13 +85,15 @@ export class LlamaGraph {
     readonly adapter: AdapterLayout | undefined,
     name: string,
     private readonly tiedHead: boolean,
+    /** The batch is one sequence (decode, attention): reshapes use constant shapes. */
+    private readonly singleRow = false,
   ) {
     this.g = new Graph(name);
     const d = c.headDim;
     this.G = c.numHeads / c.numKvHeads;
     this.cq = c.numHeads * d;
     this.ckv = c.numKvHeads * d;
-    this.ids = this.g.input(INPUTS.ids, "int32", ["B", "T"]);
+    this.ids = this.g.input(INPUTS.ids, "int32", [singleRow ? 1 : "B", "T"]);
     this.bt = this.g.op("Shape", [this.ids]);
     this.cos = this.g.input(INPUTS.cos, "float32", ["T", d]);
     this.sin = this.g.input(INPUTS.sin, "float32", ["T", d]);
@@ -114,18 +120,24 @@ export class LlamaGraph {
     return this.g.op("Gather", [this.weight("model.embed_tokens.weight", [c.vocabSize, c.hiddenSize]), flat], { axis: 0 });
   }
 
-  /** [B, T] + tail, as a shape vector. */
+  /** [B, T] + tail, as a shape vector: a constant when the graph's batch is 1, else built from ids' shape once per tail. */
   shapeBT(tail: number[]): string {
-    return this.g.concat([this.bt, this.g.ints(tail)], 0);
+    if (this.singleRow) return this.g.ints([1, -1, ...tail]);
+    const key = tail.join(",");
+    let v = this.shapes.get(key);
+    if (!v) this.shapes.set(key, (v = this.g.concat([this.bt, this.g.ints(tail)], 0)));
+    return v;
   }
 
   rmsNorm(x: string, weightName: string): { h: string; saved: RmsSaved } {
     const g = this.g;
     const w = this.weight(weightName, [this.c.hiddenSize]);
-    const ms = g.mean(g.mul(x, x), [-1]); // [B·T, 1]
-    const r = g.op("Reciprocal", [g.op("Sqrt", [g.add(ms, g.scalar(this.c.rmsNormEps))])]);
-    const n = g.mul(x, r);
-    return { h: g.mul(n, w), saved: { n, r, w } };
+    // x / sqrt(mean(x²) + eps): the pattern onnxruntime fuses into one kernel when the backward
+    // does not also read n and r (forward-only graphs).
+    const ms = g.mean(g.op("Pow", [x, g.scalar(2)]), [-1]); // [B·T, 1]
+    const rms = g.op("Sqrt", [g.add(ms, g.scalar(this.c.rmsNormEps))]);
+    const n = g.op("Div", [x, rms]);
+    return { h: g.mul(n, w), saved: { n, rms, w } };
   }
 
   /** x [N, in] -> [N, out] with W [out, in] (+ bias). */
@@ -134,21 +146,29 @@ export class LlamaGraph {
     return bias ? this.g.add(y, this.weight(`${name}.bias`, [out])) : y;
   }
 
-  /** Rotate-half RoPE on [..., T, d]: x·cos + rotate_half(x)·sin. */
+  /** Rotate-half RoPE on [..., T, d]: x·cos + rotate_half(x)·sin, rotate_half(x) = x·R. */
   rope(x: string): string {
     const g = this.g;
-    const half = this.c.headDim / 2;
-    const rotated = g.concat([g.neg(g.slice(x, -1, half, this.c.headDim)), g.slice(x, -1, 0, half)], -1);
-    return g.add(g.mul(x, this.cos), g.mul(rotated, this.sin));
+    return g.add(g.mul(x, this.cos), g.mul(g.matmul(x, this.rotation(false)), this.sin));
   }
 
-  /** The adjoint of rope: dx = dy·cos + rotate_half^T(dy·sin), rotate_half^T([a, b]) = [b, −a]. */
+  /** The adjoint of rope: dx = dy·cos + rotate_half^T(dy·sin), rotate_half^T(z) = z·R^T. */
   ropeBackward(dy: string): string {
     const g = this.g;
-    const half = this.c.headDim / 2;
-    const z = g.mul(dy, this.sin);
-    const rotT = g.concat([g.slice(z, -1, half, this.c.headDim), g.neg(g.slice(z, -1, 0, half))], -1);
-    return g.add(g.mul(dy, this.cos), rotT);
+    return g.add(g.mul(dy, this.cos), g.matmul(g.mul(dy, this.sin), this.rotation(true)));
+  }
+
+  /** R [d, d] with x·R = [−x2, x1] (halves of x), or its transpose. */
+  private rotation(transposed: boolean): string {
+    const d = this.c.headDim;
+    const half = d / 2;
+    const r = new Array<number>(d * d).fill(0);
+    for (let i = 0; i < half; i++) {
+      r[(i + half) * d + i] = -1; // out[i] = −x[i + half]
+      r[i * d + i + half] = 1; // out[i + half] = x[i]
+    }
+    const rt = transposed ? r.map((_, k) => r[(k % d) * d + Math.floor(k / d)]) : r;
+    return this.g.floatsShaped(rt, [d, d]);
   }
 
   /** [B·T, heads·d] -> [B, Hkv, heads/Hkv, T, d]. */
@@ -186,9 +206,10 @@ export class LlamaGraph {
     const qr = this.rope(this.toHeads(q, G)); // [B, Hkv, G, T, d]
     const kNew = this.rope(g.transpose(k5, [0, 2, 3, 1, 4])); // [B, Hkv, G|1, T, d]
     const vNew = this.toHeads(v, 1); // [B, Hkv, 1, T, d]
-    const kr = opts.past ? g.concat([opts.past.k, kNew], 3) : kNew; // [B, Hkv, G|1, S, d]
-    const vt = opts.past ? g.concat([opts.past.v, vNew], 3) : vNew;
-    const probs = this.attend(qr, kr); // [B, Hkv, G, T, S]
+    const kr = kNew; // [B, Hkv, G|1, T, d]
+    const krT = opts.past ? g.concat([opts.past.k, g.transpose(kNew, T5)], 4) : g.transpose(kNew, T5); // K'^T [B, Hkv, G|1, d, S]
+    const vt = opts.past ? g.concat([opts.past.v, vNew], 3) : vNew; // [B, Hkv, 1, S, d]
+    const probs = this.attend(qr, krT); // [B, Hkv, G, T, S]
     const o5 = g.matmul(probs, vt); // [B, Hkv, G, T, d]
     const o = g.reshape(g.transpose(o5, [0, 3, 1, 2, 4]), g.ints([-1, this.cq])); // concat_h  [B·T, Cq]
     const x1 = g.add(x, this.linear(o, `${p}.self_attn.o_proj`, C, this.cq, c.oBias));
@@ -202,15 +223,15 @@ export class LlamaGraph {
     const out = g.add(x1, this.linear(act, `${p}.mlp.down_proj`, C, I)); // [B·T, C]
 
     const result: BlockResult = { out, saved: { x, attnNorm: an.saved, h, qr, kr, vt, p: probs, x1, mlpNorm: mn.saved, gt, sg, up, ex } };
-    if (opts.past) result.present = { k: kr, v: vt };
-    if (opts.capture) result.probs = { tuned: probs, base: ex ? this.attend(qr, this.rope(this.toHeads(k, 1))) : undefined };
+    if (opts.past) result.present = { k: krT, v: vt };
+    if (opts.capture) result.probs = { tuned: probs, base: ex ? this.attend(qr, g.transpose(this.rope(this.toHeads(k, 1)), T5)) : undefined };
     return result;
   }
 
-  /** softmax(q k^T / sqrt(d) + mask): [B, Hkv, G, T, d] x [B, Hkv, G|1, S, d] -> [B, Hkv, G, T, S]. */
-  private attend(qr: string, kr: string): string {
+  /** softmax(q k^T / sqrt(d) + mask): [B, Hkv, G, T, d] x k^T [B, Hkv, G|1, d, S] -> [B, Hkv, G, T, S]. */
+  private attend(qr: string, krT: string): string {
     const g = this.g;
-    const scores = g.scale(g.matmul(qr, g.transpose(kr, [0, 1, 2, 4, 3])), 1 / Math.sqrt(this.c.headDim));
+    const scores = g.scale(g.matmul(qr, krT), 1 / Math.sqrt(this.c.headDim));
     return g.softmax(g.add(scores, this.mask));
   }
 
@@ -247,13 +268,13 @@ export function buildEvalGraph(c: ModelConfig, adapter: AdapterLayout | undefine
 
 /** One decoding step with a KV cache: ids [1, T] + past -> last logits [1, V] + present. */
 export function buildDecodeGraph(c: ModelConfig, adapter: AdapterLayout | undefined, tiedHead: boolean): Uint8Array {
-  const lg = new LlamaGraph(c, adapter, "decode", tiedHead);
+  const lg = new LlamaGraph(c, adapter, "decode", tiedHead, true);
   let x = lg.embed();
   for (let i = 0; i < c.numLayers; i++) {
     const n = cacheNames(i);
     const kg = lg.isAdapted(i) ? lg.G : 1;
     const past = {
-      k: lg.g.input(n.pastK, "float32", [1, c.numKvHeads, kg, "P", c.headDim]),
+      k: lg.g.input(n.pastK, "float32", [1, c.numKvHeads, kg, c.headDim, "P"]),
       v: lg.g.input(n.pastV, "float32", [1, c.numKvHeads, 1, "P", c.headDim]),
     };
     const r = lg.block(i, x, { past });
@@ -268,7 +289,7 @@ export function buildDecodeGraph(c: ModelConfig, adapter: AdapterLayout | undefi
 
 /** Attention probabilities of every layer, `probs_i` and (adapted layers) `base_probs_i`. */
 export function buildAttentionGraph(c: ModelConfig, adapter: AdapterLayout | undefined): Uint8Array {
-  const lg = new LlamaGraph(c, adapter, "attention", false);
+  const lg = new LlamaGraph(c, adapter, "attention", false, true);
   let x = lg.embed();
   for (let i = 0; i < c.numLayers; i++) {
     const r = lg.block(i, x, { capture: true });

@@ -160,13 +160,14 @@ export class OrtRuntime implements ModelRuntime {
     const c = this.config;
     const adapted = new Set(useAdapter ? (this.layout?.layers ?? []) : []);
     const { Tensor } = this.info.ort;
-    const empty = (group: number) => new Tensor("float32", new Float32Array(0), [1, c.numKvHeads, group, 0, c.headDim]);
-    // K' per query head in adapted layers ([1, Hkv, G, S, d]); base keys and all values per kv head.
+    const empty = (dims: number[]) => new Tensor("float32", new Float32Array(0), dims);
+    // K' per query head in adapted layers, transposed ([1, Hkv, G, d, S]); base keys ([1, Hkv, 1, d, S])
+    // and all values ([1, Hkv, 1, S, d]) per kv head.
     let cache = new Map<string, Tensor>();
     for (let i = 0; i < c.numLayers; i++) {
       const n = cacheNames(i);
-      cache.set(n.pastK, empty(adapted.has(i) ? c.numHeads / c.numKvHeads : 1));
-      cache.set(n.pastV, empty(1));
+      cache.set(n.pastK, empty([1, c.numKvHeads, adapted.has(i) ? c.numHeads / c.numKvHeads : 1, c.headDim, 0]));
+      cache.set(n.pastV, empty([1, c.numKvHeads, 1, 0, c.headDim]));
     }
     const session = this.session("decode", useAdapter);
     let length = 0;

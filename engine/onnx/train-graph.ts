@@ -47,11 +47,11 @@ export function buildTrainGraph(c: ModelConfig, adapter: AdapterLayout, tiedHead
   return g.encode();
 }
 
-/** y = n·w with n = x·r, r = 1/rms(x):  dx = r·(dn − n·mean(dn·n)), dn = dy·w. */
+/** y = n·w with n = x / rms:  dx = (dn − n·mean(dn·n)) / rms, dn = dy·w. */
 function rmsBackward(lg: LlamaGraph, dy: string, s: RmsSaved): string {
   const g = lg.g;
   const dn = g.mul(dy, s.w);
-  return g.mul(s.r, g.sub(dn, g.mul(s.n, g.mean(g.mul(dn, s.n), [-1]))));
+  return g.op("Div", [g.sub(dn, g.mul(s.n, g.mean(g.mul(dn, s.n), [-1]))), s.rms]);
 }
 
 /**

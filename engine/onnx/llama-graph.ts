@@ -69,8 +69,8 @@ const T5 = [0, 1, 2, 4, 3];
 export class LlamaGraph {
   readonly g: Graph;
   readonly ids: string;
-  /** [B, T] as an int64 shape vector, for reshapes. */
-  private readonly bt: string;
+  /** [B, T] as an int64 shape vector, for reshapes (made on first use). */
+  private bt?: string;
   private readonly cos: string;
   private readonly sin: string;
   private readonly mask: string;
@@ -94,7 +94,6 @@ export class LlamaGraph {
     this.cq = c.numHeads * d;
     this.ckv = c.numKvHeads * d;
     this.ids = this.g.input(INPUTS.ids, "int32", [singleRow ? 1 : "B", "T"]);
-    this.bt = this.g.op("Shape", [this.ids]);
     this.cos = this.g.input(INPUTS.cos, "float32", ["T", d]);
     this.sin = this.g.input(INPUTS.sin, "float32", ["T", d]);
     this.mask = this.g.input(INPUTS.mask, "float32", ["T", "S"]);
@@ -125,6 +124,7 @@ export class LlamaGraph {
     if (this.singleRow) return this.g.ints([1, -1, ...tail]);
     const key = tail.join(",");
     let v = this.shapes.get(key);
+    this.bt ??= this.g.op("Shape", [this.ids]);
     if (!v) this.shapes.set(key, (v = this.g.concat([this.bt, this.g.ints(tail)], 0)));
     return v;
   }

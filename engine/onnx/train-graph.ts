@@ -78,22 +78,26 @@ function blockBackward(lg: LlamaGraph, i: number, s: BlockSaved, dx: string, nee
 
   // Attention: x1 = x + o_proj(P·V)
   const do5 = lg.toHeads(back(dx1, "self_attn.o_proj", C, lg.cq), lg.G); // [B, Hkv, G, T, d]
-  const T5 = [0, 1, 2, 4, 3];
+  const T5 = [0, 1, 2, 4, 3]; // swaps the last two axes
   const dp = g.matmul(do5, g.transpose(s.vt, T5)); // [B, Hkv, G, T, T]
   const ds = g.scale(g.mul(s.p, g.sub(dp, g.sum(g.mul(dp, s.p), [-1]))), 1 / Math.sqrt(d)); // softmax backward, with the 1/sqrt(d)
-  const dqr = g.matmul(ds, s.kr); // [B, Hkv, G, T, d]
-  let dkr = g.matmul(g.transpose(ds, T5), s.qr); // [B, Hkv, G, T, d]
   const adapted = lg.isAdapted(i);
-  if (!adapted && lg.G > 1) dkr = g.sum(dkr, [2]); // a base key serves its whole group  [B, Hkv, 1, T, d]
-  let dvt = g.matmul(g.transpose(s.p, T5), do5); // [B, Hkv, G, T, d]
-  if (lg.G > 1) dvt = g.sum(dvt, [2]); // [B, Hkv, 1, T, d]
-
   const fromHeads = (x5: string) => g.transpose(x5, [0, 3, 1, 2, 4]); // [B, Hkv, G, T, d] -> [B, T, Hkv, G, d]
-  const dq = g.reshape(fromHeads(lg.ropeBackward(dqr)), g.ints([-1, lg.cq])); // [B·T, Cq]
+  let dkr = g.matmul(g.transpose(ds, T5), s.qr); // [B, Hkv, G, T, d]
+  if (!adapted && lg.G > 1) dkr = g.sum(dkr, [2]); // a base key serves its whole group  [B, Hkv, 1, T, d]
   const dk5 = fromHeads(lg.ropeBackward(dkr)); // dK' [B, T, Hkv, G|1, d]
-  const dk = g.reshape(adapted && lg.G > 1 ? g.sum(dk5, [3]) : dk5, g.ints([-1, lg.ckv])); // dKb [B·T, Hkv·d]
-  const dv = g.reshape(fromHeads(dvt), g.ints([-1, lg.ckv]));
-  let dh = g.add(g.add(back(dq, "self_attn.q_proj", lg.cq, C), back(dk, "self_attn.k_proj", lg.ckv, C)), back(dv, "self_attn.v_proj", lg.ckv, C));
+
+  // Below the lowest adapted layer nothing trains: there, only dK' is needed (for the Excitor).
+  let dh = "";
+  if (needInput) {
+    const dqr = g.matmul(ds, s.kr); // [B, Hkv, G, T, d]
+    let dvt = g.matmul(g.transpose(s.p, T5), do5); // [B, Hkv, G, T, d]
+    if (lg.G > 1) dvt = g.sum(dvt, [2]); // [B, Hkv, 1, T, d]
+    const dq = g.reshape(fromHeads(lg.ropeBackward(dqr)), g.ints([-1, lg.cq])); // [B·T, Cq]
+    const dk = g.reshape(adapted && lg.G > 1 ? g.sum(dk5, [3]) : dk5, g.ints([-1, lg.ckv])); // dKb [B·T, Hkv·d]
+    const dv = g.reshape(fromHeads(dvt), g.ints([-1, lg.ckv]));
+    dh = g.add(g.add(back(dq, "self_attn.q_proj", lg.cq, C), back(dk, "self_attn.k_proj", lg.ckv, C)), back(dv, "self_attn.v_proj", lg.ckv, C));
+  }
 
   if (adapted) {
     const ex = s.ex!;

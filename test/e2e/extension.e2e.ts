@@ -58,6 +58,8 @@ test("Train Adapter… from the command palette on the demo model: the training 
   const step = await text(panel, '[data-stat="step"]');
   assert.match(step, /^40 \/ 40$/, "the quick preset runs 40 steps");
   assert.notEqual(await text(panel, '[data-stat="loss"]'), "–");
+  // The .vsix carries onnxruntime for this platform: the installed extension trains on it.
+  assert.equal(await text(panel, '[data-stat="backend"]'), "onnxruntime-cpu");
   assert.ok((await panel.locator("svg.chart path.line").count()) >= 2, "loss and learning-rate curves are drawn");
   await screenshot(page, "2-training-done");
   const runs = fs.readdirSync(wb.runsFolder);

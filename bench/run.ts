@@ -68,7 +68,8 @@ function table(rows: Row[]): string {
     const shape = CONFIGS.find((c) => c.shape.name === r.config)!.shape;
     const res = r.result;
     if (res.error) {
-      out.push(`| ${r.config} | ${r.engine} | cannot run: ${res.error.replace(/\|/g, "/")} | | | | | | |`);
+      const why = res.error.replace(/^[^:]*: /, "").replace(/\|/g, "/"); // the message without the model's path
+      out.push(`| ${r.config} | ${r.engine} | cannot run: ${why} | | | | | | |`);
       continue;
     }
     const [tr, gn] = [median(res.train), median(res.gen)];
@@ -91,7 +92,10 @@ function main(): void {
   const md = table(rows);
   console.log(`\nExcitor benchmark — ${os.cpus().length} cores (${os.cpus()[0]?.model ?? "?"}), ${THREADS} threads per engine, float32; medians\n`);
   console.log(md);
-  for (const r of rows) if (r.result.note) console.log(`\n${r.engine}: ${r.result.note}`);
+  for (const engine of new Set(rows.map((r) => r.engine))) {
+    const note = rows.find((r) => r.engine === engine && r.result.note)?.result.note;
+    if (note) console.log(`\n${engine}: ${note}`);
+  }
   const outDir = path.join(repo, "out", "bench");
   fs.mkdirSync(outDir, { recursive: true });
   fs.writeFileSync(path.join(outDir, "results.json"), JSON.stringify({ date: new Date().toISOString(), threads: THREADS, rows }, null, 2) + "\n");

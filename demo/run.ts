@@ -46,6 +46,7 @@ const pct = (x: number) => `${(100 * x).toFixed(0)} %`;
 const fmtPpl = (x: number) => (x >= 1000 ? Math.round(x).toLocaleString("en-US") : x.toFixed(2));
 
 async function main(): Promise<void> {
+  if (!Number.isInteger(SEED)) throw new Error(`--seed must be an integer (got ${opt("--seed")})`);
   const t0 = performance.now();
   const heldout = readJsonl<DemoRecord>(path.join(DATA, "heldout.jsonl"));
   const domain = readJsonl<{ text: string }>(path.join(DATA, "stories-heldout.jsonl")).map((r) => r.text);

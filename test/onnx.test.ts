@@ -138,3 +138,12 @@ test("full-parameter training is refused by the onnxruntime engine with where it
   assert.throws(() => rt.beginFullTraining(), /full-parameter training runs on the tfjs engine/);
   rt.dispose();
 });
+
+test("a token id outside the vocabulary is a one-line input error, not a kernel failure", async () => {
+  const rt = await openModel(writeTinyModel(path.join(tempDir(), "m"), { seed: 2 }), { backend: "ort" });
+  const V = rt.config.vocabSize;
+  const message = (id: number) => (e: Error) => e instanceof ExcitorInputError && e.message === `token id ${id} is outside the model's vocabulary (vocab_size ${V} in config.json)`;
+  await assert.rejects(rt.tokenLogprobs([1, 5, V + 3, 7], false), message(V + 3));
+  await assert.rejects(rt.tokenLogprobs([1, 5, 7, V], false), message(V), "the last id is only a target, and is checked too");
+  rt.dispose();
+});

@@ -10,6 +10,7 @@
  * The Excitor tensors are inputs too, so each step feeds the optimizer's current values.
  */
 import type * as OrtModule from "onnxruntime-node";
+import { ExcitorInputError } from "../errors";
 import type { ExcitorAdapter } from "../excitor/adapter";
 import { tensorName } from "../excitor/config";
 import type { F32Tensor } from "../formats/safetensors";
@@ -117,9 +118,18 @@ export class OrtRuntime implements ModelRuntime {
     return outputs ? session.run(feeds, outputs) : session.run(feeds);
   }
 
+  /** onnxruntime's Gather fails with a bare bounds error; a tokenizer larger than the model deserves a clear one. */
+  private checkIds(ids: Int32Array): Int32Array {
+    const V = this.config.vocabSize;
+    const bad = ids.findIndex((id) => id < 0 || id >= V);
+    if (bad >= 0) throw new ExcitorInputError(`token id ${ids[bad]} is outside the model's vocabulary (vocab_size ${V} in config.json)`);
+    return ids;
+  }
+
   /** ids, RoPE tables and mask for T new tokens after `past` cached ones. */
   private positionFeeds(ids: Int32Array, B: number, T: number, past: number): Record<string, Tensor> {
     const { Tensor } = this.info.ort;
+    this.checkIds(ids);
     const { cos, sin } = ropeTables(this.config, past, T);
     const d = this.config.headDim;
     return {
@@ -133,7 +143,7 @@ export class OrtRuntime implements ModelRuntime {
   /** log p(targets[b, t] | ids[b, ≤t]) for every position, [B·T]. */
   private async pickedLogprobs(ids: Int32Array, targets: Int32Array, B: number, T: number, useAdapter: boolean): Promise<Float32Array> {
     const s = await this.session("eval", useAdapter);
-    const out = await this.run(s, { ...this.positionFeeds(ids, B, T, 0), targets: new this.info.ort.Tensor("int32", targets, [B, T]) }, ["logprob"]);
+    const out = await this.run(s, { ...this.positionFeeds(ids, B, T, 0), targets: new this.info.ort.Tensor("int32", this.checkIds(targets), [B, T]) }, ["logprob"]);
     return out.logprob.data as Float32Array;
   }
 
@@ -229,7 +239,7 @@ export class OrtRuntime implements ModelRuntime {
       s,
       {
         ...this.positionFeeds(batch.ids, B, T, 0),
-        targets: new Tensor("int32", batch.targets, [B, T]),
+        targets: new Tensor("int32", this.checkIds(batch.targets), [B, T]),
         weights: new Tensor("float32", batch.weights, [B, T]),
         scale: new Tensor("float32", Float32Array.of(scale), []),
       },

@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as readline from "node:readline";
 import { SHARED_FIXTURES, tinyByteLevelTokenizer } from "./fixtures";
+import { maxAbsDiff } from "./helpers/compare";
 import { tempDir, writeAlpaca, writeTinyModel } from "./helpers/tiny-model";
 
 const BIN = path.resolve(__dirname, "../../bin/excitor.js");
@@ -34,11 +35,6 @@ function assertUserError(r: Result, ...mentions: string[]): void {
   assert.equal(lines.length, 1, `one stderr line expected, got: ${r.stderr}`);
   assert.match(lines[0], /^excitor: error: \S/);
   for (const m of mentions) assert.ok(lines[0].includes(m), `"${lines[0]}" should mention ${m}`);
-}
-
-function maxAbsDiff(a: number[], b: number[]): number {
-  assert.equal(a.length, b.length);
-  return a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
 }
 
 // One tiny model and dataset for everything that trains (16 records: 15 train, 1 validation).

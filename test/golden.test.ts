@@ -4,18 +4,12 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { SHARED_FIXTURES } from "./fixtures";
+import { maxAbsDiff } from "./helpers/compare";
 import { openModel } from "../engine/load";
 import { ExcitorAdapter } from "../engine/excitor/adapter";
 import { ENGINES } from "./helpers/engines";
 
 const TOL = 1e-4;
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 for (const [name, backend] of ["mha", "gqa"].flatMap((n) => ENGINES.map((b) => [n, b] as const))) {
   const dir = path.join(SHARED_FIXTURES, "golden", name);

@@ -13,23 +13,10 @@ import { ExcitorInputError } from "../engine/errors";
 import { Rng } from "../engine/rng";
 import type { TrainBatch } from "../engine/runtime";
 import { SHARED_FIXTURES } from "./fixtures";
+import { maxAbsDiff, relDiff } from "./helpers/compare";
 import { tempDir, writeTinyModel, type TinyModelOptions } from "./helpers/tiny-model";
 
 const TOL = 1e-4;
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
-/** max |a − b| / max |b|: the gradient agreement the issue asks for (1e-4 relative). */
-function relDiff(a: Float32Array, b: Float32Array): number {
-  const scale = Math.max(...Array.from(b, Math.abs));
-  assert.ok(scale > 0, "a gradient that is all zeros proves nothing");
-  return maxAbsDiff(a, b) / scale;
-}
 
 const CASES: { name: string; model: TinyModelOptions; layers: (n: number) => number[]; sliding?: number }[] = [
   { name: "MHA, every layer adapted", model: { hidden: 48, layers: 2, heads: 4, kvHeads: 4, seed: 21 }, layers: () => [0, 1] },

@@ -28,14 +28,12 @@ export const INPUTS = { ids: "ids", cos: "rope_cos", sin: "rope_sin", mask: "mas
 
 /** What one block's forward keeps for a backward pass (value names in the graph). */
 export interface BlockSaved {
-  x: string; // block input [B·T, C]
   attnNorm: RmsSaved;
   h: string; // normed input [B·T, C]
   qr: string; // RoPE(Q) [B, Hkv, G, T, d]
   kr: string; // RoPE(K') [B, Hkv, G|1, T, d]
   vt: string; // V [B, Hkv, 1, T, d]
   p: string; // attention probabilities [B, Hkv, G, T, T]
-  x1: string; // after attention [B·T, C]
   mlpNorm: RmsSaved;
   gt: string; // gate_proj [B·T, I]
   sg: string; // sigmoid(gt)
@@ -133,7 +131,7 @@ export class LlamaGraph {
     const g = this.g;
     const w = this.weight(weightName, [this.c.hiddenSize]);
     // x / sqrt(mean(x²) + eps): the pattern onnxruntime fuses into one kernel when the backward
-    // does not also read n and r (forward-only graphs).
+    // does not also read n and rms (forward-only graphs).
     const ms = g.mean(g.op("Pow", [x, g.scalar(2)]), [-1]); // [B·T, 1]
     const rms = g.op("Sqrt", [g.add(ms, g.scalar(this.c.rmsNormEps))]);
     const n = g.op("Div", [x, rms]);
@@ -204,10 +202,9 @@ export class LlamaGraph {
     }
 
     const qr = this.rope(this.toHeads(q, G)); // [B, Hkv, G, T, d]
-    const kNew = this.rope(g.transpose(k5, [0, 2, 3, 1, 4])); // [B, Hkv, G|1, T, d]
+    const kr = this.rope(g.transpose(k5, [0, 2, 3, 1, 4])); // RoPE(K') of the new tokens [B, Hkv, G|1, T, d]
     const vNew = this.toHeads(v, 1); // [B, Hkv, 1, T, d]
-    const kr = kNew; // [B, Hkv, G|1, T, d]
-    const krT = opts.past ? g.concat([opts.past.k, g.transpose(kNew, T5)], 4) : g.transpose(kNew, T5); // K'^T [B, Hkv, G|1, d, S]
+    const krT = opts.past ? g.concat([opts.past.k, g.transpose(kr, T5)], 4) : g.transpose(kr, T5); // K'^T [B, Hkv, G|1, d, S]
     const vt = opts.past ? g.concat([opts.past.v, vNew], 3) : vNew; // [B, Hkv, 1, S, d]
     const probs = this.attend(qr, krT); // [B, Hkv, G, T, S]
     const o5 = g.matmul(probs, vt); // [B, Hkv, G, T, d]
@@ -222,7 +219,7 @@ export class LlamaGraph {
     const act = g.mul(g.mul(gt, sg), up); // silu(gate) · up
     const out = g.add(x1, this.linear(act, `${p}.mlp.down_proj`, C, I)); // [B·T, C]
 
-    const result: BlockResult = { out, saved: { x, attnNorm: an.saved, h, qr, kr, vt, p: probs, x1, mlpNorm: mn.saved, gt, sg, up, ex } };
+    const result: BlockResult = { out, saved: { attnNorm: an.saved, h, qr, kr, vt, p: probs, mlpNorm: mn.saved, gt, sg, up, ex } };
     if (opts.past) result.present = { k: krT, v: vt };
     if (opts.capture) result.probs = { tuned: probs, base: ex ? this.attend(qr, g.transpose(this.rope(this.toHeads(k, 1)), T5)) : undefined };
     return result;
@@ -236,14 +233,14 @@ export class LlamaGraph {
   }
 
   /** Final norm and lm_head: [B·T, C] -> logits [B·T, V]. */
-  head(x: string): { logits: string; hf: string; norm: RmsSaved; lmHead: string } {
+  head(x: string): { logits: string; norm: RmsSaved; lmHead: string } {
     const c = this.c;
     const fn = this.rmsNorm(x, "model.norm.weight");
     const lmHead = this.tiedHead ? this.weight("model.embed_tokens.weight", [c.vocabSize, c.hiddenSize]) : this.weight("lm_head.weight", [c.vocabSize, c.hiddenSize]);
-    return { logits: this.g.gemmT(fn.h, lmHead), hf: fn.h, norm: fn.saved, lmHead };
+    return { logits: this.g.gemmT(fn.h, lmHead), norm: fn.saved, lmHead };
   }
 
-  /** Per-row log p(target): logits [B·T, V], targets [B, T] -> [B·T, 1]. */
+  /** Per-row log p(target): logits [N, V], targets (N of them, any shape) -> [N, 1]. */
   pickLogprobs(logits: string, targets: string): { lp: string; picked: string; flatTargets: string } {
     const g = this.g;
     const lp = g.logSoftmax(logits);

@@ -235,12 +235,15 @@ export class OrtRuntime implements ModelRuntime {
     const { Tensor } = this.info.ort;
     const names = this.layout.layers.flatMap((l) => ADAPTER_PARTS.map((p) => tensorName(l, p)));
     const s = await this.session("train", true);
+    const rows: number[] = [];
+    batch.weights.forEach((w, i) => w !== 0 && rows.push(i));
     const out = await this.run(
       s,
       {
         ...this.positionFeeds(batch.ids, B, T, 0),
-        targets: new Tensor("int32", this.checkIds(batch.targets), [B, T]),
-        weights: new Tensor("float32", batch.weights, [B, T]),
+        loss_rows: new Tensor("int32", Int32Array.from(rows), [rows.length]),
+        targets: new Tensor("int32", this.checkIds(Int32Array.from(rows, (i) => batch.targets[i])), [rows.length]),
+        weights: new Tensor("float32", Float32Array.from(rows, (i) => batch.weights[i]), [rows.length]),
         scale: new Tensor("float32", Float32Array.of(scale), []),
       },
       ["loss_sum", ...names.map(gradOutput)],

@@ -4,8 +4,8 @@
  * gradient, so the backward is activation gradients through the blocks from the top down
  * to the lowest adapted layer, plus the four Excitor gradients in each adapted layer.
  *
- * Inputs: those of LlamaGraph, plus `targets` [B, T] (int32), `weights` [B, T] (1 where the
- * target counts) and `scale` (scalar). Outputs: `loss_sum` = Σ weights·(−log p(target)) and,
+ * Inputs: those of LlamaGraph, plus `loss_rows` [N] (the rows of the B·T positions whose target
+ * counts), their `targets` [N] and `weights` [N], and `scale` (scalar). Outputs: `loss_sum` = Σ weights·(−log p(target)) and,
  * for each adapter tensor, `grad:<spec name>` = d(loss_sum · scale)/dθ.
  *
  * Every line below is the adjoint of one line of LlamaGraph.block; test/onnx.test.ts checks
@@ -20,8 +20,11 @@ export const gradOutput = (name: string) => `grad:${name}`;
 export function buildTrainGraph(c: ModelConfig, adapter: AdapterLayout, tiedHead: boolean): Uint8Array {
   const lg = new LlamaGraph(c, adapter, "train", tiedHead);
   const g = lg.g;
-  const targets = g.input("targets", "int32", ["B", "T"]);
-  const weights = g.input("weights", "float32", ["B", "T"]);
+  // Only rows that count in the loss reach the head: prompt tokens and padding (often most of an
+  // instruction batch) skip the final norm, lm_head and softmax, forward and backward.
+  const rows = g.input("loss_rows", "int32", ["N"]); // indices into the B·T rows
+  const targets = g.input("targets", "int32", ["N"]);
+  const weights = g.input("weights", "float32", ["N"]);
   const scale = g.input("scale", "float32", []);
 
   // Forward, keeping what the backward needs.
@@ -32,15 +35,18 @@ export function buildTrainGraph(c: ModelConfig, adapter: AdapterLayout, tiedHead
     saved.push(r.saved);
     x = r.out;
   }
-  const head = lg.head(x);
+  const head = lg.head(g.op("Gather", [x, rows], { axis: 0 })); // [N, C] -> logits [N, V]
   const { lp, picked, flatTargets } = lg.pickLogprobs(head.logits, targets);
-  const w = g.reshape(weights, g.ints([-1, 1])); // [B·T, 1]
+  const w = g.reshape(weights, g.ints([-1, 1])); // [N, 1]
   g.output(g.neg(g.sum(g.mul(picked, w), [0, 1], false)), "loss_sum");
 
-  // d(loss·scale)/dlogits = scale·w·(softmax − onehot)   [B·T, V]
+  // d(loss·scale)/dlogits = scale·w·(softmax − onehot)   [N, V]
   const onehot = g.op("OneHot", [g.reshape(flatTargets, g.ints([-1])), g.int32(c.vocabSize), g.floats([0, 1])], { axis: -1 }); // [off, on]
   const dlogits = g.mul(g.sub(g.exp(lp), onehot), g.mul(w, scale));
-  let dx = rmsBackward(lg, g.matmul(dlogits, head.lmHead), head.norm); // [B·T, C]
+  const dxRows = rmsBackward(lg, g.matmul(dlogits, head.lmHead), head.norm); // [N, C]
+  const zeros = g.op("ConstantOfShape", [g.op("Shape", [x])]); // [B·T, C]
+  const rowIndex = g.reshape(g.op("Cast", [rows], { to: 7 /* int64 */ }), g.ints([-1, 1])); // [N, 1]
+  let dx = g.op("ScatterND", [zeros, rowIndex, dxRows]); // [B·T, C]: zero where nothing is learned
 
   const lowest = Math.min(...adapter.layers);
   for (let i = c.numLayers - 1; i >= lowest; i--) dx = blockBackward(lg, i, saved[i], dx, i > lowest);

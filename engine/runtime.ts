@@ -1,8 +1,8 @@
 /**
  * The seam between what the engine does (score, generate, capture attention, train) and the
- * tensor library that computes it. Callers hold a ModelRuntime and never a tensor: the tfjs
- * runtime implements it now, an onnxruntime one slots in beside it. Everything crossing the
- * seam is plain typed arrays.
+ * tensor library that computes it. Callers hold a ModelRuntime and never a tensor: the
+ * onnxruntime engine (engine/onnx, the default) and the tfjs engine (engine/tfjs, the readable
+ * reference) implement it. Everything crossing the seam is plain typed arrays.
  */
 import type { ExcitorAdapter } from "./excitor/adapter";
 import type { F32Tensor } from "./formats/safetensors";

@@ -6,7 +6,8 @@ layers (../shared/docs/excitor-method.md), one training step = forward, masked
 cross-entropy, backward, AdamW; generation = greedy decoding with a KV cache holding K' per
 query head. Prints one JSON line: tokens/s of each timed run and the peak resident memory.
 
-Usage: python3 bench/peer_torch.py '<json spec>' (see bench/run.ts for the fields).
+Usage: python3 bench/peer_torch.py '<json spec>' (see bench/spec.ts for the fields), or
+python3 bench/peer_torch.py --gemm '[[M, K, N], ...]' for F.linear's GFLOP/s per shape.
 """
 import json
 import math
@@ -97,7 +98,27 @@ class Model:
         return F.linear(self.rms(x, self.norm), self.lm_head)  # [B, T, V]
 
 
+def gemm_rates(shapes):
+    """GFLOP/s of F.linear (x [M, K] times W [N, K] transposed) per shape, medians of 7."""
+    out = []
+    for M, K, N in shapes:
+        x, w = torch.randn(M, K), torch.randn(N, K)
+        for _ in range(3):
+            F.linear(x, w)
+        ts = []
+        for _ in range(7):
+            t0 = time.perf_counter()
+            F.linear(x, w)
+            ts.append(time.perf_counter() - t0)
+        out.append(2 * M * K * N / sorted(ts)[3] / 1e9)
+    return out
+
+
 def main():
+    if sys.argv[1] == "--gemm":
+        torch.set_num_threads(1)  # as in main(): OpenBLAS carries the threads
+        print(json.dumps(gemm_rates(json.loads(sys.argv[2]))))
+        return
     s = json.loads(sys.argv[1])
     # OpenBLAS (OPENBLAS_NUM_THREADS, set by bench/run.ts) carries the matmuls on every thread;
     # torch's own OpenMP pool on top of it oversubscribes the cores (steps swing 1.5k-3.2k tok/s

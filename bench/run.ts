@@ -13,7 +13,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { fmtInt } from "../cli/format";
-import { decodeWeightBytes, randomModel } from "./random-model";
+import { decodeWeightBytes, randomModel, trainFlopsPerToken } from "./random-model";
 import { CONFIGS, type BenchConfig, type WorkerResult, type WorkerSpec } from "./spec";
 
 const repo = path.resolve(__dirname, "../..");
@@ -62,24 +62,48 @@ function benchConfig(c: BenchConfig, py: string): Row[] {
 }
 
 function table(rows: Row[]): string {
-  const out = ["| config | engine | train tok/s | × PyTorch | generate tok/s | × PyTorch | weights read GB/s | peak RSS MiB | × PyTorch |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"];
+  const out = [
+    "| config | engine | train tok/s | × PyTorch | train GFLOP/s | generate tok/s | × PyTorch | weights read GB/s | peak RSS MiB | × PyTorch |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ];
   for (const r of rows) {
     const peer = rows.find((p) => p.config === r.config && p.engine.startsWith("pytorch"))!.result;
-    const shape = CONFIGS.find((c) => c.shape.name === r.config)!.shape;
+    const { shape, spec } = CONFIGS.find((c) => c.shape.name === r.config)!;
     const res = r.result;
     if (res.error) {
       const why = res.error.replace(/^[^:]*: /, "").replace(/\|/g, "/"); // the message without the model's path
-      out.push(`| ${r.config} | ${r.engine} | cannot run: ${why} | | | | | | |`);
+      out.push(`| ${r.config} | ${r.engine} | cannot run: ${why} | | | | | | | |`);
       continue;
     }
     const [tr, gn] = [median(res.train), median(res.gen)];
     const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) ? `${(a / b).toFixed(2)}×` : "–");
     out.push(
-      `| ${r.config} | ${r.engine} (${res.backend}) | ${Number.isFinite(tr) ? fmtInt(Math.round(tr)) : "–"} | ${ratio(tr, median(peer.train))} | ${gn.toFixed(1)} | ${ratio(gn, median(peer.gen))} | ` +
+      `| ${r.config} | ${r.engine} (${res.backend}) | ${Number.isFinite(tr) ? fmtInt(Math.round(tr)) : "–"} | ${ratio(tr, median(peer.train))} | ` +
+        `${((tr * trainFlopsPerToken(shape, Math.min(...spec.adapted))) / 1e9).toFixed(0)} | ${gn.toFixed(1)} | ${ratio(gn, median(peer.gen))} | ` +
         `${((gn * decodeWeightBytes(shape)) / 1e9).toFixed(1)} | ${fmtInt(Math.round(res.peakRssBytes / 2 ** 20))} | ${ratio(res.peakRssBytes, peer.peakRssBytes)} |`,
     );
   }
   return out.join("\n");
+}
+
+/** GFLOP/s of one matrix multiplication per training GEMM shape of `c`, for each engine's library. */
+function gemmTable(c: BenchConfig, py: string): string {
+  const { hidden: C, intermediate: I, vocab: V } = c.shape;
+  const M = c.spec.batch * c.spec.seq;
+  const shapes: [number, number, number][] = [[M, C, I], [M, I, C], [M, C, C], [M, C, V]];
+  const ort = runJson(process.execPath, [path.join(repo, "dist", "bench", "gemm-worker.js"), JSON.stringify(shapes)]);
+  const torch = runJson(py, [path.join(repo, "bench", "peer_torch.py"), "--gemm", JSON.stringify(shapes)], { OPENBLAS_NUM_THREADS: String(THREADS) });
+  const rows = shapes.map(([m, k, n], i) => `| ${m} × ${k} → ${n} | ${ort?.[i]?.toFixed(0) ?? "–"} | ${torch?.[i]?.toFixed(0) ?? "–"} |`);
+  return [`| ${c.shape.name} GEMM (rows × in → out) | onnxruntime (MLAS) GFLOP/s | PyTorch (OpenBLAS) GFLOP/s |`, "|---|---:|---:|", ...rows].join("\n");
+}
+
+function runJson(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): number[] | undefined {
+  const r = spawnSync(cmd, args, { encoding: "utf8", env: { ...process.env, ...env } });
+  try {
+    return JSON.parse(r.stdout.trim().split("\n").pop() ?? "") as number[];
+  } catch {
+    return undefined;
+  }
 }
 
 function main(): void {
@@ -89,7 +113,9 @@ function main(): void {
   if (!configs.length) throw new Error(`--only: no configuration named ${only} (have ${CONFIGS.map((c) => c.shape.name).join(", ")})`);
   const py = python();
   const rows = configs.flatMap((c) => benchConfig(c, py));
-  const md = table(rows);
+  // The matmul rate each engine's library reaches on the largest configuration's shapes: what bounds its training.
+  const largest = configs[configs.length - 1];
+  const md = `${table(rows)}\n\n${gemmTable(largest, py)}`;
   console.log(`\nExcitor benchmark — ${os.cpus().length} cores (${os.cpus()[0]?.model ?? "?"}), ${THREADS} threads per engine, float32; medians\n`);
   console.log(md);
   for (const engine of new Set(rows.map((r) => r.engine))) {

@@ -1,8 +1,11 @@
 /**
  * The one place that loads onnxruntime-node and picks its execution provider. `auto` tries
- * the GPU provider this platform can have (CUDA on Linux and Windows, DirectML on Windows,
- * CoreML on macOS) with a one-node probe session, and falls back to the CPU with the reason
- * in the note that `excitor info`, the training header and the extension show.
+ * CUDA (Linux and Windows) when its provider library is installed, with a one-node probe
+ * session, and otherwise runs on the CPU; the reason goes in the note that `excitor info`, the
+ * training header and the extension show. DirectML and CoreML run only when asked for
+ * (`--backend ort-dml`, `ort-coreml`): onnxruntime places the ops they lack (this engine's
+ * graphs use ScatterND, GatherElements, OneHot) on the CPU and copies between the two, and no
+ * such machine was available to measure whether that beats the CPU alone.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -23,12 +26,9 @@ export interface OrtInfo {
   sessionOptions: OrtModule.InferenceSession.SessionOptions;
 }
 
-/** GPU providers worth trying on this platform, best first. */
-function gpuProviders(): OrtProvider[] {
-  if (process.platform === "win32") return ["cuda", "dml"];
-  if (process.platform === "linux") return ["cuda"];
-  if (process.platform === "darwin") return ["coreml"];
-  return [];
+/** GPU providers `auto` tries on this platform. */
+function autoProviders(): OrtProvider[] {
+  return process.platform === "win32" || process.platform === "linux" ? ["cuda"] : [];
 }
 
 /** Intra-op threads: EXCITOR_THREADS, else every core the OS gives this process. */
@@ -69,7 +69,7 @@ export async function initOrt(pref: OrtPreference = "auto"): Promise<OrtInfo> {
     logSeverityLevel: 3, // errors only: ORT's warnings (e.g. nodes placed on the CPU) are not the user's to act on
   });
   const reasons: string[] = [];
-  const candidates = pref === "auto" ? gpuProviders() : pref === "cpu" ? [] : [pref];
+  const candidates = pref === "auto" ? autoProviders() : pref === "cpu" ? [] : [pref];
   for (const provider of candidates) {
     const missing = missingProviderLibrary(provider);
     if (missing) {

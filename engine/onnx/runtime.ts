@@ -102,6 +102,7 @@ export class OrtRuntime implements ModelRuntime {
         : kind === "attention" ? buildAttentionGraph(c, layout)
         : buildTrainGraph(c, layout!, this.tiedHead);
       s = this.info.ort.InferenceSession.create(bytes, this.info.sessionOptions);
+      s.catch(() => undefined); // compiled ahead (prepareTraining, startDecode): the error surfaces where it is awaited
       this.sessions.set(key, s);
     }
     return s;
@@ -218,7 +219,7 @@ export class OrtRuntime implements ModelRuntime {
 
   prepareTraining(adapter: ExcitorAdapter): void {
     this.setAdapter(adapter);
-    void this.session("train", true); // compile while the caller reads its data
+    void this.session("train", true); // compile while the caller prepares its data
   }
 
   beginFullTraining(): Map<string, F32Tensor> {

@@ -53,8 +53,10 @@ export async function openModel(dir: string, opts: OpenOptions = {}): Promise<Mo
   const ortPref = ORT_PREF[choice];
   let ortMissing: string | undefined;
   if (ortPref) {
-    ortMissing = choice === "auto" && typeof loadOrt() === "string" ? (loadOrt() as string) : undefined;
-    if (!ortMissing) return OrtRuntime.load(config, files, await initOrt(ortPref));
+    const ort = loadOrt();
+    // Asked for by name, initOrt reports why it cannot run; under auto, tfjs takes over and says why.
+    if (typeof ort !== "string" || choice !== "auto") return OrtRuntime.load(config, files, await initOrt(ortPref));
+    ortMissing = ort;
   }
   const tfjsInfo = await initTfjs(TFJS_PREF[choice] ?? "auto");
   const info = ortMissing ? { ...tfjsInfo, note: `${tfjsInfo.note}; ${ortMissing}` } : tfjsInfo;
@@ -65,7 +67,7 @@ export async function openModel(dir: string, opts: OpenOptions = {}): Promise<Mo
     throw new ExcitorInputError(
       `${dir}: this model needs ${gib(need)} GiB of float32 weights${opts.forTraining ? " for training" : ""}, ` +
         `but the tfjs ${info.name} backend's memory is capped at ${gib(info.memoryLimitBytes)} GiB; ` +
-        `install @tensorflow/tfjs-node-gpu (NVIDIA GPU) or @tensorflow/tfjs-node to run it, or pick a smaller model` +
+        `run it on the onnxruntime engine (--backend ort), install @tensorflow/tfjs-node-gpu (NVIDIA GPU) or @tensorflow/tfjs-node, or pick a smaller model` +
         (opts.forTraining && fastBackward ? " (or train with --low-memory, which needs half as much)" : ""),
       dir,
     );

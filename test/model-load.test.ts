@@ -157,7 +157,7 @@ test("a model whose float32 weights exceed the wasm heap is refused with what wo
   const file = path.join(dir, "model.safetensors");
   fs.writeFileSync(file, Buffer.concat([len, json]));
   fs.truncateSync(file, 8 + json.length + n * 2);
-  await assert.rejects(openModel(dir, { backend: "tfjs-wasm" }), /needs 13\.0 GiB of float32 weights, but the tfjs wasm backend's memory is capped at 4\.0 GiB; install @tensorflow\/tfjs-node-gpu/);
+  await assert.rejects(openModel(dir, { backend: "tfjs-wasm" }), /needs 13\.0 GiB of float32 weights, but the tfjs wasm backend's memory is capped at 4\.0 GiB; run it on the onnxruntime engine \(--backend ort\), install @tensorflow\/tfjs-node-gpu/);
 });
 
 test("missing folder, missing config and non-safetensors weights are named", async () => {

@@ -5,6 +5,7 @@
  */
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { openModel } from "../engine/load";
@@ -108,6 +109,21 @@ test("auto runs the onnxruntime engine on the CPU here and says why no GPU provi
   const tfjs = await openModel(dir, { backend: "tfjs" });
   assert.match(tfjs.backend, /^tfjs-(wasm|tensorflow)/);
   tfjs.dispose();
+});
+
+test("where onnxruntime cannot load (a bundle without its native library), auto runs tfjs and says why", () => {
+  // The bundled CLI finds onnxruntime's binding in ../bin beside it (scripts/bundle-assets.js); copied
+  // alone, with only its wasm files, it has none: what a platform without a build sees.
+  const bundle = path.resolve(__dirname, "../bundle");
+  const alone = path.join(tempDir(), "bundle");
+  fs.mkdirSync(alone);
+  for (const f of fs.readdirSync(bundle)) if (f === "excitor.js" || f.endsWith(".wasm")) fs.copyFileSync(path.join(bundle, f), path.join(alone, f));
+  const model = writeTinyModel(path.join(tempDir(), "m"), { seed: 2 });
+  const r = spawnSync(process.execPath, [path.join(alone, "excitor.js"), "info", "--model", model, "--json"], { encoding: "utf8", timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const info = JSON.parse(r.stdout) as { backend: string; backendNote: string };
+  assert.equal(info.backend, "tfjs-wasm");
+  assert.match(info.backendNote, /onnxruntime-node not usable \(Cannot find module '\.\.\/bin\/napi-v6\//);
 });
 
 test("asking for a GPU provider that is not there is a one-line error naming it and why", async () => {

@@ -10,6 +10,7 @@
  * The Excitor tensors are inputs too, so each step feeds the optimizer's current values.
  */
 import type * as OrtModule from "onnxruntime-node";
+import type { OrtInfo } from "../backends/onnxruntime";
 import { ExcitorInputError } from "../errors";
 import type { ExcitorAdapter } from "../excitor/adapter";
 import { tensorName } from "../excitor/config";
@@ -20,7 +21,6 @@ import { ropeTables } from "../model/rope";
 import type { WeightFiles } from "../model/weights";
 import type { DecodeSession, LossAndGrads, ModelRuntime, TrainBatch } from "../runtime";
 import { type AdapterLayout, INPUTS, buildAttentionGraph, buildDecodeGraph, buildEvalGraph, cacheNames } from "./llama-graph";
-import type { OrtInfo } from "../backends/onnxruntime";
 import { buildTrainGraph, gradOutput } from "./train-graph";
 
 type Tensor = OrtModule.Tensor;

@@ -73,19 +73,9 @@ export class Graph {
     return this.constant(`f${v}`, () => ({ dataType: FLOAT, dims: [], floatData: [v] }));
   }
 
-  /** A float32 vector constant. */
-  floats(v: number[]): string {
-    return this.floatsShaped(v, [v.length]);
-  }
-
   /** A float32 constant of any shape (row-major values). */
   floatsShaped(v: number[], dims: number[]): string {
     return this.constant(`fv${dims.join("x")}:${v.join("_")}`, () => ({ dataType: FLOAT, dims, floatData: v }));
-  }
-
-  /** An int32 scalar constant. */
-  int32(v: number): string {
-    return this.constant(`n${v}`, () => ({ dataType: INT32, dims: [], int32Data: [v] }));
   }
 
   /** An int64 vector constant (shapes, axes). */

@@ -40,9 +40,12 @@ export function buildTrainGraph(c: ModelConfig, adapter: AdapterLayout, tiedHead
   const w = g.reshape(weights, g.ints([-1, 1])); // [N, 1]
   g.output(g.neg(g.sum(g.mul(picked, w), [0, 1], false)), "loss_sum");
 
-  // d(loss·scale)/dlogits = scale·w·(softmax − onehot)   [N, V]
-  const onehot = g.op("OneHot", [g.reshape(flatTargets, g.ints([-1])), g.int32(c.vocabSize), g.floats([0, 1])], { axis: -1 }); // [off, on]
-  const dlogits = g.mul(g.sub(g.exp(lp), onehot), g.mul(w, scale));
+  // d(loss·scale)/dlogits = scale·w·(softmax − onehot)   [N, V]: scale·w·softmax, then 1 taken
+  // off at each target in place (no [N, V] one-hot is made).
+  const ws = g.mul(w, scale); // [N, 1]
+  const pw = g.mul(g.exp(lp), ws);
+  const atTarget = g.sub(g.op("GatherElements", [pw, flatTargets], { axis: 1 }), ws); // [N, 1]
+  const dlogits = g.op("ScatterElements", [pw, flatTargets, atTarget], { axis: 1 });
   const dxRows = rmsBackward(lg, g.matmul(dlogits, head.lmHead), head.norm); // [N, C]
   const zeros = g.op("ConstantOfShape", [g.op("Shape", [x])]); // [B·T, C]
   const rowIndex = g.reshape(g.op("Cast", [rows], { to: 7 /* int64 */ }), g.ints([-1, 1])); // [N, 1]

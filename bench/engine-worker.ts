@@ -6,11 +6,11 @@
  */
 import { openModel, type BackendChoice } from "../engine/load";
 import { ExcitorAdapter } from "../engine/excitor/adapter";
-import { tensorName } from "../engine/excitor/config";
 import { argmax } from "../engine/generate/sampler";
 import { Rng } from "../engine/rng";
 import type { TrainBatch } from "../engine/runtime";
 import { AdamW, ADAMW_DEFAULTS } from "../engine/train/optimizer";
+import { excitorTarget } from "../engine/train/targets";
 import type { WorkerSpec, WorkerResult } from "./spec";
 
 async function main(): Promise<void> {
@@ -38,19 +38,18 @@ async function main(): Promise<void> {
     weights: Float32Array.from({ length: B * T }, (_, i) => (i % T < 16 ? 0 : 1)),
   };
   const tokens = batch.weights.reduce((a, w) => a + w, 0);
-  const params = new Map<string, Float32Array>();
-  for (const l of adapter.layers)
-    for (const [part, t] of [["prompts", l.prompts], ["down.weight", l.down], ["up.weight", l.up], ["gate", l.gate]] as const) params.set(tensorName(l.layer, part), t.data);
-  const opt = new AdamW(ADAMW_DEFAULTS);
-  const step = async () => {
-    const { grads } = await rt.lossAndGrads(batch, 1 / tokens);
-    opt.update(params, grads, 1e-3, (n) => !n.endsWith(".gate"));
-    rt.setAdapter(adapter);
-  };
 
   const train: number[] = [];
   if (s.trainSteps > 0) {
-    rt.prepareTraining(adapter);
+    // The trainer's own pieces (engine/train): the target, its parameters, AdamW, the upload.
+    const target = excitorTarget(rt, adapter);
+    const opt = new AdamW(ADAMW_DEFAULTS);
+    const params = new Map(Object.entries(target.tensors).map(([n, t]) => [n, t.data]));
+    const step = async () => {
+      const { grads } = await rt.lossAndGrads(batch, 1 / tokens);
+      opt.update(params, grads, 1e-3, target.decay);
+      target.upload();
+    };
     await step(); // warm-up: graphs compiled, memory allocated
     for (let i = 0; i < s.trainSteps; i++) {
       const t0 = performance.now();

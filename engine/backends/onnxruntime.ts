@@ -113,7 +113,7 @@ function missingProviderLibrary(provider: OrtProvider): string | undefined {
   const file = process.platform === "win32" ? "onnxruntime_providers_cuda.dll" : "libonnxruntime_providers_cuda.so";
   const dir = nativeDir();
   if (dir && fs.existsSync(path.join(dir, file))) return undefined;
-  return `${file} is not installed; onnxruntime-node's install step downloads it on a machine with CUDA 12 unless ONNXRUNTIME_NODE_INSTALL=skip`;
+  return `${file} is not installed; onnxruntime-node's install step fetches it with ONNXRUNTIME_NODE_INSTALL=cuda12 on a machine with CUDA 12`;
 }
 
 /** One MatMul: enough for a provider to prove it loads and runs. */

@@ -26,7 +26,8 @@ function describe(e: TrainEvent): string | undefined {
       return (
         `training on ${e.trainExamples} examples (${e.validationExamples} for validation), ${e.totalSteps} steps ` +
         `of ${e.effectiveBatch}, ${fmtInt(e.trainableParams)} trainable parameters in layers ${e.layers.join(",")}, backend ${e.backend}` +
-        (e.resumedFromStep > 0 ? `; resuming after step ${e.resumedFromStep}` : "")
+        (e.resumedFromStep > 0 ? `; resuming after step ${e.resumedFromStep}` : "") +
+        (e.backendNote ? `\nbackend: ${e.backendNote}` : "")
       );
     case "validation":
       return `step ${e.step}: validation loss ${e.loss.toFixed(4)}`;

@@ -177,7 +177,10 @@ export class RunManager {
 
   private launch(id: string, spec: RunSpec, resume: boolean): void {
     const dir = path.join(this.root, id);
-    const args = spec.kind === "demo" ? ["--out", dir, "--json", "--model", spec.model, ...(spec.maxSteps ? ["--steps", String(spec.maxSteps)] : [])] : trainArgs(spec, dir, resume, this.backend());
+    const args =
+      spec.kind === "demo"
+        ? ["--out", dir, "--json", "--model", spec.model, "--backend", this.backend(), ...(spec.maxSteps ? ["--steps", String(spec.maxSteps)] : [])]
+        : trainArgs(spec, dir, resume, this.backend());
     this.log(`[${id}] ${spec.kind === "demo" ? "demo" : "excitor"} ${args.join(" ")}`);
     const child = spec.kind === "demo" ? this.launcher.demo(args) : this.launcher.cli(args);
     const run = { child, events: resume ? this.history(id) : [], stopping: false };

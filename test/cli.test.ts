@@ -113,6 +113,8 @@ test("train --json prints start/step/done events and writes the adapter; generat
   const events = r.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
   const types = events.map((e) => e.type);
   assert.equal(types[0], "start");
+  assert.equal(events[0].backend, "onnxruntime-cpu");
+  assert.match(events[0].backendNote, /^onnxruntime [\d.]+ on the CPU, \d+ threads?/, "the start event says why this backend runs");
   assert.equal(types.filter((t) => t === "step").length, 4);
   assert.equal(types.at(-1), "done");
   for (const f of ["adapter_config.json", "adapter_model.safetensors", "metrics.jsonl"]) assert.ok(fs.existsSync(path.join(trained, f)), f);
@@ -127,6 +129,7 @@ test("train without --json shows progress on stderr and a summary", () => {
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /step 2\/2/);
   assert.match(r.stderr, /validation loss/);
+  assert.match(r.stderr, /\nbackend: onnxruntime [\d.]+ on the CPU/, "the header says which backend runs and why");
   assert.match(r.stdout, /steps\s+2\n/);
   assert.match(r.stdout, /trainable params\s+[\d,]+ \(/);
   assert.ok(r.stdout.includes(path.join(root, "plain")));

@@ -79,6 +79,7 @@ function draw(): void {
     ...rows.flatMap(([k, v]) => {
       const dd = h("dd", undefined, v);
       dd.dataset.stat = k;
+      if (k === "backend" && start?.backendNote) dd.title = start.backendNote; // why this one and not a faster one
       return [h("dt", undefined, k), dd];
     }),
   );

@@ -12,6 +12,8 @@ export type TrainEvent =
       trainableParams: number;
       baseParams: number;
       backend: string;
+      /** Why this backend runs and not a faster one (absent in runs recorded before it was added). */
+      backendNote?: string;
       layers: number[];
       learningRate: number;
       effectiveBatch: number;

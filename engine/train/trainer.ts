@@ -145,6 +145,7 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
     trainableParams: target.parameterCount,
     baseParams: countBaseParameters(rt.config),
     backend: rt.backend,
+    backendNote: rt.backendNote,
     layers: target.layers,
     learningRate: peakLr,
     effectiveBatch: o.batchSize,

@@ -60,6 +60,7 @@ test("Train Adapter… from the command palette on the demo model: the training 
   assert.notEqual(await text(panel, '[data-stat="loss"]'), "–");
   // The .vsix carries onnxruntime for this platform: the installed extension trains on it.
   assert.equal(await text(panel, '[data-stat="backend"]'), "onnxruntime-cpu");
+  assert.match((await panel.locator('[data-stat="backend"]').getAttribute("title")) ?? "", /^onnxruntime [\d.]+ on the CPU/, "hovering says why this backend runs");
   assert.ok((await panel.locator("svg.chart path.line").count()) >= 2, "loss and learning-rate curves are drawn");
   await screenshot(page, "2-training-done");
   const runs = fs.readdirSync(wb.runsFolder);

@@ -8,7 +8,7 @@ import { openModel, type BackendChoice } from "../engine/load";
 import { ExcitorAdapter } from "../engine/excitor/adapter";
 import { argmax } from "../engine/generate/sampler";
 import { Rng } from "../engine/rng";
-import type { TrainBatch } from "../engine/runtime";
+import { weightedTokens, type TrainBatch } from "../engine/runtime";
 import { AdamW, ADAMW_DEFAULTS } from "../engine/train/optimizer";
 import { excitorTarget } from "../engine/train/targets";
 import type { WorkerSpec, WorkerResult } from "./spec";
@@ -37,7 +37,7 @@ async function main(): Promise<void> {
     targets: Int32Array.from({ length: B * T }, () => 3 + rng.int(V - 3)),
     weights: Float32Array.from({ length: B * T }, (_, i) => (i % T < 16 ? 0 : 1)),
   };
-  const tokens = batch.weights.reduce((a, w) => a + w, 0);
+  const tokens = weightedTokens(batch);
 
   const train: number[] = [];
   if (s.trainSteps > 0) {

@@ -20,6 +20,13 @@ export interface TrainBatch {
   weights: Float32Array;
 }
 
+/** Target tokens that count in a batch's loss (its weights' sum). */
+export function weightedTokens(b: TrainBatch): number {
+  let n = 0;
+  for (const w of b.weights) n += w;
+  return n;
+}
+
 export interface LossAndGrads {
   /** Σ over weighted tokens of −log p(target). */
   lossSum: number;

@@ -13,20 +13,18 @@ import type * as OrtModule from "onnxruntime-node";
 import type { OrtInfo } from "../backends/onnxruntime";
 import { ExcitorInputError } from "../errors";
 import type { ExcitorAdapter } from "../excitor/adapter";
-import { tensorName } from "../excitor/config";
 import type { F32Tensor } from "../formats/safetensors";
 import type { ModelConfig } from "../model/config";
 import { causalMask } from "../model/mask";
 import { ropeTables } from "../model/rope";
 import type { WeightFiles } from "../model/weights";
-import type { DecodeSession, LossAndGrads, ModelRuntime, TrainBatch } from "../runtime";
+import { weightedTokens, type DecodeSession, type LossAndGrads, type ModelRuntime, type TrainBatch } from "../runtime";
 import { type AdapterLayout, INPUTS, buildAttentionGraph, buildDecodeGraph, buildEvalGraph, cacheNames } from "./llama-graph";
 import { buildTrainGraph, gradOutput } from "./train-graph";
 
 type Tensor = OrtModule.Tensor;
 type Session = OrtModule.InferenceSession;
 type GraphKind = "eval" | "decode" | "attention" | "train";
-const ADAPTER_PARTS = ["prompts", "down.weight", "up.weight", "gate"] as const;
 
 export class OrtRuntime implements ModelRuntime {
   private adapterFeeds = new Map<string, Tensor>();
@@ -83,10 +81,7 @@ export class OrtRuntime implements ModelRuntime {
   setAdapter(adapter: ExcitorAdapter | null): void {
     this.adapterFeeds = new Map();
     this.layout = adapter ? { layers: adapter.config.layers, numPrompts: adapter.config.numPrompts, rank: adapter.config.rank } : undefined;
-    for (const l of adapter?.layers ?? []) {
-      for (const [part, t] of [["prompts", l.prompts], ["down.weight", l.down], ["up.weight", l.up], ["gate", l.gate]] as const)
-        this.adapterFeeds.set(tensorName(l.layer, part), new this.info.ort.Tensor("float32", t.data, t.shape));
-    }
+    for (const [name, t] of Object.entries(adapter?.namedTensors() ?? {})) this.adapterFeeds.set(name, new this.info.ort.Tensor("float32", t.data, t.shape));
   }
 
   /** The compiled graph of this kind for the current adapter layout (or the base model). */
@@ -158,12 +153,8 @@ export class OrtRuntime implements ModelRuntime {
   async evalLoss(batch: TrainBatch, useAdapter: boolean): Promise<{ lossSum: number; tokens: number }> {
     const lp = await this.pickedLogprobs(batch.ids, batch.targets, batch.batch, batch.seqLen, useAdapter);
     let lossSum = 0;
-    let tokens = 0;
-    for (let i = 0; i < lp.length; i++) {
-      lossSum -= batch.weights[i] * lp[i];
-      tokens += batch.weights[i];
-    }
-    return { lossSum, tokens };
+    for (let i = 0; i < lp.length; i++) lossSum -= batch.weights[i] * lp[i];
+    return { lossSum, tokens: weightedTokens(batch) };
   }
 
   startDecode(useAdapter: boolean): DecodeSession {
@@ -234,7 +225,7 @@ export class OrtRuntime implements ModelRuntime {
     if (!this.layout) throw new Error("lossAndGrads needs an adapter (prepareTraining)");
     const { batch: B, seqLen: T } = batch;
     const { Tensor } = this.info.ort;
-    const names = this.layout.layers.flatMap((l) => ADAPTER_PARTS.map((p) => tensorName(l, p)));
+    const names = [...this.adapterFeeds.keys()];
     const s = await this.session("train", true);
     const rows: number[] = [];
     batch.weights.forEach((w, i) => w !== 0 && rows.push(i));
@@ -250,9 +241,7 @@ export class OrtRuntime implements ModelRuntime {
       ["loss_sum", ...names.map(gradOutput)],
     );
     const grads = new Map(names.map((n) => [n, out[gradOutput(n)].data as Float32Array]));
-    let tokens = 0;
-    for (const w of batch.weights) tokens += w;
-    return { lossSum: (out.loss_sum.data as Float32Array)[0], tokens, grads };
+    return { lossSum: (out.loss_sum.data as Float32Array)[0], tokens: weightedTokens(batch), grads };
   }
 
   dispose(): void {

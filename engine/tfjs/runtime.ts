@@ -4,7 +4,7 @@ import { tf, type TfjsBackendInfo } from "../backends/tfjs";
 import type { ExcitorAdapter } from "../excitor/adapter";
 import { tensorName } from "../excitor/config";
 import type { ModelConfig } from "../model/config";
-import type { DecodeSession, LossAndGrads, ModelRuntime, TrainBatch } from "../runtime";
+import { weightedTokens, type DecodeSession, type LossAndGrads, type ModelRuntime, type TrainBatch } from "../runtime";
 import type { F32Tensor } from "../formats/safetensors";
 import { type ExcitorTensors, type LayerCache, type TrainableWeight, TfjsLlama } from "./llama";
 
@@ -182,24 +182,18 @@ export class TfjsRuntime implements ModelRuntime {
     for (const g of Object.values(grads)) g.dispose();
     const lossSum = (await lossT!.data())[0];
     lossT!.dispose();
-    return { lossSum, tokens: sumWeights(batch), grads: out };
+    return { lossSum, tokens: weightedTokens(batch), grads: out };
   }
 
   async evalLoss(batch: TrainBatch, useAdapter: boolean): Promise<{ lossSum: number; tokens: number }> {
     const t = tf.tidy(() => this.nllSum(batch, this.excitor(useAdapter)));
     const lossSum = (await t.data())[0];
     t.dispose();
-    return { lossSum, tokens: sumWeights(batch) };
+    return { lossSum, tokens: weightedTokens(batch) };
   }
 
   dispose(): void {
     this.setAdapter(null);
     this.model.dispose();
   }
-}
-
-function sumWeights(b: TrainBatch): number {
-  let n = 0;
-  for (const w of b.weights) n += w;
-  return n;
 }

@@ -9,13 +9,13 @@ import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as readline from "node:readline";
-import { SHARED_FIXTURES, tinyByteLevelTokenizer } from "./fixtures";
+import { FIXTURES, tinyByteLevelTokenizer } from "./fixtures";
 import { maxAbsDiff } from "./helpers/compare";
 import { tempDir, writeAlpaca, writeTinyModel } from "./helpers/tiny-model";
 
 const BIN = path.resolve(__dirname, "../../bin/excitor.js");
-const GOLDEN = path.join(SHARED_FIXTURES, "golden/mha");
-const STORIES = path.join(SHARED_FIXTURES, "stories260k");
+const GOLDEN = path.join(FIXTURES, "golden/mha");
+const STORIES = path.join(FIXTURES, "stories260k");
 
 interface Result {
   code: number | null;
@@ -267,7 +267,7 @@ test("bad model input: missing folder, unknown architecture, adapter for another
   const gpt2 = writeTinyModel(path.join(root, "gpt2"), { architecture: "GPT2LMHeadModel" });
   assertUserError(excitor(["info", "--model", gpt2]), path.join(gpt2, "config.json"), "GPT2LMHeadModel");
 
-  const other = path.join(SHARED_FIXTURES, "golden/gqa/adapter");
+  const other = path.join(FIXTURES, "golden/gqa/adapter");
   assertUserError(excitor(["score", "--model", path.join(GOLDEN, "model"), "--adapter", other, "--ids", "1,2,3"]), "adapter_config.json", "another model");
 
   // Same layer count, different width: the tensor shapes do not fit.

@@ -9,9 +9,9 @@ import { readDataset, type DatasetRecord } from "../engine/data/datasets";
 import { encodeChatPrompt, encodeRecord, splitTrainValidation, type Example } from "../engine/data/encode";
 import { alpacaPrompt } from "../engine/data/templates";
 import { TextTokenizer } from "../engine/tokenizer/tokenizer";
-import { SHARED_FIXTURES, tinyByteLevelTokenizer } from "./fixtures";
+import { FIXTURES, tinyByteLevelTokenizer } from "./fixtures";
 
-const STORIES_DIR = path.join(SHARED_FIXTURES, "stories260k/hf");
+const STORIES_DIR = path.join(FIXTURES, "stories260k/hf");
 const stories = TextTokenizer.fromFolder(STORIES_DIR);
 
 function tmpDir(): string {

@@ -1,11 +1,11 @@
 /**
- * Where the shared, read-only test fixtures live (see /work/shared/fixtures/README.md).
- * Compiled tests run from dist/test, so the repository root is two levels up and the shared
- * folder sits next to the repository.
+ * Where the test fixtures live: `test/fixtures` in this repository (origins and licences in its
+ * README.md), so a fresh clone with nothing beside it runs every test. Compiled tests run from
+ * dist/test, so the repository root is two levels up.
  */
 import * as path from "node:path";
 
-export const SHARED_FIXTURES = path.resolve(__dirname, "../../../shared/fixtures");
+export const FIXTURES = path.resolve(__dirname, "../../test/fixtures");
 
 /** GPT-2's byte → printable character table used by byte-level BPE (e.g. space → "Ġ"). */
 function bytesToUnicode(): string[] {

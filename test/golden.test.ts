@@ -1,9 +1,9 @@
-/** The engine against an independent implementation of the spec (../shared/fixtures/golden). */
+/** The engine against an independent implementation of the spec (test/fixtures/golden). */
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { SHARED_FIXTURES } from "./fixtures";
+import { FIXTURES } from "./fixtures";
 import { maxAbsDiff } from "./helpers/compare";
 import { openModel } from "../engine/load";
 import { ExcitorAdapter } from "../engine/excitor/adapter";
@@ -12,7 +12,7 @@ import { ENGINES } from "./helpers/engines";
 const TOL = 1e-4;
 
 for (const [name, backend] of ["mha", "gqa"].flatMap((n) => ENGINES.map((b) => [n, b] as const))) {
-  const dir = path.join(SHARED_FIXTURES, "golden", name);
+  const dir = path.join(FIXTURES, "golden", name);
   const expected = (f: string) => JSON.parse(fs.readFileSync(path.join(dir, f), "utf8"));
 
   test(`golden ${name} on ${backend}: log-probs and attention match the reference within 1e-4`, async () => {

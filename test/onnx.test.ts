@@ -13,7 +13,7 @@ import { ExcitorAdapter } from "../engine/excitor/adapter";
 import { ExcitorInputError } from "../engine/errors";
 import { Rng } from "../engine/rng";
 import type { TrainBatch } from "../engine/runtime";
-import { SHARED_FIXTURES } from "./fixtures";
+import { FIXTURES } from "./fixtures";
 import { maxAbsDiff, relDiff } from "./helpers/compare";
 import { tempDir, writeTinyModel, type TinyModelOptions } from "./helpers/tiny-model";
 
@@ -82,7 +82,7 @@ for (const c of CASES) {
 
 for (const name of ["mha", "gqa"]) {
   test(`onnxruntime = tfjs on the golden ${name} model and adapter: Excitor gradients within 1e-4 relative`, async () => {
-    const dir = path.join(SHARED_FIXTURES, "golden", name);
+    const dir = path.join(FIXTURES, "golden", name);
     const [ort, tfjs] = [await openModel(path.join(dir, "model"), { backend: "ort", forTraining: true }), await openModel(path.join(dir, "model"), { backend: "tfjs", forTraining: true })];
     const adapter = ExcitorAdapter.load(path.join(dir, "adapter"), ort.config);
     ort.prepareTraining(adapter);

@@ -3,12 +3,12 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { SHARED_FIXTURES } from "./fixtures";
+import { FIXTURES } from "./fixtures";
 import { openModel } from "../engine/load";
 import { TextTokenizer } from "../engine/tokenizer/tokenizer";
 import { generate } from "../engine/generate/generate";
 
-const dir = path.join(SHARED_FIXTURES, "stories260k");
+const dir = path.join(FIXTURES, "stories260k");
 
 test("stories260k: greedy generation from BOS reproduces expected-greedy.txt", async () => {
   const rt = await openModel(path.join(dir, "hf"));

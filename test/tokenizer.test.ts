@@ -5,10 +5,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { ExcitorInputError } from "../engine/errors";
 import { TextTokenizer } from "../engine/tokenizer/tokenizer";
-import { CHATML_TEMPLATE, SHARED_FIXTURES, tinyByteLevelTokenizer } from "./fixtures";
+import { CHATML_TEMPLATE, FIXTURES, tinyByteLevelTokenizer } from "./fixtures";
 
-const STORIES_DIR = path.join(SHARED_FIXTURES, "stories260k/hf");
-const LLAMA2_DIR = path.join(SHARED_FIXTURES, "tokenizers/llama2");
+const STORIES_DIR = path.join(FIXTURES, "stories260k/hf");
+const LLAMA2_DIR = path.join(FIXTURES, "tokenizers/llama2");
 
 interface Reference {
   text: string;
@@ -22,7 +22,7 @@ function references(file: string): Reference[] {
 }
 
 const cases = [
-  { name: "stories260k", dir: STORIES_DIR, refs: path.join(SHARED_FIXTURES, "stories260k/sentencepiece-ids.json"), vocab: 512 },
+  { name: "stories260k", dir: STORIES_DIR, refs: path.join(FIXTURES, "stories260k/sentencepiece-ids.json"), vocab: 512 },
   { name: "llama2", dir: LLAMA2_DIR, refs: path.join(LLAMA2_DIR, "sentencepiece-ids.json"), vocab: 32000 },
 ];
 

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { SHARED_FIXTURES } from "./fixtures";
+import { FIXTURES } from "./fixtures";
 import { openModel } from "../engine/load";
 import { TextTokenizer } from "../engine/tokenizer/tokenizer";
 import { train, TRAIN_DEFAULTS, METRICS_FILE, type TrainOptions } from "../engine/train/trainer";
@@ -24,7 +24,7 @@ function copyTask(file: string, n: number): string {
 }
 
 test("50 steps on a copy task at least halve the training loss of a real pretrained LLaMA (stories260K)", async () => {
-  const model = path.join(SHARED_FIXTURES, "stories260k/hf");
+  const model = path.join(FIXTURES, "stories260k/hf");
   const rt = await openModel(model, { forTraining: true });
   const tok = TextTokenizer.fromFolder(model);
   const root = tempDir();

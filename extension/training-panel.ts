@@ -83,6 +83,6 @@ export class TrainingPanels {
 
   private snapshot(runId: string): TrainingSnapshot {
     const info = this.runs.get(runId);
-    return { runId, name: info?.name ?? runId, status: info?.status ?? "failed", error: info?.error?.message, events: this.runs.history(runId) };
+    return { runId, name: info?.name ?? runId, status: info?.status ?? "failed", error: info?.error?.message, recipe: info?.spec.recipe, events: this.runs.history(runId) };
   }
 }

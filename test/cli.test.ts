@@ -319,3 +319,32 @@ test("--help works for the program and every command", () => {
     assert.match(r.stdout, /--backend/);
   }
 });
+
+test("train --preset quick scales the run to the data and says at the end whether the model learned", () => {
+  const out = path.join(root, "preset-quick");
+  const r = excitor(["train", "--model", tiny, "--data", data, "--out", out, "--preset", "quick", "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  // 15 training examples at batch 8: 2 steps an epoch, so 60 epochs for Quick's 120 steps, at the capped rate.
+  assert.match(r.stderr, /quick preset: 15 training examples → 60 epochs, 120 steps of 8; rate capped at 0\.03 .*; K 30, r 16, learning rate 0\.03/);
+  const events = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  const start = events.find((e) => e.type === "start");
+  assert.deepEqual([start.totalSteps, start.effectiveBatch, start.learningRate], [120, 8, 0.03]);
+  const done = events.find((e) => e.type === "done");
+  assert.equal(done.verdict.learned, true, done.verdict.message);
+  assert.match(done.verdict.message, /^The model learned: training loss \d+\.\d\d → \d+\.\d\d, −\d+ %\.$/);
+});
+
+test("a run whose loss stays flat says in words that the model did not learn", () => {
+  const out = path.join(root, "flat");
+  const r = excitor(["train", "--model", tiny, "--data", data, "--out", out, "--batch-size", "2", "--epochs", "2", "--lr", "1e-7"]);
+  assert.equal(r.code, 0, r.stderr);
+  // The random tiny model scores about ln V on anything, and a rate of 1e-7 moves nothing.
+  assert.match(r.stdout, /^learned {10}The model did not learn this data: the training loss stayed near chance .*; a uniform guess over [\d,]+ tokens scores \d\.\d\d\)\. Try more examples/m);
+});
+
+test("npx excitor prints nothing but its own output (no npm warnings)", () => {
+  const r = spawnSync("npx", ["--no-install", "excitor", "--help"], { cwd: path.resolve(__dirname, "../.."), encoding: "utf8", timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stderr, "");
+  assert.match(r.stdout, /^Usage: excitor /);
+});

@@ -11,7 +11,12 @@ import { generate } from "../engine/generate/generate";
 import { stories, NAMES, OBJECTS } from "../demo/scripts/corpus";
 import { trainBpe } from "../demo/scripts/bpe";
 import { isCorrect, mentionsAnswer, firstSentence, type DemoRecord } from "../demo/scripts/instructions";
-import { perplexity } from "../demo/evaluate";
+import { accuracy, answerAll, perplexity } from "../demo/evaluate";
+import { ExcitorAdapter } from "../engine/excitor/adapter";
+import type { TrainEvent } from "../engine/train/events";
+import { trainExamplesIn } from "../engine/train/recipe";
+import { specFromPreset, trainArgs } from "../extension/run-spec";
+import { DEFAULT_SETTINGS } from "../extension/settings";
 import { tempDir } from "./helpers/tiny-model";
 
 const repo = path.resolve(__dirname, "../..");
@@ -91,6 +96,9 @@ const MIN_TASK_ACCURACY = 0.3;
 /** A regression guard, not the paper's claim: the demo's adapter does raise story perplexity. */
 const MAX_STORY_PPL_RATIO = 2.2;
 
+/** Run Demo's held-out exact match, measured by the test above in this same run. */
+let demoAccuracy: number | undefined;
+
 test("npm run demo: the tuned model follows held-out instructions that the base model cannot", () => {
   const out = path.join(tempDir(), "demo");
   const r = spawnSync(process.execPath, [path.join(repo, "dist/demo/run.js"), "--out", out], { encoding: "utf8", timeout: 900_000 });
@@ -98,6 +106,7 @@ test("npm run demo: the tuned model follows held-out instructions that the base 
   for (const f of ["adapter_config.json", "adapter_model.safetensors", "metrics.jsonl", "report.md", "report.json", "loss.svg"]) assert.ok(fs.existsSync(path.join(out, f)), f);
 
   const n = JSON.parse(fs.readFileSync(path.join(out, "report.json"), "utf8")) as DemoNumbers;
+  demoAccuracy = n.after.accuracy;
   assert.ok(n.before.accuracy <= MAX_BASE_ACCURACY, `the base model cannot already do it: ${n.before.accuracy}`);
   assert.ok(n.after.accuracy >= MIN_TUNED_ACCURACY, `the tuned model follows the instructions: ${n.after.accuracy}`);
   assert.deepEqual(Object.keys(n.after.accuracyByTask).sort(), ["color", "name", "object"]);
@@ -115,4 +124,25 @@ test("npm run demo: the tuned model follows held-out instructions that the base 
   assert.equal((report.match(/^\| \d \| \d+ % \| \d+ % \|$/gm) ?? []).length, 4, "where the answers look: one row per layer");
   assert.match(fs.readFileSync(path.join(out, "loss.svg"), "utf8"), /^<svg[^>]*>[\s\S]*<polyline[\s\S]*<\/svg>\n$/);
   assert.ok(r.stdout.includes("# Excitor demo report"), "the report is printed too");
+});
+
+test("the extension's Standard preset on the demo data reaches at least 80 % of Run Demo's held-out exact match", async () => {
+  assert.ok(demoAccuracy !== undefined, "the full demo ran first");
+  const data = path.join(DATA, "train.jsonl");
+  const d = DEFAULT_SETTINGS.train;
+  const spec = specFromPreset("standard", MODEL, data, d, trainExamplesIn(data, d.validationShare, d.seed));
+  const out = path.join(tempDir(), "standard");
+  // Exactly the command line the extension's run manager starts.
+  const r = spawnSync(process.execPath, [path.join(repo, "bin/excitor.js"), ...trainArgs(spec, out, false, "auto")], { encoding: "utf8", timeout: 900_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const done = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as TrainEvent).find((e) => e.type === "done");
+  assert.ok(done?.type === "done" && done.verdict?.learned, `the run says it learned: ${JSON.stringify(done)}`);
+
+  const rt = await openModel(MODEL);
+  const tok = TextTokenizer.fromFolder(MODEL);
+  rt.setAdapter(ExcitorAdapter.load(out, rt.config));
+  const heldout = readJsonl<DemoRecord>(path.join(DATA, "heldout.jsonl"));
+  const standard = accuracy(await answerAll(rt, tok, heldout, true));
+  rt.dispose();
+  assert.ok(standard >= 0.8 * demoAccuracy, `Standard ${standard} against Run Demo ${demoAccuracy}`);
 });

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { DEFAULT_SETTINGS, readSettings } from "../extension/settings";
-import { EDITABLE, checkField, parseLayers, specFromPreset, trainArgs } from "../extension/run-spec";
+import { EDITABLE, checkField, parseLayers, recipeSummary, specFromPreset, trainArgs } from "../extension/run-spec";
 
 const from = (values: Record<string, unknown>) => readSettings((k) => values[k]);
 
@@ -38,24 +38,30 @@ test("wrong values fall back to the default, each reported naming its setting", 
   for (const n of named) assert.ok(r.problems.some((p) => p.startsWith(`${n}:`)), `${n} reported`);
 });
 
-test("presets: quick is a short fixed run; standard leaves 0-valued defaults to the engine", () => {
-  const d = DEFAULT_SETTINGS.train;
-  const quick = specFromPreset("quick", "/m", "/d.jsonl", d);
-  assert.equal(quick.maxSteps, 40);
-  assert.equal(quick.batchSize, 8);
-  const standard = specFromPreset("standard", "/m", "/d.jsonl", { ...d, epochs: 7, prompts: 0, rank: 12, learningRate: 0 });
-  assert.equal(standard.epochs, 7);
-  assert.equal(standard.prompts, undefined);
-  assert.equal(standard.rank, 12);
-  assert.equal(standard.learningRate, undefined);
-  assert.equal(standard.maxSteps, undefined);
+test("presets scale steps and learning rate to the data: quick and standard on the demo data and on a 60-record file", () => {
+  const d = DEFAULT_SETTINGS.train; // epochs 3, batch 16, everything else by the preset
+  // The demo data: 800 records, 760 after the 5 % validation split.
+  const quick = specFromPreset("quick", "/m", "/d.jsonl", d, 760);
+  assert.deepEqual([quick.batchSize, quick.epochs, quick.maxSteps, quick.learningRate, quick.prompts, quick.rank], [8, 2, 120, 0.03, 30, 16], "95 steps an epoch: 120 steps over 2 epochs, at the capped rate");
+  const standard = specFromPreset("standard", "/m", "/d.jsonl", d, 760);
+  // 48 steps an epoch: 7 epochs reach 320 steps; 336 steps at 9.14 / 336 = 0.0272.
+  assert.deepEqual([standard.batchSize, standard.epochs, standard.maxSteps, standard.learningRate], [16, 7, undefined, 0.027]);
+  assert.match(standard.recipe!, /^Standard: 760 training examples → 7 epochs, 336 steps of 16/);
+  assert.equal(recipeSummary(standard, 760), "336 steps of 16 (7 epochs), learning rate 0.027, K 30, r 16");
+  // A 60-record user file (57 train): far more passes, never the 8 steps the spec's recipe ran.
+  const small = specFromPreset("quick", "/m", "/d.jsonl", d, 57);
+  assert.deepEqual([small.epochs, small.maxSteps, small.learningRate], [15, undefined, 0.03], "8 steps an epoch × 15 = 120 steps");
+  assert.equal(specFromPreset("standard", "/m", "/d.jsonl", d, 57).epochs, 80, "4 steps an epoch × 80 = 320 steps");
+  // The user's own settings win in Standard.
+  const mine = specFromPreset("standard", "/m", "/d.jsonl", { ...d, epochs: 10, batchSize: 32, prompts: 12, rank: 4, learningRate: 0.005 }, 760);
+  assert.deepEqual([mine.epochs, mine.batchSize, mine.prompts, mine.rank, mine.learningRate], [14, 32, 12, 4, 0.005], "24 steps an epoch: 14 epochs for 320 steps");
 });
 
 test("a spec becomes the train command line, flags only for what is set", () => {
-  const spec = { ...specFromPreset("standard", "/m", "/d.jsonl", DEFAULT_SETTINGS.train), layers: [2, 3], learningRate: 0.005 };
+  const spec = { ...specFromPreset("standard", "/m", "/d.jsonl", DEFAULT_SETTINGS.train, 760), layers: [2, 3], learningRate: 0.005, prompts: undefined };
   assert.deepEqual(trainArgs(spec, "/out", false, "auto"), [
     "--backend", "auto", "train", "--json", "--stdin-control", "--model", "/m", "--data", "/d.jsonl", "--out", "/out",
-    "--layers", "2,3", "--epochs", "3", "--lr", "0.005", "--batch-size", "16", "--max-length", "512", "--validation-share", "0.05", "--seed", "0",
+    "--rank", "16", "--layers", "2,3", "--epochs", "7", "--lr", "0.005", "--batch-size", "16", "--max-length", "512", "--validation-share", "0.05", "--seed", "0",
   ]);
   assert.equal(trainArgs(spec, "/out", true, "auto").at(-1), "--resume");
 });

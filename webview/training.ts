@@ -26,11 +26,15 @@ const resume = button("Resume", () => host.post({ type: "resume" }), { secondary
 const folder = button("Open Folder", () => host.post({ type: "openFolder" }), { secondary: true });
 const stats = h("dl", "stats");
 stats.id = "stats";
+/** At the end of a run: did the loss fall, in words (a flat curve alone says nothing to a newcomer). */
+const verdict = h("p", "verdict");
+verdict.id = "verdict";
+verdict.setAttribute("role", "status");
 const charts = h("div", "charts");
 const gates = h("div", "gates");
 const logs = h("ul", "logs");
 const head = row(title, badge, stop, resume, folder);
-app.append(head, stats, charts, h("h3", undefined, "Gate values (latest step)"), gates, h("h3", undefined, "Log"), logs);
+app.append(head, verdict, stats, charts, h("h3", undefined, "Gate values (latest step)"), gates, h("h3", undefined, "Log"), logs);
 
 let pending = false;
 /** Many events can arrive at once; draw at most once per frame. */
@@ -71,6 +75,7 @@ function draw(): void {
     ["tokens/s", last ? last.tokensPerSecond.toFixed(0) : "–"],
     ["elapsed", last ? fmtDuration(done?.elapsedSeconds ?? last.elapsedSeconds) : "–"],
     ["ETA", run.status === "running" && last ? fmtDuration(last.etaSeconds) : run.status === "done" ? "finished" : "–"],
+    ["recipe", start ? `${start.totalSteps} steps of ${start.effectiveBatch} (${start.epochs} epoch${start.epochs === 1 ? "" : "s"}), peak learning rate ${fmt(start.learningRate)}` : "–"],
     ["trainable parameters", start ? `${fmtInt(start.trainableParams)} (${((100 * start.trainableParams) / (start.baseParams + start.trainableParams)).toFixed(2)} %)` : "–"],
     ["examples", start ? `${start.trainExamples} train, ${start.validationExamples} validation${start.truncatedExamples ? `, ${start.truncatedExamples} cut to max length` : ""}` : "–"],
     ["backend", start?.backend ?? "–"],
@@ -80,10 +85,14 @@ function draw(): void {
       const dd = h("dd", undefined, v);
       dd.dataset.stat = k;
       if (k === "backend" && start?.backendNote) dd.title = start.backendNote; // why this one and not a faster one
+      if (k === "recipe" && run?.recipe) dd.title = run.recipe; // why these numbers
       return [h("dt", undefined, k), dd];
     }),
   );
   if (run.error) stats.append(h("dt", "error", "error"), h("dd", "error", run.error));
+  verdict.textContent = done?.verdict?.message ?? "";
+  verdict.className = `verdict ${done?.verdict ? (done.verdict.learned ? "learned" : "flat") : ""}`;
+  verdict.hidden = !done?.verdict;
 
   const layers = start?.layers ?? [];
   const gateSeries: Series[] = layers.map((layer, i) => ({

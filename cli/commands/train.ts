@@ -3,7 +3,8 @@
  * Ctrl-C → the trainer's AbortSignal, so that it stops at a step boundary, writes a checkpoint
  * and the command exits 130 saying where the adapter is (and that --resume continues it).
  */
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
+import { presetRecipe, trainExamplesIn, type PresetName } from "../../engine/train/recipe";
 import { TRAIN_DEFAULTS, train, type TrainOptions } from "../../engine/train/trainer";
 import { openModel, type BackendChoice } from "../../engine/load";
 import { openTokenizer, interruptSignal, modelOptions, stdinStopSignal } from "../session";
@@ -39,6 +40,7 @@ interface Opts {
   json?: boolean;
   stdinControl?: boolean;
   lowMemory?: boolean;
+  preset?: PresetName;
 }
 
 export function registerTrain(program: Command, run: Runner): void {
@@ -62,11 +64,40 @@ export function registerTrain(program: Command, run: Runner): void {
     .addOption(numberOption("--warmup-share <x>", "share of steps with linear learning-rate warmup", SHARE, D.warmupShare))
     .addOption(numberOption("--weight-decay <x>", "AdamW weight decay", NON_NEGATIVE, D.weightDecay))
     .addOption(numberOption("--grad-clip <x>", "clip the gradient's global norm (0: off)", NON_NEGATIVE, D.gradClip))
+    .addOption(
+      new Option("--preset <name>", "quick or standard: epochs, steps, batch, learning rate, K and r scaled to the data's size (explicit options win)").choices(["quick", "standard"]),
+    )
     .option("--resume", "continue from the checkpoint in --out")
     .option("--low-memory", "tfjs engine: keep one copy of the frozen weights (half the memory, slower backward passes); the onnxruntime engine always keeps one")
     .option("--json", "print each training event as one JSON line on stdout instead of the progress bar")
     .option("--stdin-control", 'for editors: a line "stop" on stdin, or the end of stdin, stops after the current step (as Ctrl-C does)')
-    .action(run(async (cmd) => trainWithJsonErrors(cmd.optsWithGlobals<Opts>())));
+    .action(run(async (cmd) => trainWithJsonErrors(withPreset(cmd.optsWithGlobals<Opts>(), (name) => cmd.getOptionValueSource(name) === "cli"))));
+}
+
+/**
+ * --preset: the recipe for the data's training split fills every option the user did not give.
+ * The dataset is read here as the trainer reads it, so a bad file fails with the same message.
+ */
+function withPreset(o: Opts, given: (option: string) => boolean): Opts {
+  if (!o.preset) return o;
+  const r = presetRecipe(o.preset, trainExamplesIn(o.data, o.validationShare, o.seed), {
+    batchSize: given("batchSize") ? o.batchSize : undefined,
+    minEpochs: given("epochs") ? o.epochs : undefined,
+    learningRate: o.lr,
+    numPrompts: o.prompts,
+    rank: o.rank,
+  });
+  process.stderr.write(`excitor: ${o.preset} preset: ${r.reason}; K ${r.numPrompts}, r ${r.rank}, learning rate ${r.learningRate}\n`);
+  return {
+    ...o,
+    batchSize: r.batchSize,
+    microBatch: given("microBatch") ? o.microBatch : Math.min(r.batchSize, 16),
+    epochs: r.epochs,
+    maxSteps: o.maxSteps ?? r.maxSteps,
+    lr: r.learningRate,
+    prompts: r.numPrompts,
+    rank: r.rank,
+  };
 }
 
 /**
@@ -134,6 +165,7 @@ async function trainCommand(o: Opts): Promise<number> {
           `steps            ${result.step}`,
           `final loss       ${Number.isFinite(result.loss) ? result.loss.toFixed(4) : "- (no step left to run)"}`,
           `validation loss  ${val}`,
+          ...(result.verdict ? [`learned          ${result.verdict.message}`] : []),
           `wall time        ${wallTime((performance.now() - t0) / 1000)}`,
           `adapter          ${result.adapterDir}`,
           `trainable params ${fmtInt(trainable)} (${((100 * trainable) / (base + trainable)).toFixed(3)}% of ${fmtInt(base + trainable)})`,

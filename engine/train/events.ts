@@ -1,3 +1,5 @@
+import type { LearningVerdict } from "./verdict";
+
 /** What a training run reports as it goes; the terminal progress bar and the VS Code panel both consume this. */
 export type TrainEvent =
   | {
@@ -38,5 +40,14 @@ export type TrainEvent =
   | { type: "validation"; step: number; loss: number }
   | { type: "checkpoint"; step: number; dir: string }
   | { type: "log"; level: "info" | "warn"; message: string }
-  | { type: "done"; step: number; loss: number; validationLoss?: number; elapsedSeconds: number; adapterDir: string }
+  | {
+      type: "done";
+      step: number;
+      loss: number;
+      validationLoss?: number;
+      elapsedSeconds: number;
+      adapterDir: string;
+      /** Whether the training loss fell, in words (absent for runs of fewer than 4 steps, and in older runs). */
+      verdict?: LearningVerdict;
+    }
   | { type: "cancelled"; step: number; adapterDir: string };

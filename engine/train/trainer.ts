@@ -22,6 +22,7 @@ import type { TrainEvent } from "./events";
 import { ADAMW_DEFAULTS, AdamW, clipGlobalNorm } from "./optimizer";
 import { excitorTarget, fullTarget } from "./targets";
 import { defaultLearningRate, defaultWarmupSteps, learningRate } from "./schedule";
+import { learningVerdict, type LearningVerdict } from "./verdict";
 
 export interface TrainOptions {
   dataFile: string;
@@ -89,6 +90,8 @@ export interface TrainResult {
   adapterDir: string;
   loss: number;
   validationLoss?: number;
+  /** Whether the loss fell (done runs of 4 steps or more, Excitor mode). */
+  verdict?: LearningVerdict;
 }
 
 export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOptions): Promise<TrainResult> {
@@ -236,13 +239,23 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
   }
   validationLoss = await validate();
   checkpoint();
-  emit({ type: "done", step, loss: lastLoss, validationLoss, elapsedSeconds: (performance.now() - t0) / 1000, adapterDir: o.outDir });
-  return { status: "done", step, adapter, adapterDir: o.outDir, loss: lastLoss, validationLoss };
+  const verdict = full ? undefined : learningVerdict(stepLosses(metrics), rt.config.vocabSize);
+  emit({ type: "done", step, loss: lastLoss, validationLoss, elapsedSeconds: (performance.now() - t0) / 1000, adapterDir: o.outDir, verdict });
+  return { status: "done", step, adapter, adapterDir: o.outDir, loss: lastLoss, validationLoss, verdict };
 }
 
 /** The order of training examples in an epoch: a function of (seed, epoch) alone, so a resume needs no RNG state. */
 export function epochOrder(n: number, seed: number, epoch: number): number[] {
   return new Rng(seed * 1_000_003 + epoch + 1).shuffle(Array.from({ length: n }, (_, i) => i));
+}
+
+/** The loss of every step in metrics.jsonl: a resumed run's earlier segments count too. */
+function stepLosses(metrics: string): number[] {
+  return fs
+    .readFileSync(metrics, "utf8")
+    .split("\n")
+    .filter((l) => l.includes('"type":"step"'))
+    .map((l) => (JSON.parse(l) as { loss: number }).loss);
 }
 
 function padId(tok: TextTokenizer): number {

@@ -44,24 +44,24 @@ test("presets scale steps and learning rate to the data: quick and standard on t
   const quick = specFromPreset("quick", "/m", "/d.jsonl", d, 760);
   assert.deepEqual([quick.batchSize, quick.epochs, quick.maxSteps, quick.learningRate, quick.prompts, quick.rank], [8, 2, 120, 0.03, 30, 16], "95 steps an epoch: 120 steps over 2 epochs, at the capped rate");
   const standard = specFromPreset("standard", "/m", "/d.jsonl", d, 760);
-  // 48 steps an epoch: 7 epochs reach 320 steps; 336 steps at 9.14 / 336 = 0.0272.
-  assert.deepEqual([standard.batchSize, standard.epochs, standard.maxSteps, standard.learningRate], [16, 7, undefined, 0.027]);
-  assert.match(standard.recipe!, /^Standard: 760 training examples → 7 epochs, 336 steps of 16/);
-  assert.equal(recipeSummary(standard, 760), "336 steps of 16 (7 epochs), learning rate 0.027, K 30, r 16");
+  // 48 steps an epoch: 10 epochs reach 480 steps, a short run, at 3e-2.
+  assert.deepEqual([standard.batchSize, standard.epochs, standard.maxSteps, standard.learningRate], [16, 10, undefined, 0.03]);
+  assert.match(standard.recipe!, /^Standard: 760 training examples → 10 epochs, 480 steps of 16/);
+  assert.equal(recipeSummary(standard, 760), "480 steps of 16 (10 epochs), learning rate 0.03, K 30, r 16");
   // A 60-record user file (57 train): far more passes, never the 8 steps the spec's recipe ran.
   const small = specFromPreset("quick", "/m", "/d.jsonl", d, 57);
   assert.deepEqual([small.epochs, small.maxSteps, small.learningRate], [15, undefined, 0.03], "8 steps an epoch × 15 = 120 steps");
-  assert.equal(specFromPreset("standard", "/m", "/d.jsonl", d, 57).epochs, 80, "4 steps an epoch × 80 = 320 steps");
+  assert.equal(specFromPreset("standard", "/m", "/d.jsonl", d, 57).epochs, 100, "4 steps an epoch would need 120 epochs for 480 steps: capped at 100");
   // The user's own settings win in Standard.
   const mine = specFromPreset("standard", "/m", "/d.jsonl", { ...d, epochs: 10, batchSize: 32, prompts: 12, rank: 4, learningRate: 0.005 }, 760);
-  assert.deepEqual([mine.epochs, mine.batchSize, mine.prompts, mine.rank, mine.learningRate], [14, 32, 12, 4, 0.005], "24 steps an epoch: 14 epochs for 320 steps");
+  assert.deepEqual([mine.epochs, mine.batchSize, mine.prompts, mine.rank, mine.learningRate], [20, 32, 12, 4, 0.005], "24 steps an epoch: 20 epochs for 480 steps");
 });
 
 test("a spec becomes the train command line, flags only for what is set", () => {
   const spec = { ...specFromPreset("standard", "/m", "/d.jsonl", DEFAULT_SETTINGS.train, 760), layers: [2, 3], learningRate: 0.005, prompts: undefined };
   assert.deepEqual(trainArgs(spec, "/out", false, "auto"), [
     "--backend", "auto", "train", "--json", "--stdin-control", "--model", "/m", "--data", "/d.jsonl", "--out", "/out",
-    "--rank", "16", "--layers", "2,3", "--epochs", "7", "--lr", "0.005", "--batch-size", "16", "--max-length", "512", "--validation-share", "0.05", "--seed", "0",
+    "--rank", "16", "--layers", "2,3", "--epochs", "10", "--lr", "0.005", "--batch-size", "16", "--max-length", "512", "--validation-share", "0.05", "--seed", "0",
   ]);
   assert.equal(trainArgs(spec, "/out", true, "auto").at(-1), "--resume");
 });

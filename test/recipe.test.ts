@@ -1,15 +1,18 @@
 /** The presets' recipe (steps and rate scaled to the data) and the end-of-run verdict on the loss. */
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { MAX_PRESET_EPOCHS, MAX_PRESET_RATE, presetRecipe } from "../engine/train/recipe";
+import { MAX_PRESET_EPOCHS, presetRate, presetRecipe } from "../engine/train/recipe";
 import { defaultLearningRate } from "../engine/train/schedule";
 import { learningVerdict } from "../engine/train/verdict";
 
-test("recipe: small data gets many passes at the capped rate; Alpaca-sized data gets back about the method's rate", () => {
+test("recipe: small data gets many passes at a short run's rate; Alpaca-sized data gets back about the method's rate", () => {
   const tiny = presetRecipe("standard", 20);
-  assert.equal(tiny.epochs, MAX_PRESET_EPOCHS, "2 steps an epoch would need 160 epochs: capped");
+  assert.equal(tiny.epochs, MAX_PRESET_EPOCHS, "2 steps an epoch would need 240 epochs: capped");
   assert.equal(tiny.steps, 200);
-  assert.equal(tiny.learningRate, MAX_PRESET_RATE);
+  assert.equal(tiny.learningRate, 0.03);
+  // Between the two anchors (500 steps at 3e-2, 8,125 at 9e-3 × 16 / 256 = 5.6e-4) the rate falls
+  // geometrically: 2,000 steps sit at ln 4 / ln 16.25 = 0.497 of the way, exp(-5.48) = 4.2e-3.
+  assert.equal(presetRate(2000, 16), 0.0042);
   // LLaMA-Adapter's Alpaca run: 49,402 training examples at batch 32 for 5 epochs.
   const alpaca = presetRecipe("standard", 49_402, { batchSize: 32, minEpochs: 5 });
   assert.equal(alpaca.steps, 1544 * 5);
@@ -20,7 +23,7 @@ test("recipe: small data gets many passes at the capped rate; Alpaca-sized data 
   // Quick stops after about 120 steps whatever the data's size.
   assert.equal(presetRecipe("quick", 100_000).steps, 120);
   assert.equal(presetRecipe("quick", 100_000).maxSteps, 120);
-  assert.match(presetRecipe("quick", 100_000).reason, /^100000 training examples → 1 epoch, 120 steps of 8; rate capped/);
+  assert.match(presetRecipe("quick", 100_000).reason, /^100000 training examples → 1 epoch, 120 steps of 8; a short run's rate \(the method's 2\.8e-4 is for runs of ~8,130 steps\)$/);
 });
 
 test("verdict: a falling loss learned; a flat one near ln V did not; a flat low one barely did", () => {

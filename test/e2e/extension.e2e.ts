@@ -56,7 +56,11 @@ test("Train Adapter… from the command palette on the demo model: the training 
   await screenshot(page, "1-training-progress");
   await waitFor(async () => ((await text(panel, "#run-status")) === "done" ? true : undefined), 300_000, "the run to finish");
   const step = await text(panel, '[data-stat="step"]');
-  assert.match(step, /^40 \/ 40$/, "the quick preset runs 40 steps");
+  // Quick on the demo data (760 training examples at batch 8): 120 steps, its plan shown in the panel.
+  assert.match(step, /^120 \/ 120$/, "the quick preset runs 120 steps");
+  assert.match(await text(panel, '[data-stat="recipe"]'), /^120 steps of 8 \(2 epochs\), peak learning rate 0\.03/);
+  assert.match((await panel.locator('[data-stat="recipe"]').getAttribute("title")) ?? "", /^Quick: 760 training examples → 2 epochs, 120 steps of 8/, "hovering says why these numbers");
+  assert.match(await text(panel, "#verdict"), /^The model learned: training loss \d\.\d\d → \d\.\d\d, −\d+ %\.$/, "the end of the run says in words that the loss fell");
   assert.notEqual(await text(panel, '[data-stat="loss"]'), "–");
   // The .vsix carries onnxruntime for this platform: the installed extension trains on it.
   assert.equal(await text(panel, '[data-stat="backend"]'), "onnxruntime-cpu");
@@ -75,7 +79,7 @@ test("the training panel closes and reopens from the Runs view without losing th
   await runCommand(page, "Excitor: Focus on Runs View");
   await page.locator(".pane-body .monaco-list-row", { hasText: "train-quick" }).first().click();
   const panel = await webviewFrame(page, "training");
-  await waitFor(async () => ((await text(panel, '[data-stat="step"]')) === "40 / 40" ? true : undefined), 30_000, "the reopened panel to show the run");
+  await waitFor(async () => ((await text(panel, '[data-stat="step"]')) === "120 / 120" ? true : undefined), 30_000, "the reopened panel to show the run");
   assert.equal(await text(panel, "#run-status"), "done");
   assert.ok((await panel.locator("svg.chart path.line").count()) >= 2, "the curves are back");
   // Open Folder reveals the run's folder in the Explorer (the workspace holds the runs).

@@ -2,6 +2,7 @@
 import type { TrainEvent } from "../engine/train/events";
 import type { TrainingSnapshot, TrainingToHost, TrainingToWebview } from "../extension/messages";
 import { fmtDuration, fmtInt } from "../cli/format";
+import { runProgress } from "../extension/train-history";
 import { lineChart, fmt, type Series } from "./line-chart";
 import { button, h, row } from "./ui";
 import { connect } from "./vscode-api";
@@ -13,7 +14,7 @@ const host = connect<TrainingToHost, TrainingToWebview, { runId: string }>((m) =
     host.setState({ runId: m.run.runId }); // lets VS Code restore this panel after a reload
   } else if (!run || m.runId !== run.runId) return;
   else if (m.type === "event") run.events.push(m.event);
-  else if (m.type === "status") Object.assign(run, { status: m.status, error: m.error });
+  else if (m.type === "status") Object.assign(run, { status: m.status, error: m.error, canResume: m.canResume });
   schedule();
 });
 
@@ -51,16 +52,15 @@ function draw(): void {
   if (!run) return;
   const ev = run.events;
   const start = of(ev, "start").at(-1);
-  const steps = of(ev, "step");
-  const vals = of(ev, "validation");
+  // Across Resumes: each step once, and the time of every segment.
+  const { steps, validations: vals, elapsed } = runProgress(ev);
   const last = steps.at(-1);
-  const done = of(ev, "done").at(-1);
   title.textContent = run.name;
   badge.textContent = run.status;
   badge.className = `badge ${run.status}`;
   document.body.dataset.status = run.status;
   stop.disabled = run.status !== "running";
-  resume.disabled = run.status === "running" || run.status === "done";
+  resume.style.display = run.canResume ? "" : "none"; // offered only with a checkpoint to continue from
 
   const rows: [string, string][] = [
     ["step", last ? `${last.step} / ${last.totalSteps}` : start ? `0 / ${start.totalSteps}` : "–"],
@@ -69,7 +69,7 @@ function draw(): void {
     ["validation loss", vals.length ? vals[vals.length - 1].loss.toFixed(4) : "–"],
     ["learning rate", last ? fmt(last.learningRate) : "–"],
     ["tokens/s", last ? last.tokensPerSecond.toFixed(0) : "–"],
-    ["elapsed", last ? fmtDuration(done?.elapsedSeconds ?? last.elapsedSeconds) : "–"],
+    ["elapsed", elapsed !== undefined ? fmtDuration(elapsed) : "–"],
     ["ETA", run.status === "running" && last ? fmtDuration(last.etaSeconds) : run.status === "done" ? "finished" : "–"],
     ["trainable parameters", start ? `${fmtInt(start.trainableParams)} (${((100 * start.trainableParams) / (start.baseParams + start.trainableParams)).toFixed(2)} %)` : "–"],
     ["examples", start ? `${start.trainExamples} train, ${start.validationExamples} validation${start.truncatedExamples ? `, ${start.truncatedExamples} cut to max length` : ""}` : "–"],

@@ -93,7 +93,7 @@ function draw(): void {
   }));
   charts.replaceChildren(
     lineChart("Loss", [{ name: "training", cls: "s0", points: steps.map((s) => [s.step, s.loss]) }, { name: "validation", cls: "s1", dashed: true, points: vals.map((v) => [v.step, v.loss]) }], "step"),
-    lineChart("Learning rate", [{ name: "lr", cls: "s2", points: steps.map((s) => [s.step, s.learningRate]) }], "step"),
+    lineChart("Learning rate", [{ name: "learning rate", cls: "s2", points: steps.map((s) => [s.step, s.learningRate]) }], "step", { legend: false }),
     lineChart("Mean |gate| per layer", gateSeries, "step"),
   );
 

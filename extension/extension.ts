@@ -8,11 +8,13 @@ import { AttentionPanel, ATTENTION_VIEW_TYPE, type AttentionTarget } from "./att
 import { ChatViewProvider, CHAT_VIEW_ID } from "./chat-view";
 import { EnginePool } from "./engine-pool";
 import { nodeLauncher } from "./engine-process";
+import { ExcitorInputError } from "../engine/errors";
 import { messageOf, showEngineError } from "./errors";
 import { builtInDataset, builtInModel, modelFolder, revealFolder, runsFolder } from "./places";
+import { checkModel } from "./preflight";
 import { RunManager, type RunInfo } from "./run-manager";
 import { RunItem, RunsTree } from "./runs-tree";
-import type { RunSpec } from "./run-spec";
+import { demoSpec, type RunSpec } from "./run-spec";
 import { readSettings, type ExcitorSettings } from "./settings";
 import { TrainingPanels, TRAINING_VIEW_TYPE } from "./training-panel";
 import { askRunSpec } from "./train-wizard";
@@ -24,6 +26,7 @@ export function activate(ctx: vscode.ExtensionContext): void {
   ctx.subscriptions.push(log);
 
   let settings = loadSettings(log);
+  checkModelSetting(settings, log);
   const launcher = nodeLauncher(root, () => ({ threads: settings.threads }));
   const runs = new RunManager(runsFolder(settings, ctx), launcher, () => settings.backend, (l) => log.info(l));
   const pool = new EnginePool(launcher, () => settings.backend, (l) => log.info(l));
@@ -47,7 +50,22 @@ export function activate(ctx: vscode.ExtensionContext): void {
   };
   const startRun = (spec: RunSpec, name: string) => follow(runs.start(spec, name));
   const resume = (id: string) => follow(runs.resume(id));
-  const panels = new TrainingPanels(ctx.extensionUri, runs, log, (id) => guard(() => resume(id)));
+  /** A second training at once is allowed, but only when asked for: each slows the other down. */
+  const confirmAnother = async (): Promise<boolean> => {
+    const busy = runs.running();
+    if (busy.length === 0) return true;
+    const names = busy.map((r) => `“${r.name}”`).join(" and ");
+    const pick = await vscode.window.showWarningMessage(
+      `Excitor: ${names} ${busy.length > 1 ? "are" : "is"} training. Start another?`,
+      { modal: true, detail: "Both will be slower (they share the CPU cores)." },
+      "Start Another",
+    );
+    return pick === "Start Another";
+  };
+  const askResume = async (id: string) => {
+    if (await confirmAnother()) resume(id);
+  };
+  const panels = new TrainingPanels(ctx.extensionUri, runs, log, (id) => guard(() => askResume(id)));
 
   const showAttention = async (run?: RunInfo): Promise<void> => {
     const last = await vscode.window.showInputBox({
@@ -80,19 +98,23 @@ export function activate(ctx: vscode.ExtensionContext): void {
   const runOf = (item: unknown): RunInfo | undefined => (item instanceof RunItem ? runs.get(item.run.id) : undefined);
 
   const command = (id: string, fn: (...args: unknown[]) => unknown) => ctx.subscriptions.push(vscode.commands.registerCommand(id, (...a: unknown[]) => guard(() => fn(...a))));
-  command("excitor.train", async (uri?: unknown) => {
+  const train = async (uri?: unknown) => {
+    if (!(await confirmAnother())) return;
     const asked = await askRunSpec(root, settings, uri instanceof vscode.Uri ? uri : undefined);
     if (asked) startRun(asked.spec, asked.name);
+  };
+  command("excitor.train", train);
+  // The same command for the Explorer's context menu, whose entries show no category: its title says "Excitor".
+  command("excitor.trainOnFile", train);
+  command("excitor.runDemo", async () => {
+    if (!(await confirmAnother())) return;
+    const model = builtInModel(root);
+    const facts = checkModel(model);
+    startRun(demoSpec(model, builtInDataset(root), facts.ok ? facts.value.maxPositions : undefined), "demo");
   });
-  command("excitor.runDemo", () =>
-    startRun(
-      { kind: "demo", model: builtInModel(root), data: builtInDataset(root), prompts: 30, rank: 16, epochs: 4, batchSize: 16, learningRate: 6e-2, maxLength: 512, validationShare: 0.05, seed: 0 },
-      "demo",
-    ),
-  );
   command("excitor.resumeTraining", async (item?: unknown) => {
-    const run = runOf(item) ?? (await pickRun((r) => r.status === "stopped" || r.status === "failed", "Resume Training"));
-    if (run) resume(run.id);
+    const run = runOf(item) ?? (await pickRun((r) => r.canResume, "Resume Training"));
+    if (run) await askResume(run.id);
   });
   command("excitor.stopTraining", async (item?: unknown) => {
     const run = runOf(item) ?? (await pickRun((r) => runs.isRunning(r.id), "Stop Training"));
@@ -137,17 +159,44 @@ export function activate(ctx: vscode.ExtensionContext): void {
     runs.onStatus((info) => {
       tree.refresh();
       chat.refreshLists();
-      if (info.status === "failed" && info.error) void showEngineError(`Excitor: training “${info.name}” failed`, info.error);
+      // Nothing left to show: its folder was deleted, or the engine rejected it before it began.
+      if (info.status === "deleted" || info.discarded) panels.close(info.id);
+      if (info.status === "failed" && info.error) void showEngineError(info.discarded ? `Excitor: cannot train “${info.name}”` : `Excitor: training “${info.name}” failed`, info.error);
     }),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (!e.affectsConfiguration("excitor")) return;
       const before = settings;
       settings = loadSettings(log);
       if (before.backend !== settings.backend || before.threads !== settings.threads) pool.dispose();
+      if (before.modelFolder !== settings.modelFolder) checkModelSetting(settings, log);
       if (runsFolder(before, ctx) !== runsFolder(settings, ctx))
         void vscode.window.showInformationMessage("Excitor: the new runs folder is used after the window reloads.", "Reload Window").then((p) => p && vscode.commands.executeCommand("workbench.action.reloadWindow"));
     }),
   );
+
+  // Runs the previous window was training when it went away (a reload, the editor closing).
+  void runs.collectInterrupted().then(async (interrupted) => {
+    if (interrupted.length === 0) return;
+    tree.refresh();
+    const resumable = interrupted.filter((r) => r.canResume);
+    const names = interrupted.map((r) => `“${r.name}”`).join(", ");
+    const lost = interrupted.length - resumable.length;
+    const note = lost === 0 ? "" : resumable.length === 0 ? "; it stopped before its first checkpoint, so it cannot be resumed" : `; ${lost} of them had no checkpoint yet and cannot be resumed`;
+    const message = `Excitor: ${interrupted.length === 1 ? "the training" : `${interrupted.length} trainings`} ${names} ${interrupted.length === 1 ? "was" : "were"} interrupted when the window reloaded or closed${note}`;
+    const action = resumable.length > 1 ? "Resume All" : "Resume";
+    const pick = await vscode.window.showWarningMessage(message, ...(resumable.length ? [action] : []));
+    if (pick !== action || !(await confirmAnother())) return;
+    for (const r of resumable) await guard(() => resume(r.id));
+  });
+}
+
+/** A model folder set in the settings is checked when set, so a wrong one is named at once, not at the first training or chat. */
+function checkModelSetting(settings: ExcitorSettings, log: vscode.LogOutputChannel): void {
+  if (settings.modelFolder === "") return;
+  const checked = checkModel(settings.modelFolder);
+  if (checked.ok) return;
+  log.warn(`excitor.modelFolder: ${checked.error.message}`);
+  void showEngineError("Excitor: the excitor.modelFolder setting", checked.error);
 }
 
 export function deactivate(): void {
@@ -169,6 +218,8 @@ async function guard(fn: () => unknown): Promise<void> {
   try {
     await fn();
   } catch (e) {
-    void vscode.window.showErrorMessage(`Excitor: ${messageOf(e)}`);
+    // A bad model or dataset: the message names the file and line, and Open File goes there.
+    if (e instanceof ExcitorInputError) void showEngineError("Excitor", { message: e.message, file: e.file, line: e.line });
+    else void vscode.window.showErrorMessage(`Excitor: ${messageOf(e)}`);
   }
 }

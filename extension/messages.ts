@@ -6,6 +6,7 @@
  */
 import type { AttentionReport } from "../engine/analysis/attention";
 import type { TrainEvent } from "../engine/train/events";
+import type { RunStatus } from "./run-manager";
 
 // ---------------------------------------------------------------- chat view
 
@@ -62,14 +63,19 @@ export type TrainingToHost = { type: "ready" } | { type: "stop" } | { type: "res
 export interface TrainingSnapshot {
   runId: string;
   name: string;
-  status: "running" | "done" | "stopped" | "failed";
+  status: RunStatus;
   error?: string;
   /** How the preset chose the run's numbers (absent for custom runs and older runs). */
   recipe?: string;
+  /** Resume would continue it (a training run with a checkpoint): the panel offers Resume only then. */
+  canResume: boolean;
   events: TrainEvent[];
 }
 
-export type TrainingToWebview = { type: "snapshot"; run: TrainingSnapshot } | { type: "event"; runId: string; event: TrainEvent } | { type: "status"; runId: string; status: TrainingSnapshot["status"]; error?: string };
+export type TrainingToWebview =
+  | { type: "snapshot"; run: TrainingSnapshot }
+  | { type: "event"; runId: string; event: TrainEvent }
+  | { type: "status"; runId: string; status: RunStatus; error?: string; canResume: boolean };
 
 // ---------------------------------------------------------------- attention panel
 

@@ -121,3 +121,12 @@ export function parseLayers(raw: string): number[] | undefined | string {
   if (nums.some((n) => !Number.isInteger(n) || n < 0)) return `Layers: "${raw}" is not a list of layer numbers like 4,5,6,7`;
   return nums;
 }
+
+/**
+ * What "Excitor: Run Demo" runs, as the Runs view shows it: the demo program's own recipe
+ * (demo/run.ts: 6 epochs of batch 16 at 3e-2, K=30, r=16, max length 512 cut to the model's
+ * context). The demo program does not read it; a test compares it with what the program trains.
+ */
+export function demoSpec(model: string, data: string, maxPositions?: number): RunSpec {
+  return { kind: "demo", model, data, prompts: 30, rank: 16, epochs: 6, batchSize: 16, learningRate: 3e-2, maxLength: Math.min(512, maxPositions ?? 512), validationShare: 0.05, seed: 0 };
+}

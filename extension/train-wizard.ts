@@ -1,11 +1,15 @@
 /**
  * "Excitor: Train Adapter…": pick the base model, the dataset and a preset (or edit every
- * hyperparameter), then hand the spec to the run manager. Each step can be left with Escape.
+ * hyperparameter, then confirm them on a summary), then hand the spec to the run manager. The
+ * model and the dataset are checked as soon as they are chosen, with the engine's own messages,
+ * so a bad file never becomes a run. Each step can be left with Escape.
  */
 import * as path from "node:path";
 import * as vscode from "vscode";
+import { showEngineError } from "./errors";
 import { builtInDataset, builtInModel } from "./places";
 import { trainExamplesIn } from "../engine/train/recipe";
+import { checkDataset, checkModel, defaultMaxLength } from "./preflight";
 import { EDITABLE, PRESETS, checkField, parseLayers, recipeSummary, specFromPreset, type PresetName, type RunSpec } from "./run-spec";
 import type { ExcitorSettings } from "./settings";
 
@@ -14,8 +18,18 @@ type Pick<T> = vscode.QuickPickItem & { value: T };
 export async function askRunSpec(root: string, settings: ExcitorSettings, dataset?: vscode.Uri): Promise<{ spec: RunSpec; name: string } | undefined> {
   const model = await askModel(root, settings);
   if (!model) return undefined;
+  const facts = checkModel(model);
+  if (!facts.ok) {
+    void showEngineError("Excitor: cannot train this model", facts.error);
+    return undefined;
+  }
   const data = dataset?.fsPath ?? (await askDataset(root));
   if (!data) return undefined;
+  const checked = checkDataset(data);
+  if (!checked.ok) {
+    void showEngineError("Excitor: cannot train on this dataset", checked.error);
+    return undefined;
+  }
   // The presets scale steps and learning rate to the data, so the wizard shows what each will run.
   const trainExamples = trainExamplesIn(data, settings.train.validationShare, settings.train.seed);
   const planned = (k: PresetName) => specFromPreset(k, model, data, settings.train, trainExamples);
@@ -28,10 +42,11 @@ export async function askRunSpec(root: string, settings: ExcitorSettings, datase
   );
   if (!preset) return undefined;
   let spec = planned(preset.value === "custom" ? "standard" : preset.value);
+  spec = { ...spec, maxLength: defaultMaxLength(spec.maxLength, facts.value.maxPositions) };
   if (preset.value === "custom") {
     const edited = await editSpec(spec);
     if (!edited) return undefined;
-    spec = edited;
+    spec = { ...edited, recipe: "Custom: the values you entered" };
   }
   return { spec, name: `${path.basename(data).replace(/\.(jsonl?|json)$/i, "")}-${preset.value}` };
 }
@@ -63,24 +78,53 @@ async function askDataset(root: string): Promise<string | undefined> {
   return uri?.[0]?.fsPath;
 }
 
+/** What an empty optional field means, as the summary shows it. */
+const UNSET: Partial<Record<keyof RunSpec, string>> = {
+  prompts: "by model size",
+  rank: "by model size",
+  maxSteps: "no limit",
+  learningRate: "9e-3 × batch / 256",
+  layers: "the top 15/16 of the layers",
+};
+
+const LAYERS = { key: "layers" as const, label: "Adapted layers" };
+
+/** Every field in turn, each prefilled (Enter keeps it), then the summary until Start or Cancel. */
 async function editSpec(start: RunSpec): Promise<RunSpec | undefined> {
   const spec: RunSpec = { ...start };
   const steps = EDITABLE.length + 1;
-  for (const [i, field] of EDITABLE.entries()) {
-    const current = spec[field.key];
-    const raw = await vscode.window.showInputBox({
-      title: `Excitor: ${field.label} (${i + 1}/${steps})`,
-      prompt: field.hint,
-      value: current === undefined ? "" : String(current),
-      ignoreFocusOut: true,
-      validateInput: (v) => checkField(field, v),
-    });
-    if (raw === undefined) return undefined;
-    (spec as unknown as Record<string, number | undefined>)[field.key] = raw.trim() === "" ? undefined : Number(raw);
+  for (const [i, field] of EDITABLE.entries()) if (!(await editField(spec, field, `${i + 1}/${steps}`))) return undefined;
+  if (!(await editLayers(spec, `${steps}/${steps}`))) return undefined;
+  for (;;) {
+    const choice = await summary(spec);
+    if (choice === "start") return spec;
+    if (choice === undefined || choice === "cancel") return undefined;
+    const key = choice === "edit" ? await pickField(spec) : choice;
+    if (key === undefined) continue;
+    const field = EDITABLE.find((f) => f.key === key);
+    if (field) await editField(spec, field, "edit");
+    else await editLayers(spec, "edit");
   }
+}
+
+async function editField(spec: RunSpec, field: (typeof EDITABLE)[number], step: string): Promise<boolean> {
+  const current = spec[field.key];
+  const raw = await vscode.window.showInputBox({
+    title: `Excitor: ${field.label} (${step})`,
+    prompt: `${field.hint}; Enter keeps this value`,
+    value: current === undefined ? "" : String(current),
+    ignoreFocusOut: true,
+    validateInput: (v) => checkField(field, v),
+  });
+  if (raw === undefined) return false;
+  (spec as unknown as Record<string, number | undefined>)[field.key] = raw.trim() === "" ? undefined : Number(raw);
+  return true;
+}
+
+async function editLayers(spec: RunSpec, step: string): Promise<boolean> {
   const layers = await vscode.window.showInputBox({
-    title: `Excitor: adapted layers (${steps}/${steps})`,
-    prompt: "comma-separated layer numbers, e.g. 4,5,6,7 (empty: the top 15/16 of the layers)",
+    title: `Excitor: adapted layers (${step})`,
+    prompt: "comma-separated layer numbers, e.g. 4,5,6,7 (empty: the top 15/16 of the layers); Enter keeps this value",
     value: spec.layers?.join(",") ?? "",
     ignoreFocusOut: true,
     validateInput: (v) => {
@@ -88,7 +132,36 @@ async function editSpec(start: RunSpec): Promise<RunSpec | undefined> {
       return typeof r === "string" ? r : undefined;
     },
   });
-  if (layers === undefined) return undefined;
+  if (layers === undefined) return false;
   spec.layers = parseLayers(layers) as number[] | undefined;
-  return spec;
+  return true;
+}
+
+type Field = keyof RunSpec;
+
+/** Each value as the summary lists it. */
+function values(spec: RunSpec): { key: Field; label: string; value: string }[] {
+  const show = (key: Field, v: unknown) => (v === undefined ? `${UNSET[key] ?? "default"}` : Array.isArray(v) ? v.join(", ") : String(v));
+  return [...EDITABLE.map((f) => ({ key: f.key, label: f.label, value: show(f.key, spec[f.key]) })), { key: LAYERS.key, label: LAYERS.label, value: show("layers", spec.layers) }];
+}
+
+async function summary(spec: RunSpec): Promise<"start" | "edit" | "cancel" | Field | undefined> {
+  const rows = values(spec);
+  const items: (vscode.QuickPickItem & { value?: "start" | "edit" | "cancel" | Field })[] = [
+    { label: "$(play) Start training", detail: rows.map((r) => `${r.label} ${r.value}`).join(" · "), value: "start" },
+    { label: "$(edit) Edit a value…", value: "edit" },
+    { label: "$(close) Cancel", value: "cancel" },
+    { label: "Values", kind: vscode.QuickPickItemKind.Separator },
+    ...rows.map((r) => ({ label: r.label, description: r.value, value: r.key })),
+  ];
+  const pick = await vscode.window.showQuickPick(items, { title: "Excitor: custom training — summary", placeHolder: "Start training with these values, or pick one to change it", ignoreFocusOut: true });
+  return pick?.value;
+}
+
+async function pickField(spec: RunSpec): Promise<Field | undefined> {
+  const pick = await vscode.window.showQuickPick(
+    values(spec).map((r) => ({ label: r.label, description: r.value, value: r.key })),
+    { title: "Excitor: edit a value", placeHolder: "The value to change", ignoreFocusOut: true },
+  );
+  return pick?.value;
 }

@@ -7,6 +7,7 @@
 import * as vscode from "vscode";
 import { checkTrainingMessage, type TrainingSnapshot, type TrainingToWebview } from "./messages";
 import { revealFolder } from "./places";
+import { panelTitle } from "./run-labels";
 import type { RunManager } from "./run-manager";
 import { onCheckedMessage, webviewHtml, webviewOptions } from "./webview-html";
 
@@ -26,18 +27,26 @@ export class TrainingPanels {
   show(runId: string): void {
     const existing = this.panels.get(runId);
     if (existing) return existing.reveal(undefined, true);
-    const name = this.runs.get(runId)?.name ?? runId;
-    const panel = vscode.window.createWebviewPanel(TRAINING_VIEW_TYPE, `Training: ${name}`, { viewColumn: vscode.ViewColumn.Active, preserveFocus: true }, webviewOptions(this.extensionUri));
+    const info = this.runs.get(runId);
+    const title = info ? panelTitle(info.name, info.createdAt) : `Training: ${runId}`;
+    const panel = vscode.window.createWebviewPanel(TRAINING_VIEW_TYPE, title, { viewColumn: vscode.ViewColumn.Active, preserveFocus: true }, webviewOptions(this.extensionUri));
     this.attach(panel, runId);
+  }
+
+  /** Closes the panel of a run that is no more (its folder deleted, or rejected before it began). */
+  close(runId: string): void {
+    this.panels.get(runId)?.dispose();
   }
 
   /** Re-creates a panel VS Code restored after a reload (its state holds the run id). */
   restore(panel: vscode.WebviewPanel, state: unknown): void {
     const runId = typeof state === "object" && state !== null && typeof (state as { runId?: unknown }).runId === "string" ? (state as { runId: string }).runId : undefined;
-    if (!runId || !this.runs.get(runId)) {
+    const info = runId ? this.runs.get(runId) : undefined;
+    if (!runId || !info) {
       panel.dispose();
       return;
     }
+    panel.title = panelTitle(info.name, info.createdAt); // panels saved before titles carried the time
     panel.webview.options = webviewOptions(this.extensionUri);
     this.attach(panel, runId);
   }
@@ -72,7 +81,7 @@ export class TrainingPanels {
       this.runs.onStatus((info) => {
         if (info.id !== runId) return;
         if (info.status === "running") post({ type: "snapshot", run: this.snapshot(runId) });
-        else post({ type: "status", runId, status: info.status, error: info.error?.message });
+        else post({ type: "status", runId, status: info.status, error: info.error?.message, canResume: info.canResume });
       }),
     ];
     panel.onDidDispose(() => {
@@ -83,6 +92,6 @@ export class TrainingPanels {
 
   private snapshot(runId: string): TrainingSnapshot {
     const info = this.runs.get(runId);
-    return { runId, name: info?.name ?? runId, status: info?.status ?? "failed", error: info?.error?.message, recipe: info?.spec.recipe, events: this.runs.history(runId) };
+    return { runId, name: info?.name ?? runId, status: info?.status ?? "failed", error: info?.error?.message, recipe: info?.spec.recipe, canResume: info?.canResume ?? false, events: this.runs.history(runId) };
   }
 }

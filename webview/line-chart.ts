@@ -39,7 +39,8 @@ export function fmt(v: number): string {
   return Number(v.toPrecision(3)).toString();
 }
 
-export function lineChart(title: string, series: Series[], xLabel: string): SVGSVGElement {
+/** `legend: false` for a chart whose title already names its one series. */
+export function lineChart(title: string, series: Series[], xLabel: string, opts: { legend?: boolean } = {}): SVGSVGElement {
   const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img" });
   const all = series.flatMap((s) => s.points);
   svg.append(el("title", {}, `${title}: ${series.map((s) => `${s.name} ${s.points.length ? fmt(s.points[s.points.length - 1][1]) : "–"}`).join(", ")}`));
@@ -68,6 +69,7 @@ export function lineChart(title: string, series: Series[], xLabel: string): SVGS
     const d = s.points.map((p, i) => `${i ? "L" : "M"}${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join("");
     svg.append(el("path", { d, class: `line ${s.cls}${s.dashed ? " dashed" : ""}` }));
     if (s.points.length === 1) svg.append(el("circle", { cx: sx(s.points[0][0]), cy: sy(s.points[0][1]), r: 3, class: `dot ${s.cls}` }));
+    if (opts.legend === false) continue;
     const label = el("text", { x: lx, y: 14, class: `legend ${s.cls}`, "text-anchor": "end" }, s.name);
     svg.append(label);
     lx -= 8 + 7 * s.name.length;

@@ -2,6 +2,7 @@
 import type { TrainEvent } from "../engine/train/events";
 import type { TrainingSnapshot, TrainingToHost, TrainingToWebview } from "../extension/messages";
 import { fmtDuration, fmtInt } from "../cli/format";
+import { runProgress } from "../extension/train-history";
 import { lineChart, fmt, type Series } from "./line-chart";
 import { button, h, row } from "./ui";
 import { connect } from "./vscode-api";
@@ -13,7 +14,7 @@ const host = connect<TrainingToHost, TrainingToWebview, { runId: string }>((m) =
     host.setState({ runId: m.run.runId }); // lets VS Code restore this panel after a reload
   } else if (!run || m.runId !== run.runId) return;
   else if (m.type === "event") run.events.push(m.event);
-  else if (m.type === "status") Object.assign(run, { status: m.status, error: m.error });
+  else if (m.type === "status") Object.assign(run, { status: m.status, error: m.error, canResume: m.canResume });
   schedule();
 });
 
@@ -55,8 +56,8 @@ function draw(): void {
   if (!run) return;
   const ev = run.events;
   const start = of(ev, "start").at(-1);
-  const steps = of(ev, "step");
-  const vals = of(ev, "validation");
+  // Across Resumes: each step once, and the time of every segment.
+  const { steps, validations: vals, elapsed } = runProgress(ev);
   const last = steps.at(-1);
   const done = of(ev, "done").at(-1);
   title.textContent = run.name;
@@ -64,7 +65,7 @@ function draw(): void {
   badge.className = `badge ${run.status}`;
   document.body.dataset.status = run.status;
   stop.disabled = run.status !== "running";
-  resume.disabled = run.status === "running" || run.status === "done";
+  resume.style.display = run.canResume ? "" : "none"; // offered only with a checkpoint to continue from
 
   const rows: [string, string][] = [
     ["step", last ? `${last.step} / ${last.totalSteps}` : start ? `0 / ${start.totalSteps}` : "–"],
@@ -73,7 +74,7 @@ function draw(): void {
     ["validation loss", vals.length ? vals[vals.length - 1].loss.toFixed(4) : "–"],
     ["learning rate", last ? fmt(last.learningRate) : "–"],
     ["tokens/s", last ? last.tokensPerSecond.toFixed(0) : "–"],
-    ["elapsed", last ? fmtDuration(done?.elapsedSeconds ?? last.elapsedSeconds) : "–"],
+    ["elapsed", elapsed !== undefined ? fmtDuration(elapsed) : "–"],
     ["ETA", run.status === "running" && last ? fmtDuration(last.etaSeconds) : run.status === "done" ? "finished" : "–"],
     ["recipe", start ? `${start.totalSteps} steps of ${start.effectiveBatch} (${start.epochs} epoch${start.epochs === 1 ? "" : "s"}), peak learning rate ${fmt(start.learningRate)}` : "–"],
     ["trainable parameters", start ? `${fmtInt(start.trainableParams)} (${((100 * start.trainableParams) / (start.baseParams + start.trainableParams)).toFixed(2)} %)` : "–"],
@@ -102,7 +103,7 @@ function draw(): void {
   }));
   charts.replaceChildren(
     lineChart("Loss", [{ name: "training", cls: "s0", points: steps.map((s) => [s.step, s.loss]) }, { name: "validation", cls: "s1", dashed: true, points: vals.map((v) => [v.step, v.loss]) }], "step"),
-    lineChart("Learning rate", [{ name: "lr", cls: "s2", points: steps.map((s) => [s.step, s.learningRate]) }], "step"),
+    lineChart("Learning rate", [{ name: "learning rate", cls: "s2", points: steps.map((s) => [s.step, s.learningRate]) }], "step", { legend: false }),
     lineChart("Mean |gate| per layer", gateSeries, "step"),
   );
 

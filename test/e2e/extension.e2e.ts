@@ -317,7 +317,10 @@ test("Stop ends generation in the engine mid-answer", async () => {
 test("a malformed dataset: the error names the file and line, and Open File goes there", async () => {
   const { page } = wb;
   fs.writeFileSync(path.join(wb.workspace, "broken.jsonl"), '{"instruction":"a","output":"b"}\n{"instruction":"c","output":"d"}\n{"instruction": oops}\n');
-  await trainFromPalette(page, "broken.jsonl", "Quick");
+  // Checked as soon as it is chosen: no preset is asked for.
+  await runCommand(page, "Excitor: Train Adapter");
+  await pickQuick(page, "Built-in demo model");
+  await pickQuick(page, "broken.jsonl");
   const toast = page.locator(".notifications-toasts .notification-toast", { hasText: "broken.jsonl:3" }).first();
   await toast.waitFor({ timeout: 60_000 });
   assert.match((await toast.textContent()) ?? "", /malformed JSON/);

@@ -118,7 +118,7 @@ test("the exported SVG of a 150-token map carries the title, every token's label
     for (const legend of ["Instruction (20)", "Input (80)", "Response (9)"]) assert.ok(svg.includes(legend), legend);
     assert.equal(svg.includes("Template (41)"), !hide);
     assert.ok(svg.includes("Attention (share of the query token's attention)"), "the colour scale's caption");
-    for (const tick of [">0 %<", ">10 %<", ">100 %<"]) assert.ok(svg.includes(tick), `colour scale tick ${tick}`);
+    for (const tick of [">0 %<", ">5 %<", ">25 %<", ">100 %<"]) assert.ok(svg.includes(tick), `colour scale tick ${tick}`);
     assert.ok(!/<rect[^>]*stroke/.test(svg), "no outlined box (the panel's cursor) in the export");
     // Labels have room: the picture is wide enough for the grid beside the row labels.
     const width = Number(/width="(\d+)"/.exec(svg)![1]);

@@ -26,6 +26,7 @@ import {
   type HeatmapData,
   type Mode,
   type Scene,
+  type Theme,
 } from "./heatmap-layout";
 import { button, checkbox, dropdown, h, progressRing, radioGroup, row, textArea, textField } from "./ui";
 import { connect } from "./vscode-api";
@@ -43,6 +44,8 @@ const host = connect<AttentionToHost, AttentionToWebview, Selection>((m) => m.ty
 const sel: Selection = { layer: -1, head: -1, mode: "tuned", hideTemplate: true, zoom: null, ...host.getState() };
 let view: AttentionView | undefined;
 let scene: Scene | undefined;
+/** The theme's colours, read again at each full redraw (a theme switch triggers one). */
+let theme: Theme | undefined;
 /** The keyboard cursor: [query token, key token], indices into the report's tokens. */
 let cursor: [number, number] = [0, 0];
 /** The token focused or hovered in the strip, whose row and column are outlined. */
@@ -117,6 +120,7 @@ function show(v: AttentionView): void {
   if (document.activeElement !== prompt.el) prompt.value = v.prompt;
   input.value = v.input;
   response.value = v.response;
+  response.el.textContent = `Response (empty: the ${v.hasAdapter ? "tuned" : "base"} model answers)`;
   analyze.disabled = v.busy;
   ring.hidden = !v.busy;
   error.textContent = v.error ? `Could not compute attention: ${v.error}` : "";
@@ -202,13 +206,9 @@ function redraw(): void {
   const d = data();
   const r = view?.report;
   if (!d || !r) return;
-  const theme = themeColors();
+  theme = themeColors();
   scene = heatmapScene(d, theme, { cell: cellSize(d.visible.length) });
-  snapCursor(d);
-  const g = paint(canvas, scene);
-  const pos = (i: number) => d.visible.indexOf(i);
-  if (crossed !== undefined && pos(crossed) >= 0) drawTokenCross(g, scene, theme, pos(crossed));
-  drawCursor(g, scene, theme, pos(cursor[0]), pos(cursor[1]));
+  paint(mapImage, scene);
   const n = d.visible.length;
   const L = scene.layout;
   zoomInfo.textContent = `${n} × ${n} tokens · ${L.cell} px per token${sel.zoom === null ? " (fit)" : ""}`;
@@ -219,6 +219,29 @@ function redraw(): void {
   const s = colourScale(d.mode, scaleOf(d), theme, 0, 0);
   paint(scaleCanvas, { width: s.width + 8, height: 42, background: "transparent", origin: [0, 0], layout: scene.layout, prims: s.prims });
   stripBox.hidden = L.labels;
+  marks();
+}
+
+/** The map as drawn, kept so that moving the cursor only redraws the marks on top of it. */
+const mapImage = document.createElement("canvas");
+
+/** The map with the cursor and the focused token's row and column on it; the strip and the readout to match. */
+function marks(): void {
+  const d = data();
+  if (!d || !scene || !theme) return;
+  snapCursor(d);
+  canvas.width = mapImage.width;
+  canvas.height = mapImage.height;
+  canvas.style.width = mapImage.style.width;
+  canvas.style.height = mapImage.style.height;
+  const g = canvas.getContext("2d")!;
+  g.setTransform(1, 0, 0, 1, 0, 0);
+  g.drawImage(mapImage, 0, 0);
+  const dpr = mapImage.width / scene.width;
+  g.setTransform(dpr, 0, 0, dpr, 0, 0);
+  const pos = (i: number) => d.visible.indexOf(i);
+  if (crossed !== undefined && pos(crossed) >= 0) drawTokenCross(g, scene, theme, pos(crossed));
+  drawCursor(g, scene, theme, pos(cursor[0]), pos(cursor[1]));
   markStrip(d);
   describe();
 }
@@ -309,7 +332,7 @@ canvas.addEventListener("click", (e) => {
   if (c) {
     cursor = c;
     crossed = undefined;
-    redraw();
+    marks();
   }
 });
 canvas.addEventListener("keydown", (e) => {
@@ -334,7 +357,7 @@ canvas.addEventListener("keydown", (e) => {
   else if (moves[e.key]) {
     cursor = moves[e.key]();
     crossed = undefined;
-    redraw();
+    marks();
     revealCursor();
   } else return;
   e.preventDefault();
@@ -388,7 +411,7 @@ function tokenOf(t: EventTarget | null): number | undefined {
 function cross(i: number | undefined): void {
   if (i === crossed) return;
   crossed = i;
-  redraw();
+  marks();
 }
 
 strip.addEventListener("mouseover", (e) => cross(tokenOf(e.target)));

@@ -255,7 +255,7 @@ export function colourScale(mode: Mode, scale: number, theme: Theme, x: number, 
   const ticks: [number, string][] =
     mode === "diff"
       ? [-1, -0.5, 0, 0.5, 1].map((f) => [(f + 1) / 2, `${f > 0 ? "+" : f < 0 ? "−" : ""}${percent(Math.abs(f * scale), 1)}`])
-      : [0, 0.01, 0.1, 0.25, 0.5, 1].map((v) => [Math.sqrt(v), percent(v, 0)]);
+      : [0, 0.05, 0.25, 0.5, 1].map((v) => [Math.sqrt(v), percent(v, 0)]);
   for (const [at, label] of ticks) {
     const tx = bx + at * W;
     prims.push({ t: "line", x1: tx, y1: by + H, x2: tx, y2: by + H + 3, stroke: fg, width: 1, role: "tick" });

@@ -30,7 +30,7 @@ const theme: Theme = {
   muted: [150, 150, 150],
   positive: [55, 148, 255],
   negative: [241, 76, 76],
-  spans: { template: [150, 150, 150], instruction: [209, 134, 22], input: [137, 209, 133], response: [183, 128, 255] },
+  spans: { template: [150, 150, 150], instruction: [204, 167, 0], input: [137, 209, 133], response: [183, 128, 255] },
 };
 
 /** A 150-token sequence: BOS + 30 template, 20 instruction, 6 template, 80 input, 4 template, 9 response. */

@@ -32,7 +32,8 @@ export function themeColors(): Theme {
     negative: rgbOf(v("--vscode-charts-red"), [241, 76, 76]),
     spans: {
       template: muted,
-      instruction: rgbOf(v("--vscode-charts-orange"), [209, 134, 22]),
+      // Yellow, not orange: VS Code's charts.orange is a translucent colour in some themes.
+      instruction: rgbOf(v("--vscode-charts-yellow"), [204, 167, 0]),
       input: rgbOf(v("--vscode-charts-green"), [137, 209, 133]),
       response: rgbOf(v("--vscode-charts-purple"), [183, 128, 255]),
     },

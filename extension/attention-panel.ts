@@ -7,10 +7,12 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
+import { attentionChoices } from "./attention-target";
 import type { EnginePool } from "./engine-pool";
 import { messageOf } from "./errors";
 import { checkAttentionMessage, type AttentionToWebview, type AttentionView } from "./messages";
 import { folderLabel } from "./places";
+import type { RunInfo } from "./run-manager";
 import { writeFileAtomic } from "../engine/fs-atomic";
 import { onCheckedMessage, webviewHtml, webviewOptions } from "./webview-html";
 
@@ -25,10 +27,24 @@ export interface AttentionTarget {
   response: string;
 }
 
+/**
+ * Which model and adapter to look at, asked from the palette: the chat's adapter, a run's, or
+ * the base model alone. Undefined when the user dismisses the question.
+ */
+export async function askAttentionTarget(chat: { model: string; adapter: string | null }, runs: RunInfo[], root: string): Promise<{ model: string; adapter: string | null } | undefined> {
+  const choices = attentionChoices(chat, runs, (dir) => folderLabel(dir, root));
+  const pick = await vscode.window.showQuickPick(choices, {
+    title: "Excitor: Show Attention — which adapter?",
+    placeHolder: "The heatmap compares the base model with this adapter",
+    ignoreFocusOut: true,
+  });
+  return pick && { model: pick.model, adapter: pick.adapter };
+}
+
 export class AttentionPanel {
   private panel?: vscode.WebviewPanel;
   private target?: AttentionTarget;
-  private view: AttentionView = { modelLabel: "", adapterLabel: "", prompt: "", input: "", response: "", busy: false };
+  private view: AttentionView = { modelLabel: "", adapterLabel: "", hasAdapter: false, prompt: "", input: "", response: "", busy: false };
   private generation = 0;
 
   constructor(
@@ -44,6 +60,7 @@ export class AttentionPanel {
     this.view = {
       modelLabel: folderLabel(target.model, root),
       adapterLabel: target.adapter ? path.basename(target.adapter) : "none (base model only)",
+      hasAdapter: target.adapter !== null,
       prompt: target.prompt,
       input: target.input,
       response: target.response,

@@ -4,7 +4,7 @@
  * processes started by extension/engine-process.ts.
  */
 import * as vscode from "vscode";
-import { AttentionPanel, ATTENTION_VIEW_TYPE, type AttentionTarget } from "./attention-panel";
+import { AttentionPanel, ATTENTION_VIEW_TYPE, askAttentionTarget, type AttentionTarget } from "./attention-panel";
 import { ChatViewProvider, CHAT_VIEW_ID } from "./chat-view";
 import { EnginePool } from "./engine-pool";
 import { nodeLauncher } from "./engine-process";
@@ -68,6 +68,9 @@ export function activate(ctx: vscode.ExtensionContext): void {
   const panels = new TrainingPanels(ctx.extensionUri, runs, log, (id) => guard(() => askResume(id)));
 
   const showAttention = async (run?: RunInfo): Promise<void> => {
+    // From a run: its adapter. From the palette: ask which (the chat's, a run's, or none).
+    const picked = run ? { model: run.spec.model, adapter: run.dir } : await askAttentionTarget(chat.target(), runs.list(), root);
+    if (!picked) return;
     const last = await vscode.window.showInputBox({
       title: "Excitor: Show Attention",
       prompt: "An instruction; the tuned model answers it and the panel shows where each layer looks",
@@ -76,9 +79,7 @@ export function activate(ctx: vscode.ExtensionContext): void {
       validateInput: (v) => (v.trim() === "" ? "type an instruction" : undefined),
     });
     if (last === undefined) return;
-    // From a run: its adapter. From the palette: whatever the chat is talking to.
-    const { model, adapter } = run ? { model: run.spec.model, adapter: run.dir } : chat.target();
-    const target: AttentionTarget = { model, adapter, prompt: last, input: "", response: "" };
+    const target: AttentionTarget = { ...picked, prompt: last, input: "", response: "" };
     attention.show(target);
   };
 

@@ -87,6 +87,8 @@ export type AttentionToHost =
 export interface AttentionView {
   modelLabel: string;
   adapterLabel: string;
+  /** false: the base model alone (no adapter), so there is no tuned attention to compare. */
+  hasAdapter: boolean;
   prompt: string;
   input: string;
   response: string;

@@ -1,7 +1,8 @@
 /**
  * `excitor attention`: how the adapter moved the model's attention for one prompt → response:
- * per layer, the mean attention mass that response tokens put on the instruction, base model
- * vs tuned, and the gates. Without --response the tuned model answers first (greedy, 64 tokens).
+ * per layer, the mean attention mass that response tokens put on the instruction (the prompt
+ * after BOS) and on the user's instruction and input alone (template words not counted), base
+ * model vs tuned, and the gates. Without --response the tuned model answers first (greedy, 64 tokens).
  * --json prints the full AttentionReport (what the editor's heatmap draws).
  */
 import type { Command } from "commander";
@@ -12,6 +13,7 @@ import { openModel, type BackendChoice } from "../../engine/load";
 import { EXIT } from "../errors";
 import { templateOption, type Runner, type TemplateName } from "../options";
 import { adapterTemplate, promptIds, responseIds } from "../prompt";
+import { promptPieces } from "../prompt-pieces";
 import { attachAdapter, modelOptions, openTokenizer } from "../session";
 
 interface Opts {
@@ -49,7 +51,7 @@ async function attentionCommand(o: Opts): Promise<number> {
         : (await generate(rt, tok, prompt, { maxTokens: ANSWER_TOKENS, temperature: 0, repetitionPenalty: 1, useAdapter: adapter !== null })).ids;
     if (prompt.length + response.length > rt.config.maxPositions)
       throw new ExcitorInputError(`prompt and response are ${prompt.length + response.length} tokens; the model's context holds ${rt.config.maxPositions}`);
-    const report = await attentionReport(rt, tok, adapter, prompt, response);
+    const report = await attentionReport(rt, tok, adapter, prompt, response, promptPieces(tok, o.prompt, template));
     process.stdout.write(o.json ? JSON.stringify(report) + "\n" : table(report, tok.decode(response, { skipSpecial: true })));
     return EXIT.ok;
   } finally {
@@ -60,6 +62,7 @@ async function attentionCommand(o: Opts): Promise<number> {
 function table(r: AttentionReport, responseText: string): string {
   const lines = [
     `instruction: tokens ${r.instruction[0]}..${r.instruction[1] - 1}; response: ${r.response[1] - r.response[0]} tokens: ${JSON.stringify(responseText)}`,
+    `parts: ${r.spans.map((s) => `${s.kind} ${s.start}..${s.end - 1}`).join(", ")}`,
     "mean attention mass of response tokens on the instruction (over heads and response tokens):",
     `${"layer".padEnd(7)}${"base".padStart(9)}${"tuned".padStart(9)}${"change".padStart(9)}  gates`,
   ];
@@ -69,6 +72,10 @@ function table(r: AttentionReport, responseText: string): string {
     const change = m.tuned - m.base;
     lines.push(`${String(m.layer).padEnd(7)}${m.base.toFixed(4).padStart(9)}${m.tuned.toFixed(4).padStart(9)}${((change >= 0 ? "+" : "") + change.toFixed(4)).padStart(9)}  ${g}`);
   }
+  lines.push("share of the response's attention on the instruction and input (template words not counted):");
+  lines.push(`${"layer".padEnd(7)}${"base".padStart(9)}${"tuned".padStart(9)}`);
+  const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+  for (const m of r.instructionAndInputMass) lines.push(`${String(m.layer).padEnd(7)}${pct(m.base).padStart(9)}${pct(m.tuned).padStart(9)}`);
   if (r.response[0] === r.response[1]) lines.push("(the response is empty, so there is no attention to compare)");
   return lines.join("\n") + "\n";
 }

@@ -17,6 +17,7 @@ import type { TextTokenizer } from "../../engine/tokenizer/tokenizer";
 import { EXIT } from "../errors";
 import type { Runner } from "../options";
 import { adapterTemplate, alpacaConversationIds, fitContext, promptIds, responseIds } from "../prompt";
+import { promptPieces } from "../prompt-pieces";
 import type { AttentionRequest, GenerateRequest, PromptTemplate, ServeEvent, ServeRequest } from "../serve-protocol";
 import { attachAdapter, modelOptions, openTokenizer } from "../session";
 
@@ -113,7 +114,7 @@ async function serveCommand(o: Opts): Promise<number> {
         : (await generate(rt, tok, prompt, { maxTokens: ATTENTION_ANSWER_TOKENS, temperature: 0, repetitionPenalty: 1, useAdapter: adapter !== null })).ids;
     if (prompt.length + response.length > rt.config.maxPositions)
       throw new ExcitorInputError(`prompt and response are ${prompt.length + response.length} tokens; the model's context holds ${rt.config.maxPositions}`);
-    const report = await attentionReport(rt, tok, adapter, prompt, response);
+    const report = await attentionReport(rt, tok, adapter, prompt, response, promptPieces(tok, req.prompt, template, req.input || undefined));
     send({ id: req.id, type: "attention", report, responseText: tok.decode(response, { skipSpecial: true }) });
   }
 

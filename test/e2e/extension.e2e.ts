@@ -214,15 +214,17 @@ test("compare with base answers twice; the conversation survives hiding the view
 test("Show Attention opens the heatmap panel for a prompt", async () => {
   const { page } = wb;
   await runCommand(page, "Excitor: Show Attention");
+  // It asks which adapter first: the chat's (the run chosen above) is offered.
+  await pickQuick(page, "The chat's adapter: train-quick");
   const input = page.locator(".quick-input-widget input.input");
-  await input.waitFor();
+  await waitFor(async () => ((await page.locator(".quick-input-widget .quick-input-title").textContent().catch(() => ""))?.endsWith("Show Attention") ? true : undefined), 10_000, "the instruction box");
   await input.fill("What is the name of the bird?");
   await page.keyboard.press("Enter");
   const panel = await webviewFrame(page, "attention");
   await waitFor(async () => ((await panel.locator("#heatmap-tip").textContent())?.includes("query") ? true : undefined), 120_000, "the heatmap");
   const size = await panel.locator("#heatmap").evaluate((c) => [(c as unknown as { width: number }).width, (c as unknown as { height: number }).height]);
   assert.ok(size[0] > 50 && size[1] > 50, `the heatmap is drawn (${size.join("×")})`);
-  assert.ok((await panel.locator(".mass svg rect").count()) > 0, "the per-layer instruction-attention chart is drawn");
+  assert.ok((await panel.locator(".mass .mass-bar.tuned").count()) > 0, "the per-layer instruction-attention chart is drawn");
   // Keyboard: the cursor moves with the arrow keys and the readout follows.
   const before = await text(panel, "#heatmap-tip");
   await panel.locator("#heatmap").focus();

@@ -178,6 +178,8 @@ export function activate(ctx: vscode.ExtensionContext): void {
   void runs.collectInterrupted().then(async (interrupted) => {
     if (interrupted.length === 0) return;
     tree.refresh();
+    // Their tabs, where the window did not bring them back itself.
+    for (const r of interrupted) panels.show(r.id);
     const resumable = interrupted.filter((r) => r.canResume);
     const names = interrupted.map((r) => `“${r.name}”`).join(", ");
     const lost = interrupted.length - resumable.length;

@@ -202,7 +202,8 @@ function checkModelSetting(settings: ExcitorSettings, log: vscode.LogOutputChann
 }
 
 export function deactivate(): void {
-  // Disposables registered in activate() stop runs (each keeps a checkpoint) and engine processes.
+  // Disposables registered in activate() stop runs (each keeps a checkpoint and is offered for
+  // Resume at the next start) and engine processes.
 }
 
 function loadSettings(log: vscode.LogOutputChannel): ExcitorSettings {

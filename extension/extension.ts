@@ -179,6 +179,8 @@ export function activate(ctx: vscode.ExtensionContext): void {
   void runs.collectInterrupted().then(async (interrupted) => {
     if (interrupted.length === 0) return;
     tree.refresh();
+    // Their tabs, where the window did not bring them back itself.
+    for (const r of interrupted) panels.show(r.id);
     const resumable = interrupted.filter((r) => r.canResume);
     const names = interrupted.map((r) => `“${r.name}”`).join(", ");
     const lost = interrupted.length - resumable.length;
@@ -201,7 +203,8 @@ function checkModelSetting(settings: ExcitorSettings, log: vscode.LogOutputChann
 }
 
 export function deactivate(): void {
-  // Disposables registered in activate() stop runs (each keeps a checkpoint) and engine processes.
+  // Disposables registered in activate() stop runs (each keeps a checkpoint and is offered for
+  // Resume at the next start) and engine processes.
 }
 
 function loadSettings(log: vscode.LogOutputChannel): ExcitorSettings {

@@ -137,7 +137,8 @@ export class RunManager {
   /**
    * The runs that were training when the window that ran them went away, once their engines
    * have stopped (each writes a checkpoint first; this waits up to `waitMs` for them). Each is
-   * marked interrupted and returned once, so the user is told about it at one start only.
+   * marked interrupted (a status change for the listeners: a panel restored while its engine
+   * was still stopping shows it) and returned once, so the user is told about it at one start only.
    */
   async collectInterrupted(waitMs = 60_000): Promise<RunInfo[]> {
     const records = () =>
@@ -151,7 +152,9 @@ export class RunManager {
     for (const { id, rec } of records()) {
       if (engineAlive(rec.pid, path.join(this.root, id))) continue; // still running elsewhere (another window)
       this.write(path.join(this.root, id), { ...rec, status: "interrupted", noticed: true, pid: undefined });
-      found.push(this.get(id)!);
+      const info = this.get(id)!;
+      found.push(info);
+      for (const l of this.statusListeners) l(info);
     }
     return found;
   }

@@ -42,7 +42,9 @@ export class TrainingPanels {
   restore(panel: vscode.WebviewPanel, state: unknown): void {
     const runId = typeof state === "object" && state !== null && typeof (state as { runId?: unknown }).runId === "string" ? (state as { runId: string }).runId : undefined;
     const info = runId ? this.runs.get(runId) : undefined;
-    if (!runId || !info) {
+    // Gone, or already shown again (the interrupted runs' panels are reopened at start, in case
+    // the window did not keep its tabs).
+    if (!runId || !info || this.panels.has(runId)) {
       panel.dispose();
       return;
     }
@@ -85,7 +87,7 @@ export class TrainingPanels {
       }),
     ];
     panel.onDidDispose(() => {
-      this.panels.delete(runId);
+      if (this.panels.get(runId) === panel) this.panels.delete(runId);
       subs.forEach((s) => s.dispose());
     });
   }

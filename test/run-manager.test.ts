@@ -208,7 +208,10 @@ test("a window reload mid-run: the engine checkpoints as its host goes, the next
   // The next window starts while that engine still writes its checkpoint: it waits for it.
   assert.equal(runs.get(id)?.status, "running", "still running (in the old window's engine)");
   assert.equal(runs.get(id)?.live, false);
+  const changes: string[] = [];
+  runs.onStatus((info) => changes.push(`${info.id} ${info.status}`));
   const found = await runs.collectInterrupted();
+  assert.deepEqual(changes, [`${id} interrupted`], "what shows the run (its panel, the tree) hears of it");
   assert.deepEqual(found.map((r) => [r.id, r.status, r.canResume]), [[id, "interrupted", true]]);
   const code = child.exitCode ?? (await new Promise<number | null>((resolve) => child.once("exit", resolve)));
   assert.equal(code, 130, "the engine stopped itself cleanly");

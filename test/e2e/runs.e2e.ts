@@ -172,3 +172,29 @@ test("a window reload mid-run: the training tab comes back, the run is reported 
   await runCommand(page, "Excitor: Stop Training");
   await waitFor(async () => ((await text(panel, "#run-status")) === "stopped" ? true : undefined), 60_000, "the run to stop");
 });
+
+test("Run Demo opens its before/after report when it ends, and the finish notification offers Open Report", async () => {
+  const { page } = wb;
+  await runCommand(page, "View: Close All Editors");
+  await runCommand(page, "Excitor: Run Demo");
+  // No other run trains now: no question, the demo starts at once.
+  const preview = page.locator(".tabs-container .tab", { hasText: "Preview report.md" });
+  await preview.waitFor({ timeout: 600_000 });
+  const note = await notification(page, "finished", 30_000);
+  await note.locator(".monaco-button", { hasText: "Open Report" }).waitFor({ timeout: 5_000 });
+  assert.equal(await page.locator(".monaco-dialog-box").count(), 0);
+  // The preview shows the report itself.
+  await waitFor(
+    async () => {
+      for (const f of page.frames()) if (((await f.locator("h1").first().textContent({ timeout: 500 }).catch(() => "")) ?? "").includes("Excitor demo report")) return true;
+      return undefined;
+    },
+    120_000,
+    "the report in the preview",
+  );
+  await screenshot(page, "runs-6-demo-report");
+  const demo = runFolders().find((d) => d.startsWith("demo-"))!;
+  const spec = JSON.parse(fs.readFileSync(path.join(wb.runsFolder, demo, "run.json"), "utf8")).spec;
+  const start = JSON.parse(fs.readFileSync(path.join(wb.runsFolder, demo, "metrics.jsonl"), "utf8").split("\n").find((l) => l.includes('"type":"start"'))!);
+  assert.deepEqual([spec.epochs, spec.learningRate, spec.batchSize], [start.epochs, start.learningRate, start.effectiveBatch], "the Runs view's numbers are the demo's");
+});

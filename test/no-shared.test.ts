@@ -10,7 +10,7 @@ import * as path from "node:path";
 
 const REPO = path.resolve(__dirname, "../..");
 
-test("no tracked source, script or config reads ../shared", () => {
+test("no tracked source, script or config reads the shared folder beside the repository", () => {
   const files = execFileSync("git", ["ls-files"], { cwd: REPO, encoding: "utf8" })
     .split("\n")
     .filter((f) => f === ".ci/run" || /\.(ts|js|mjs|cjs|sh|py|json)$/.test(f))

@@ -66,7 +66,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
       params: stored?.params ?? { ...d.params, template: "auto" },
       canUndo: false,
     };
-    this.refreshLists();
+    this.updateLists();
   }
 
   resolveWebviewView(view: vscode.WebviewView): void {
@@ -89,13 +89,19 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
   useAdapter(model: string, adapter: string): void {
     this.state.model = model;
     this.state.adapter = adapter;
-    this.refreshLists();
-    this.publish();
+    this.updateLists();
+    this.publish(true);
     void vscode.commands.executeCommand(`${CHAT_VIEW_ID}.focus`);
   }
 
   /** The runs changed (one started, ended or was deleted): the list follows, in the open view too. */
   refreshLists(): void {
+    this.updateLists();
+    if (this.view) this.publish();
+  }
+
+  /** The adapter entries for the chosen model, and the model's label. */
+  private updateLists(): void {
     const root = this.ctx.extensionUri.fsPath;
     const label = (dir: string) => folderLabel(dir, root);
     const adapters = adapterOptions(this.runs().list(), this.state.model, label);
@@ -107,7 +113,6 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
     }
     this.state.adapters = adapters;
     this.state.modelLabel = label(this.state.model);
-    if (this.view) this.publish();
   }
 
   /** Who answers with the current choice: the adapter's entry name and the model's label. */
@@ -128,7 +133,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
     };
     const fromSettings = this.defaults().model;
     if (fromSettings !== builtIn) add(fromSettings, "excitor.modelFolder");
-    for (const r of this.runs().list()) add(r.spec.model, `trained on by ${r.name}`);
+    for (const r of this.runs().list()) add(r.spec.model, `base model of ${r.name}`);
     add(this.state.model, "");
     for (const i of items) if (path.resolve(i.dir) === path.resolve(this.state.model)) i.description = `${i.description ? `${i.description} · ` : ""}current`;
     items.push({ label: "Browse…", description: "a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)", dir: "" });
@@ -169,7 +174,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
         this.state.model = model;
         // The adapter stays when it fits the new model too.
         if (this.state.adapter !== "" && adapterMisfit(this.state.adapter, model) !== undefined) this.state.adapter = "";
-        this.refreshLists();
+        this.updateLists();
         return this.publish(true);
       }
       case "chooseAdapter": {
@@ -185,7 +190,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
           return this.publish();
         }
         this.state.adapter = adapter;
-        this.refreshLists();
+        this.updateLists();
         return this.publish(true);
       }
       case "showAttention": {

@@ -98,7 +98,7 @@ for (const f of [temperature, topP, maxTokens]) f.el.addEventListener("input", (
 options.append(context.el, row(template.el, compare.el), sampling);
 
 const head = h("div", "chat-head");
-head.append(adapterPick.el, row(h("span", "caption", "Model:"), modelLabel, changeModel));
+head.append(adapterPick.el, row(h("span", "caption", "Model"), modelLabel, changeModel));
 const composer = h("div", "composer");
 composer.append(attached, prompt.el, row(optionsToggle, clearButton, h("span", "spacer"), ring, stopButton, sendButton));
 app.append(head, messages, undoBar, options, composer, status);
@@ -124,7 +124,7 @@ function setOptionsOpen(open: boolean): void {
 }
 
 function showSampling(): void {
-  samplingSummary.textContent = `Sampling: temperature ${temperature.value}, top-p ${topP.value}, up to ${maxTokens.value} tokens`;
+  samplingSummary.textContent = `Sampling: temperature ${temperature.value} · top-p ${topP.value} · ${maxTokens.value} tokens`;
   samplingSummary.title = samplingSummary.textContent;
 }
 
@@ -213,6 +213,9 @@ function render(s: ChatState): void {
   modelLabel.title = s.model;
   const entries: DropdownOption[] = s.adapters.map((a) => [a.path, a.label, { disabled: a.disabled !== undefined, title: a.title }]);
   adapterPick.setOptions([["", "none (base model only)", { title: "Chat with the base model alone" }], ...entries, ["browse", "Browse…", { title: "An adapter folder (adapter_config.json, adapter_model.safetensors)" }]], s.adapter);
+  // Without an adapter there is nothing to compare the base model with.
+  compare.el.toggleAttribute("disabled", s.adapter === "");
+  compare.el.title = s.adapter === "" ? "Choose an adapter to compare its answers with the base model's" : "The base model answers too, with the same seed";
   const chosen = s.adapters.find((a) => a.path === s.adapter);
   adapterPick.el.title = chosen ? chosen.title : s.adapters.some((a) => a.disabled) ? "Greyed-out adapters were trained for another model; hover one to see why" : "";
   if (first) {

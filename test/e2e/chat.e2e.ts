@@ -11,7 +11,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, afterEach, before, test } from "node:test";
 import type { Frame, Page } from "playwright-core";
-import { missingSetup, openWorkbench, pickQuick, REPO, runCommand, screenshot, waitFor, webviewFrame, type Workbench } from "./harness";
+import { missingSetup, openWorkbench, pickQuick, REPO, runCommand, screenshot, setTheme, waitFor, webviewFrame, type Workbench } from "./harness";
 
 let wb: Workbench;
 /** A model of another shape than the demo model (hidden size 64, 8 heads), and a run on disk that tuned it. */
@@ -158,8 +158,8 @@ test("the conversation fills the chat view with the input pinned below; the opti
   // settings that opens to their fields; the conversation keeps most of the view.
   await options(chat, true);
   for (const id of ["#context", "#template", "#compare", "#sampling"]) assert.ok(await chat.locator(id).isVisible(), `${id} is under Options`);
-  assert.equal((await chat.locator("#sampling summary").textContent())?.trim(), "Sampling: temperature 0.7, top-p 0.9, up to 256 tokens");
-  await setCompare(chat, true);
+  assert.equal((await chat.locator("#sampling summary").textContent())?.trim(), "Sampling: temperature 0.7 · top-p 0.9 · 256 tokens");
+  assert.equal(await chat.locator("#compare").getAttribute("disabled"), "", "with no adapter there is nothing to compare");
   const open = await layout(chat);
   assert.deepEqual(open.overlaps, []);
   t.diagnostic(`options open: conversation ${open.messages} of ${open.view} px`);
@@ -181,7 +181,6 @@ test("the conversation fills the chat view with the input pinned below; the opti
     assert.deepEqual(l.overlaps, [], `nothing overlaps in a ${w} px sidebar`);
     if (width === 250) await screenshot(page, "chat-3-narrow");
   }
-  await setCompare(chat, false);
   await chat.locator("#sampling summary").click();
   await options(chat, false);
 });
@@ -261,6 +260,11 @@ test("answers say which adapter and model wrote them, with Compare too; Enter in
   // Folded, a line over the input says the Input text goes along.
   assert.match((await chat.locator("#attached").textContent()) ?? "", /^Input: One day, a brave bird/);
   await screenshot(page, "chat-5-compare");
+  // The same in high contrast: borders and links come from the theme.
+  await setTheme(page, "Dark High Contrast");
+  await waitFor(async () => ((await chat.locator("body").getAttribute("class"))?.includes("vscode-high-contrast") ? true : undefined), 20_000, "the high-contrast theme in the chat");
+  await screenshot(page, "chat-5b-compare-high-contrast");
+  await setTheme(page, "Light Modern");
 });
 
 test("Clear empties the conversation and Undo brings it back", async () => {

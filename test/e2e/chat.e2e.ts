@@ -124,6 +124,9 @@ async function options(chat: Frame, open: boolean): Promise<void> {
 test("the conversation fills the chat view with the input pinned below; the options fold away; nothing overflows a 250–400 px sidebar", async (t) => {
   const { page } = wb;
   const chat = await openChat();
+  // The view's title-bar action says what it is: an eye, "Show Attention Heatmap".
+  const action = page.locator(".part.sidebar .pane-header", { hasText: "Chat" }).locator(".action-label.codicon-eye");
+  assert.match((await action.getAttribute("aria-label")) ?? "", /^Show Attention Heatmap/);
   await askWithEnter(chat, "What is the name of the bird?");
   await answers(chat, 1);
   assert.equal(await chat.locator("#prompt textarea").inputValue(), "", "Enter sent the question and emptied the input");

@@ -3,16 +3,20 @@
  * draws it: state snapshots, plus text deltas while an answer streams. Answers come from an
  * `excitor serve` process; Stop sends a stop request that ends generation in the engine, and the
  * engine's own "aborted" reply is what marks the answer stopped. The conversation is kept in the
- * workspace state, so it survives hiding the view and reloading the window.
+ * workspace state, so it survives hiding the view and reloading the window. The adapter list
+ * follows the runs as they start and end (refreshLists) and offers only adapters that fit the
+ * chosen model; each answer is labelled with the adapter and model that produced it.
  */
+import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
 import type { ChatMessage } from "../engine/tokenizer/tokenizer";
 import type { EnginePool } from "./engine-pool";
 import { EngineStartError } from "./serve-client";
 import { showEngineError, messageOf } from "./errors";
+import { adapterMisfit, adapterOptions } from "./chat-adapters";
 import { checkChatMessage, type ChatParams, type ChatState, type ChatToHost, type ChatToWebview, type ChatTurn } from "./messages";
-import { folderLabel } from "./places";
+import { builtInModel, folderLabel } from "./places";
 import type { RunManager } from "./run-manager";
 import { onCheckedMessage, webviewHtml, webviewOptions } from "./webview-html";
 
@@ -38,6 +42,8 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
   private view?: vscode.WebviewView;
   private state: ChatState;
   private current?: { stop: () => void };
+  /** What the last Clear removed, until the next question. */
+  private cleared?: ChatTurn[];
 
   constructor(
     private readonly ctx: vscode.ExtensionContext,
@@ -58,8 +64,9 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
       busy: false,
       status: "",
       params: stored?.params ?? { ...d.params, template: "auto" },
+      canUndo: false,
     };
-    this.refreshLists();
+    this.updateLists();
   }
 
   resolveWebviewView(view: vscode.WebviewView): void {
@@ -82,36 +89,79 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
   useAdapter(model: string, adapter: string): void {
     this.state.model = model;
     this.state.adapter = adapter;
-    this.refreshLists();
-    this.publish();
+    this.updateLists();
+    this.publish(true);
     void vscode.commands.executeCommand(`${CHAT_VIEW_ID}.focus`);
   }
 
-  /** The runs changed: the adapter list may have new entries. */
+  /** The runs changed (one started, ended or was deleted): the list follows, in the open view too. */
   refreshLists(): void {
+    this.updateLists();
+    if (this.view) this.publish();
+  }
+
+  /** The adapter entries for the chosen model, and the model's label. */
+  private updateLists(): void {
     const root = this.ctx.extensionUri.fsPath;
-    const adapters = this.runs()
-      .list()
-      .filter((r) => r.hasAdapter && r.status !== "running")
-      .map((r) => ({ label: r.name, path: r.dir }));
-    if (this.state.adapter !== "" && !adapters.some((a) => a.path === this.state.adapter)) adapters.unshift({ label: path.basename(this.state.adapter), path: this.state.adapter });
+    const label = (dir: string) => folderLabel(dir, root);
+    const adapters = adapterOptions(this.runs().list(), this.state.model, label);
+    if (this.state.adapter !== "" && !fs.existsSync(this.state.adapter)) this.state.adapter = ""; // its run was deleted
+    if (this.state.adapter !== "" && !adapters.some((a) => a.path === this.state.adapter)) {
+      // Chosen through Browse…: not a run of this workspace.
+      const name = path.basename(this.state.adapter);
+      adapters.unshift({ path: this.state.adapter, name, label: name, title: this.state.adapter });
+    }
     this.state.adapters = adapters;
-    this.state.modelLabel = folderLabel(this.state.model, root);
+    this.state.modelLabel = label(this.state.model);
+  }
+
+  /** Who answers with the current choice: the adapter's entry name and the model's label. */
+  private answerLabel(source: NonNullable<ChatTurn["source"]>): string {
+    if (source === "base") return this.state.modelLabel;
+    if (source === "model") return `${this.state.modelLabel}, no adapter`;
+    const entry = this.state.adapters.find((a) => a.path === this.state.adapter);
+    return `${entry?.name ?? path.basename(this.state.adapter)} on ${this.state.modelLabel}`;
+  }
+
+  /** The built-in demo model, the settings' model, the models runs were trained on, or a folder. */
+  private async pickModel(): Promise<string | undefined> {
+    type Item = vscode.QuickPickItem & { dir: string };
+    const builtIn = builtInModel(this.ctx.extensionUri.fsPath);
+    const items: Item[] = [{ label: "Built-in demo model", description: "1 M-parameter LLaMA shipped with Excitor", dir: builtIn }];
+    const add = (dir: string, description: string) => {
+      if (!items.some((i) => path.resolve(i.dir) === path.resolve(dir))) items.push({ label: path.basename(dir), description, detail: dir, dir });
+    };
+    const fromSettings = this.defaults().model;
+    if (fromSettings !== builtIn) add(fromSettings, "excitor.modelFolder");
+    for (const r of this.runs().list()) add(r.spec.model, `base model of ${r.name}`);
+    add(this.state.model, "");
+    for (const i of items) if (path.resolve(i.dir) === path.resolve(this.state.model)) i.description = `${i.description ? `${i.description} · ` : ""}current`;
+    items.push({ label: "Browse…", description: "a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)", dir: "" });
+    const pick = await vscode.window.showQuickPick(items, { title: "Excitor chat: base model", placeHolder: "The model to chat with" });
+    if (!pick || pick.dir !== "") return pick?.dir;
+    const folder = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: "Use this model", title: "Base model folder (config.json, *.safetensors, tokenizer.json)" });
+    return folder?.[0]?.fsPath;
   }
 
   private async handle(m: ChatToHost): Promise<void> {
     switch (m.type) {
       case "ready":
-        this.refreshLists();
-        return this.publish();
+        return this.refreshLists();
       case "send":
         return this.send(m.text, m.input, m.compare, m.params);
       case "stop":
         return this.current?.stop();
       case "clear":
         this.current?.stop();
+        if (this.state.turns.length > 0) this.cleared = this.state.turns;
         this.state.turns = [];
         this.state.status = "";
+        this.state.canUndo = this.cleared !== undefined;
+        return this.publish(true);
+      case "undoClear":
+        if (this.cleared) this.state.turns = [...this.cleared, ...this.state.turns];
+        this.cleared = undefined;
+        this.state.canUndo = false;
         return this.publish(true);
       case "copy": {
         const t = this.state.turns[m.index];
@@ -119,11 +169,12 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
         return;
       }
       case "chooseModel": {
-        const pick = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: "Use this model", title: "Base model folder (config.json, *.safetensors, tokenizer.json)" });
-        if (!pick?.[0]) return;
-        this.state.model = pick[0].fsPath;
-        this.state.adapter = "";
-        this.refreshLists();
+        const model = await this.pickModel();
+        if (!model) return;
+        this.state.model = model;
+        // The adapter stays when it fits the new model too.
+        if (this.state.adapter !== "" && adapterMisfit(this.state.adapter, model) !== undefined) this.state.adapter = "";
+        this.updateLists();
         return this.publish(true);
       }
       case "chooseAdapter": {
@@ -133,8 +184,13 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
           if (!pick?.[0]) return this.publish();
           adapter = pick[0].fsPath;
         }
+        const misfit = adapter === "" ? undefined : (this.state.adapters.find((a) => a.path === adapter)?.disabled ?? adapterMisfit(adapter, this.state.model));
+        if (misfit !== undefined) {
+          void vscode.window.showWarningMessage(`Excitor: ${path.basename(adapter)} cannot be used with ${this.state.modelLabel}: ${misfit}`);
+          return this.publish();
+        }
         this.state.adapter = adapter;
-        this.refreshLists();
+        this.updateLists();
         return this.publish(true);
       }
       case "showAttention": {
@@ -150,6 +206,8 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
   private async send(text: string, input: string, compare: boolean, params: ChatParams): Promise<void> {
     if (this.state.busy) return;
     this.state.params = params;
+    this.cleared = undefined;
+    this.state.canUndo = false;
     const adapter = this.state.adapter || null;
     const client = this.pool.get(this.state.model, adapter);
     this.state.busy = true;
@@ -171,13 +229,13 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
       return;
     }
     const template = params.template === "auto" ? ready.template : params.template;
-    const sources: ChatTurn["source"][] = adapter ? (compare ? ["tuned", "base"] : ["tuned"]) : ["model"];
+    const sources: NonNullable<ChatTurn["source"]>[] = adapter ? (compare ? ["tuned", "base"] : ["tuned"]) : ["model"];
     // A fresh seed per question, shared by the tuned and base answers so that they differ only by the adapter.
     const seed = Math.floor(Math.random() * 2 ** 31);
     try {
       for (const source of sources) {
         // The turn is held by reference: Clear may empty the list while the engine is still finishing it.
-        const turn: ChatTurn = { role: "assistant", text: "", source, streaming: true };
+        const turn: ChatTurn = { role: "assistant", text: "", source, label: this.answerLabel(source), streaming: true };
         const index = this.state.turns.push(turn) - 1;
         this.state.status = source === "base" ? "the base model is answering…" : "answering…";
         this.publish();
@@ -202,7 +260,8 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
           done.finishReason === "aborted"
             ? `stopped in the engine after ${done.tokens} tokens`
             : `${done.tokens} tokens, ${done.tokensPerSecond.toFixed(0)} tokens/s, ended by ${done.finishReason === "eos" ? "end of text" : done.finishReason}`;
-        this.state.status = turn.finish;
+        // Each answer carries its own finish line; the status line is for what is under way.
+        this.state.status = "";
         if (stopped) break;
       }
     } catch (e) {

@@ -4,7 +4,8 @@ import * as vscode from "vscode";
 import type { RunError } from "./run-manager";
 
 export async function showEngineError(prefix: string, err: RunError): Promise<void> {
-  const canOpen = err.file !== undefined && fs.existsSync(err.file) && fs.statSync(err.file).isFile();
+  // Weights are binary: an editor tab of them helps no one, the message names the file.
+  const canOpen = err.file !== undefined && !/\.(safetensors|bin|onnx|gguf|pt|pth)$/i.test(err.file) && fs.existsSync(err.file) && fs.statSync(err.file).isFile();
   const pick = await vscode.window.showErrorMessage(`${prefix}: ${err.message}`, ...(canOpen ? ["Open File"] : []));
   if (pick === "Open File" && err.file) {
     const doc = await vscode.workspace.openTextDocument(vscode.Uri.file(err.file));

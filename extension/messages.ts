@@ -24,6 +24,8 @@ export type ChatToHost =
   | { type: "send"; text: string; input: string; compare: boolean; params: ChatParams }
   | { type: "stop" }
   | { type: "clear" }
+  /** Brings back the conversation the last Clear removed. */
+  | { type: "undoClear" }
   | { type: "copy"; index: number }
   | { type: "chooseModel" }
   | { type: "chooseAdapter"; adapter: string }
@@ -36,20 +38,37 @@ export interface ChatTurn {
   input?: string;
   /** For answers: "tuned" (with the adapter), "base" (compare with base), or "model" (no adapter loaded). */
   source?: "tuned" | "base" | "model";
+  /** For answers: who answered, e.g. "train-quick · 2 Dec 14:03 on built-in demo model" (kept as it was when asked). */
+  label?: string;
   /** For answers: how generation ended, once it has. */
   finish?: string;
   streaming?: boolean;
+}
+
+/** An entry of the chat's adapter list. */
+export interface AdapterOption {
+  path: string;
+  /** "run name · date", told apart from runs of the same name. */
+  name: string;
+  /** What the list shows: the name and the run's status. */
+  label: string;
+  /** Shown on hover: the folder, and why the entry cannot be chosen when it cannot. */
+  title: string;
+  /** Why the adapter cannot be used with the chosen model; absent when it can. */
+  disabled?: string;
 }
 
 export interface ChatState {
   model: string;
   modelLabel: string;
   adapter: string;
-  adapters: { label: string; path: string }[];
+  adapters: AdapterOption[];
   turns: ChatTurn[];
   busy: boolean;
   status: string;
   params: ChatParams;
+  /** A Clear can be undone (until the next question). */
+  canUndo: boolean;
 }
 
 export type ChatToWebview =
@@ -110,6 +129,7 @@ const CHAT: Record<ChatToHost["type"], Shape> = {
   send: { text: "string", input: "string", compare: "boolean", params: "object" },
   stop: {},
   clear: {},
+  undoClear: {},
   copy: { index: "number" },
   chooseModel: {},
   chooseAdapter: { adapter: "string" },

@@ -15,7 +15,7 @@ const rejected = (r: { ok: boolean; error?: string }, why: RegExp) => {
 };
 
 test("chat: well-formed messages pass unchanged", () => {
-  for (const m of [{ type: "ready" }, send, { type: "stop" }, { type: "clear" }, { type: "copy", index: 2 }, { type: "chooseModel" }, { type: "chooseAdapter", adapter: "" }, { type: "showAttention", index: 0 }]) {
+  for (const m of [{ type: "ready" }, send, { type: "stop" }, { type: "clear" }, { type: "undoClear" }, { type: "copy", index: 2 }, { type: "chooseModel" }, { type: "chooseAdapter", adapter: "" }, { type: "showAttention", index: 0 }]) {
     const r = checkChatMessage(m);
     assert.ok(r.ok, JSON.stringify(r));
     assert.equal(r.ok && r.message, m);

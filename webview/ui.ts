@@ -71,17 +71,51 @@ export function textField(label: string, opts: { value?: string; placeholder?: s
   return valueControl(el);
 }
 
-export function textArea(label: string, opts: { value?: string; placeholder?: string; id?: string; rows?: number; onKeydown?: (e: KeyboardEvent) => void } = {}): Control {
-  const el = document.createElement("vscode-text-area") as HTMLElement & { value: string };
-  attrs(el, { placeholder: opts.placeholder, id: opts.id, rows: String(opts.rows ?? 3), resize: "vertical" });
-  el.textContent = label;
+/**
+ * A multi-line text field. `grow`: the box starts one line high and grows with its text (up to
+ * the CSS max-height of its `control` part), as chat inputs do. `hideLabel`: the label is only
+ * read out, not shown (a placeholder says what to type).
+ */
+export function textArea(label: string, opts: { value?: string; placeholder?: string; id?: string; rows?: number; grow?: boolean; hideLabel?: boolean; onKeydown?: (e: KeyboardEvent) => void } = {}): Control {
+  const el = document.createElement("vscode-text-area") as HTMLElement & { value: string; control?: HTMLTextAreaElement };
+  attrs(el, { placeholder: opts.placeholder, id: opts.id, rows: String(opts.rows ?? 3), resize: opts.grow ? "none" : "vertical", "aria-label": opts.hideLabel ? label : undefined });
+  if (!opts.hideLabel) el.textContent = label;
   el.value = opts.value ?? "";
   if (opts.onKeydown) el.addEventListener("keydown", opts.onKeydown as EventListener);
-  return valueControl(el);
+  const fit = () => {
+    const box = el.control;
+    if (!box) return;
+    box.style.height = "auto";
+    box.style.height = `${box.scrollHeight + box.offsetHeight - box.clientHeight}px`;
+  };
+  if (opts.grow) {
+    el.addEventListener("input", fit);
+    // The inner textarea exists once the component has rendered; its width changes with the view's.
+    requestAnimationFrame(fit);
+    new ResizeObserver(() => fit()).observe(el);
+  }
+  return {
+    el,
+    get value() {
+      return el.value;
+    },
+    set value(v: string) {
+      el.value = v;
+      if (opts.grow) requestAnimationFrame(fit);
+    },
+  };
 }
 
-/** A labelled dropdown; `options` are [value, label] pairs. */
-export function dropdown(label: string, options: [string, string][], opts: { value?: string; id?: string; onChange?: (v: string) => void } = {}): Control & { setOptions(o: [string, string][], value: string): void } {
+export type DropdownOption = [value: string, label: string, extra?: OptionExtra];
+
+/** An option that cannot be chosen (`disabled`) or explains itself on hover (`title`). */
+export interface OptionExtra {
+  disabled?: boolean;
+  title?: string;
+}
+
+/** A labelled dropdown; `options` are [value, label] pairs, with an OptionExtra where needed. */
+export function dropdown(label: string, options: DropdownOption[], opts: { value?: string; id?: string; onChange?: (v: string) => void } = {}): Control & { setOptions(o: DropdownOption[], value: string): void } {
   const wrap = document.createElement("div");
   wrap.className = "field";
   const lab = document.createElement("label");
@@ -92,7 +126,7 @@ export function dropdown(label: string, options: [string, string][], opts: { val
   lab.htmlFor = id;
   el.setAttribute("aria-label", label);
   let current = "";
-  const fill = (o: [string, string][], value: string) => {
+  const fill = (o: DropdownOption[], value: string) => {
     // Rebuilding the options resets the component's selection while it re-reads them, so rebuild only on change.
     const key = JSON.stringify(o);
     if (key === current) {
@@ -101,10 +135,12 @@ export function dropdown(label: string, options: [string, string][], opts: { val
     }
     current = key;
     el.replaceChildren(
-      ...o.map(([v, l]) => {
+      ...o.map(([v, l, extra]) => {
         const opt = document.createElement("vscode-option") as HTMLElement & { value: string };
         opt.setAttribute("value", v);
         opt.textContent = l;
+        if (extra?.disabled) opt.setAttribute("disabled", "");
+        if (extra?.title) opt.title = extra.title;
         if (v === value) opt.setAttribute("selected", "");
         return opt;
       }),

@@ -141,11 +141,14 @@ async function typePath(page: Page, file: string): Promise<void> {
   await input.fill(file);
 }
 
+/** Unfolds the chat's options (the Input field, the template, Compare) and the sampling fields in them. */
 async function openSettings(chat: Frame): Promise<void> {
-  await chat.locator("details.settings").evaluate((d) => ((d as unknown as { open: boolean }).open = true));
+  if (!(await chat.locator("#options").isVisible())) await chat.locator("#options-toggle").click();
+  await chat.locator("details#sampling").evaluate((d) => ((d as unknown as { open: boolean }).open = true));
 }
 
 async function ask(chat: Frame, question: string, context: string): Promise<void> {
+  await openSettings(chat);
   await chat.locator("#prompt textarea").fill(question);
   await chat.locator("#context textarea").fill(context);
   await chat.locator("#send").click();
@@ -191,7 +194,7 @@ test("compare with base answers twice; the conversation survives hiding the view
   await ask(chat, "What did Sue find?", "One day, a brave bird named Sue went to the town. Sue saw a red kite under a big tree.");
   await waitFor(async () => ((await chat.locator(".turn.assistant").count()) === before + 2 && (await chat.locator("body").getAttribute("data-busy")) === "false" ? true : undefined), 120_000, "the tuned and the base answer");
   const who = await chat.locator(".turn.assistant .who").allTextContents();
-  assert.deepEqual(who.slice(-2), ["Excitor (tuned)", "Base model"]);
+  assert.deepEqual(who.slice(-2), ["Tuned", "Base model"]);
   await screenshot(page, "3b-chat-compare");
   // "Attention" on the tuned answer opens the heatmap for that question and answer.
   const tunedAnswer = ((await chat.locator(".turn.assistant .text").nth(-2).textContent()) ?? "").trim();
@@ -274,7 +277,8 @@ test("Stop ends generation in the engine mid-answer", async () => {
   const slow = path.join(wb.workspace, "slow-model");
   writeTinyModel(slow, { hidden: 512, layers: 8, heads: 8, kvHeads: 8, intermediate: 1376, scale: 0.02 });
   const chat = await openChat();
-  await chat.locator("vscode-button", { hasText: "Change…" }).click();
+  await chat.locator("#change-model").click();
+  await pickQuick(page, "Browse…");
   const input = page.locator(".quick-input-widget input.input");
   await input.waitFor();
   await typePath(page, slow + "/");

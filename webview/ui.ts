@@ -50,7 +50,8 @@ export function button(label: string, onClick: () => void, opts: { secondary?: b
   return el;
 }
 
-function valueControl(el: HTMLElement & { value: string }): Control {
+/** `afterSet`: what a programmatic change must also do (a growing text area refits its box). */
+function valueControl(el: HTMLElement & { value: string }, afterSet?: () => void): Control {
   return {
     el,
     get value() {
@@ -58,6 +59,7 @@ function valueControl(el: HTMLElement & { value: string }): Control {
     },
     set value(v: string) {
       el.value = v;
+      afterSet?.();
     },
   };
 }
@@ -94,16 +96,7 @@ export function textArea(label: string, opts: { value?: string; placeholder?: st
     requestAnimationFrame(fit);
     new ResizeObserver(() => fit()).observe(el);
   }
-  return {
-    el,
-    get value() {
-      return el.value;
-    },
-    set value(v: string) {
-      el.value = v;
-      if (opts.grow) requestAnimationFrame(fit);
-    },
-  };
+  return valueControl(el, opts.grow ? () => requestAnimationFrame(fit) : undefined);
 }
 
 export type DropdownOption = [value: string, label: string, extra?: OptionExtra];

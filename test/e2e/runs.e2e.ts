@@ -95,7 +95,10 @@ test("the Custom preset: Enter keeps every prefilled value, a summary lists them
   for (const label of ["Start training", "Edit a value…", "Cancel", "Prompts K", "Rank r", "Epochs", "Max steps", "Learning rate", "Batch size", "Max length", "Validation share", "Seed", "Adapted layers"])
     await row(label).waitFor({ timeout: 5_000 });
   assert.match((await row("Max length").textContent()) ?? "", /256/);
-  assert.match((await row("Prompts K").textContent()) ?? "", /by model size/);
+  // Custom starts from the Standard preset's plan for this data: K 30, 480 steps over 10 epochs at 3e-2.
+  assert.match((await row("Prompts K").textContent()) ?? "", /Prompts K\s*30\b/);
+  assert.match((await row("Epochs").textContent()) ?? "", /Epochs\s*10\b/);
+  assert.match((await row("Learning rate").textContent()) ?? "", /Learning rate\s*0\.03\b/);
   await screenshot(page, "runs-2-custom-summary");
   // Change one value from the summary: many epochs, so that the run outlasts the next tests.
   await row("Edit a value…").click();

@@ -14,6 +14,7 @@ import { registerInfo } from "./commands/info";
 import { registerScore } from "./commands/score";
 import { registerServe } from "./commands/serve";
 import { registerTokenize } from "./commands/tokenize";
+import { stopForDriver } from "./session";
 import { registerTrain } from "./commands/train";
 import { reportError } from "./errors";
 import { makeRunner } from "./options";
@@ -70,11 +71,16 @@ function buildProgram(setCode: (code: number) => void): Command {
 
 let pipeGuarded = false;
 
-/** `excitor generate ... | head`: when the reader goes away, stop quietly instead of crashing on EPIPE. */
+/**
+ * `excitor generate ... | head`: when the reader goes away, stop quietly instead of crashing on
+ * EPIPE. An editor-driven run (--stdin-control) instead stops at its next step with a checkpoint:
+ * its editor went away (a window reload), and the run is to be resumed.
+ */
 function quietOnClosedPipe(): void {
   if (pipeGuarded) return;
   pipeGuarded = true;
   process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (stopForDriver()) return;
     if (e.code === "EPIPE") process.exit(0);
     throw e;
   });

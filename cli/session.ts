@@ -53,6 +53,15 @@ export function checkIds(ids: number[], vocabSize: number, flag: string): void {
   if (bad !== undefined) throw new ExcitorInputError(`${flag}: id ${bad} is outside the model's vocabulary (0..${vocabSize - 1})`);
 }
 
+/** Set while another program drives this one through stdinStopSignal. */
+let driver: AbortController | undefined;
+
+/** When stdout breaks: with a driver, stop at the next clean point and say so (true); else false. */
+export function stopForDriver(): boolean {
+  driver?.abort();
+  return driver !== undefined;
+}
+
 /**
  * For a program driven by another (an editor): a line "stop" on stdin, or the end of stdin (the
  * driver went away), aborts `signal`. This works on every platform, where signals do not (a
@@ -63,6 +72,11 @@ export function stdinStopSignal(): { signal: AbortSignal; dispose: () => void } 
   const rl = readline.createInterface({ input: process.stdin, terminal: false });
   rl.on("line", (line) => line.trim() === "stop" && ac.abort());
   rl.on("close", () => ac.abort());
+  // The driver going away (an editor window reloading or closing) also breaks our stdout and stderr
+  // pipes: a failed write is then one more sign to stop cleanly, never a reason to exit before the
+  // checkpoint (see stopForDriver). Kept after dispose: the last writes may fail too.
+  driver = ac;
+  process.stderr.on("error", () => ac.abort());
   return {
     signal: ac.signal,
     dispose: () => {

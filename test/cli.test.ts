@@ -220,6 +220,26 @@ test("--stdin-control: a line \"stop\" ends training at a step boundary with a c
   assert.equal(r.code, 0, r.stderr);
 });
 
+test("--stdin-control: when the editor goes away (stdin ends and stdout breaks at once, as in a window reload), training still stops with a checkpoint", async () => {
+  const out = path.join(root, "driver-gone");
+  const child = spawn(process.execPath, [BIN, "train", ...TRAIN, "--max-steps", "400", "--stdin-control", "--out", out], { stdio: ["pipe", "pipe", "pipe"] });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  for await (const line of readline.createInterface({ input: child.stdout })) {
+    if (JSON.parse(line).step !== 2) continue;
+    // What the editor's death does to the engine: its stdout has no reader and its stdin ends.
+    child.stdout.destroy();
+    child.stderr.destroy();
+    child.stdin.end();
+    break;
+  }
+  // Before the fix, the first write into the broken pipe ended the process with 0 and no checkpoint.
+  assert.equal(await exited, 130);
+  const events = fs.readFileSync(path.join(out, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  const cancelled = events.find((e) => e.type === "cancelled");
+  assert.ok(cancelled && cancelled.step >= 2 && cancelled.step < 400, JSON.stringify(events.at(-1)));
+  assert.ok(fs.existsSync(path.join(out, "checkpoint")), "a checkpoint to resume from");
+});
+
 test("Ctrl-C stops training at a step boundary: exit 130, a checkpoint, and --resume finishes the run", async () => {
   const out = path.join(root, "interrupted");
   const child = spawn(process.execPath, [BIN, "train", ...TRAIN, "--max-steps", "60", "--out", out], { stdio: ["ignore", "pipe", "pipe"] });

@@ -5,6 +5,7 @@
  */
 import * as path from "node:path";
 import type { RunInfo } from "./run-manager";
+import { runTime } from "./run-labels";
 
 export interface AttentionChoice {
   label: string;
@@ -25,7 +26,7 @@ export function attentionChoices(chat: { model: string; adapter: string | null }
   const choices: AttentionChoice[] = [];
   if (chat.adapter) choices.push({ label: `The chat's adapter: ${path.basename(chat.adapter)}`, description: modelLabel(chat.model), model: chat.model, adapter: chat.adapter });
   const withAdapter = runs.filter((r) => r.hasAdapter && r.status !== "running" && r.dir !== chat.adapter).sort((a, b) => b.createdAt.localeCompare(a.createdAt));
-  for (const r of withAdapter) choices.push({ label: r.name, description: `${r.status} · ${modelLabel(r.spec.model)} · ${new Date(r.createdAt).toLocaleString()}`, model: r.spec.model, adapter: r.dir });
+  for (const r of withAdapter) choices.push({ label: r.name, description: `${r.status} · ${modelLabel(r.spec.model)} · ${runTime(r.createdAt)}`, model: r.spec.model, adapter: r.dir });
   choices.push({ label: NO_ADAPTER_LABEL, description: modelLabel(chat.model), model: chat.model, adapter: null });
   return choices;
 }

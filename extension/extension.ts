@@ -19,6 +19,7 @@ import { readSettings, type ExcitorSettings } from "./settings";
 import { TrainingPanels, TRAINING_VIEW_TYPE } from "./training-panel";
 import { askRunSpec } from "./train-wizard";
 import { followRun } from "./train-progress";
+import { runTime } from "./run-labels";
 
 export function activate(ctx: vscode.ExtensionContext): void {
   const root = ctx.extensionUri.fsPath;
@@ -91,7 +92,7 @@ export function activate(ctx: vscode.ExtensionContext): void {
     }
     if (candidates.length === 1) return candidates[0];
     const pick = await vscode.window.showQuickPick(
-      candidates.map((r) => ({ label: r.name, description: `${r.status} · ${new Date(r.createdAt).toLocaleString()}`, run: r })),
+      candidates.map((r) => ({ label: r.name, description: `${r.status} · ${runTime(r.createdAt)}`, run: r })),
       { title: `Excitor: ${title}` },
     );
     return pick?.run;

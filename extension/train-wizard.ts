@@ -8,7 +8,7 @@ import * as path from "node:path";
 import * as vscode from "vscode";
 import { showEngineError } from "./errors";
 import { builtInDataset, builtInModel } from "./places";
-import { trainExamplesIn } from "../engine/train/recipe";
+import { trainExamplesOf } from "../engine/train/recipe";
 import { checkDataset, checkModel, defaultMaxLength } from "./preflight";
 import { EDITABLE, PRESETS, checkField, parseLayers, recipeSummary, specFromPreset, type PresetName, type RunSpec } from "./run-spec";
 import type { ExcitorSettings } from "./settings";
@@ -31,11 +31,14 @@ export async function askRunSpec(root: string, settings: ExcitorSettings, datase
     return undefined;
   }
   // The presets scale steps and learning rate to the data, so the wizard shows what each will run.
-  const trainExamples = trainExamplesIn(data, settings.train.validationShare, settings.train.seed);
+  const trainExamples = trainExamplesOf(checked.value.records, settings.train.validationShare);
   const planned = (k: PresetName) => specFromPreset(k, model, data, settings.train, trainExamples);
   const preset = await vscode.window.showQuickPick<Pick<PresetName | "custom">>(
     [
-      ...(Object.keys(PRESETS) as PresetName[]).map((k) => ({ label: PRESETS[k].label, description: recipeSummary(planned(k), trainExamples), detail: planned(k).recipe, value: k })),
+      ...(Object.keys(PRESETS) as PresetName[]).map((k) => {
+        const plan = planned(k);
+        return { label: PRESETS[k].label, description: recipeSummary(plan, trainExamples), detail: plan.recipe, value: k };
+      }),
       { label: "Custom…", detail: "edit prompts K, rank r, layers, epochs, learning rate, batch, max length, validation share and seed", value: "custom" as const },
     ],
     { title: "Excitor: training preset", placeHolder: "How to train", ignoreFocusOut: true },

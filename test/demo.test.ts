@@ -14,7 +14,7 @@ import { isCorrect, mentionsAnswer, firstSentence, type DemoRecord } from "../de
 import { accuracy, answerAll, perplexity } from "../demo/evaluate";
 import { ExcitorAdapter } from "../engine/excitor/adapter";
 import type { TrainEvent } from "../engine/train/events";
-import { trainExamplesIn } from "../engine/train/recipe";
+import { trainExamplesOf } from "../engine/train/recipe";
 import { specFromPreset, trainArgs } from "../extension/run-spec";
 import { DEFAULT_SETTINGS } from "../extension/settings";
 import { tempDir } from "./helpers/tiny-model";
@@ -138,7 +138,7 @@ test("the extension's Standard preset on the demo data reaches at least 80 % of 
   assert.ok(demoAccuracy !== undefined, "the full demo ran first");
   const data = path.join(DATA, "train.jsonl");
   const d = DEFAULT_SETTINGS.train;
-  const spec = specFromPreset("standard", MODEL, data, d, trainExamplesIn(data, d.validationShare, d.seed));
+  const spec = specFromPreset("standard", MODEL, data, d, trainExamplesOf(readDataset(data).length, d.validationShare));
   const out = path.join(tempDir(), "standard");
   const r = excitorAsTheExtension(trainArgs(spec, out, false, "auto"));
   assert.equal(r.status, 0, r.stderr);
@@ -158,7 +158,7 @@ test("the Quick preset on a 60-record user file visibly changes the answers", as
   const data = path.join(tempDir(), "mine.jsonl");
   fs.writeFileSync(data, fs.readFileSync(path.join(DATA, "train.jsonl"), "utf8").split("\n").slice(0, 60).join("\n") + "\n");
   const d = DEFAULT_SETTINGS.train;
-  const spec = specFromPreset("quick", MODEL, data, d, trainExamplesIn(data, d.validationShare, d.seed));
+  const spec = specFromPreset("quick", MODEL, data, d, trainExamplesOf(readDataset(data).length, d.validationShare));
   const out = path.join(tempDir(), "quick");
   const r = excitorAsTheExtension(trainArgs(spec, out, false, "auto"));
   assert.equal(r.status, 0, r.stderr);

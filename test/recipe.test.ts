@@ -1,7 +1,7 @@
 /** The presets' recipe (steps and rate scaled to the data) and the end-of-run verdict on the loss. */
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { MAX_PRESET_EPOCHS, presetRate, presetRecipe } from "../engine/train/recipe";
+import { MAX_PRESET_EPOCHS, presetRate, presetRecipe, trainExamplesOf } from "../engine/train/recipe";
 import { defaultLearningRate } from "../engine/train/schedule";
 import { learningVerdict } from "../engine/train/verdict";
 
@@ -24,6 +24,13 @@ test("recipe: small data gets many passes at a short run's rate; Alpaca-sized da
   assert.equal(presetRecipe("quick", 100_000).steps, 120);
   assert.equal(presetRecipe("quick", 100_000).maxSteps, 120);
   assert.match(presetRecipe("quick", 100_000).reason, /^100000 training examples → 1 epoch, 120 steps of 8; a short run's rate \(the method's 2\.8e-4 is for runs of ~8,130 steps\)$/);
+});
+
+test("the presets count the examples that train: the records less the trainer's validation split", () => {
+  assert.equal(trainExamplesOf(800, 0.05), 760, "the demo data: 40 held out");
+  assert.equal(trainExamplesOf(60, 0.05), 57, "round(3.0)");
+  assert.equal(trainExamplesOf(1, 0.05), 1, "a single record is never held out");
+  assert.equal(trainExamplesOf(100, 0), 100);
 });
 
 test("verdict: a falling loss learned; a flat one near ln V did not; a flat low one barely did", () => {

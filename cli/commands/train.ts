@@ -4,7 +4,8 @@
  * and the command exits 130 saying where the adapter is (and that --resume continues it).
  */
 import { Option, type Command } from "commander";
-import { presetRecipe, trainExamplesIn, type PresetName } from "../../engine/train/recipe";
+import { readDataset } from "../../engine/data/datasets";
+import { presetRecipe, trainExamplesOf, type PresetName } from "../../engine/train/recipe";
 import { TRAIN_DEFAULTS, train, type TrainOptions } from "../../engine/train/trainer";
 import { openModel, type BackendChoice } from "../../engine/load";
 import { openTokenizer, interruptSignal, modelOptions, stdinStopSignal } from "../session";
@@ -80,7 +81,7 @@ export function registerTrain(program: Command, run: Runner): void {
  */
 function withPreset(o: Opts, given: (option: string) => boolean): Opts {
   if (!o.preset) return o;
-  const r = presetRecipe(o.preset, trainExamplesIn(o.data, o.validationShare, o.seed), {
+  const r = presetRecipe(o.preset, trainExamplesOf(readDataset(o.data).length, o.validationShare), {
     batchSize: given("batchSize") ? o.batchSize : undefined,
     minEpochs: given("epochs") ? o.epochs : undefined,
     learningRate: o.lr,

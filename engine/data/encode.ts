@@ -203,13 +203,19 @@ function commonPrefixLength(a: number[], b: number[]): number {
  * one. Which items go where is random (by seed); both parts keep the items' original order, so
  * reports list validation examples in file order.
  */
+/** How many of `n` examples splitTrainValidation holds out (none when the share is 0 or n < 2). */
+export function validationSize(n: number, validationShare: number): number {
+  if (validationShare === 0 || n < 2) return 0;
+  return Math.min(n - 1, Math.max(1, Math.round(validationShare * n)));
+}
+
 export function splitTrainValidation<T>(items: T[], validationShare: number, seed: number): { train: T[]; validation: T[] } {
   if (!Number.isFinite(validationShare) || validationShare < 0 || validationShare >= 1) {
     throw new ExcitorInputError(`validation share must be at least 0 and below 1, got ${validationShare}`);
   }
   const n = items.length;
-  if (validationShare === 0 || n < 2) return { train: items.slice(), validation: [] };
-  const nVal = Math.min(n - 1, Math.max(1, Math.round(validationShare * n)));
+  const nVal = validationSize(n, validationShare);
+  if (nVal === 0) return { train: items.slice(), validation: [] };
   const order = new Rng(seed).shuffle(Array.from({ length: n }, (_, i) => i));
   const isVal = new Uint8Array(n);
   for (const i of order.slice(0, nVal)) isVal[i] = 1;

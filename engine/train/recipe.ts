@@ -9,8 +9,7 @@
  * A run of up to SHORT_RUN.steps takes the short run's rate, one of REFERENCE_RUN.steps or more
  * the method's, and in between the rate falls geometrically with the number of steps.
  */
-import { readDataset } from "../data/datasets";
-import { splitTrainValidation } from "../data/encode";
+import { validationSize } from "../data/encode";
 import { defaultLearningRate } from "./schedule";
 
 export type PresetName = "quick" | "standard";
@@ -104,9 +103,9 @@ export function presetRate(steps: number, batchSize: number): number {
   return Number(Math.exp((1 - t) * Math.log(SHORT_RUN.learningRate) + t * Math.log(method)).toPrecision(2));
 }
 
-/** How many examples of `dataFile` train (the rest validate), as the trainer splits them; throws the reader's file:line errors. */
-export function trainExamplesIn(dataFile: string, validationShare: number, seed: number): number {
-  return splitTrainValidation(readDataset(dataFile), validationShare, seed).train.length;
+/** How many of a data set's `records` train, after the validation split the trainer makes. */
+export function trainExamplesOf(records: number, validationShare: number): number {
+  return records - validationSize(records, validationShare);
 }
 
 const fmt = (x: number) => x.toExponential(1);

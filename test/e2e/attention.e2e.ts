@@ -10,25 +10,11 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { after, afterEach, before, test } from "node:test";
+import { test } from "node:test";
 import type { Frame, Page } from "playwright-core";
-import { ARTIFACTS, missingSetup, openWorkbench, pickQuick, runCommand, screenshot, setTheme, waitFor, webviewFrame, type Workbench } from "./harness";
+import { ARTIFACTS, pickQuick, runCommand, screenshot, setTheme, waitFor, webviewFrame, workbenchForFile } from "./harness";
 
-let wb: Workbench;
-
-before(async () => {
-  const missing = missingSetup();
-  assert.equal(missing, undefined, missing); // a missing setup is a failure, never a skip
-  wb = await openWorkbench("attention");
-});
-
-afterEach(async (t) => {
-  if (wb) await screenshot(wb.page, `attention-end-of-${t.name.slice(0, 40).replace(/[^a-zA-Z0-9]+/g, "-")}`).catch(() => {});
-});
-
-after(async () => {
-  await wb?.close();
-});
+const wb = workbenchForFile("attention", "attention-");
 
 // 151 tokens with the demo model's tokenizer: 45 of Alpaca template (BOS included), 46 of
 // instruction, 54 of input, 6 of response.
@@ -60,7 +46,7 @@ async function showAttention(page: Page, adapter: string, instruction: string): 
 }
 
 test("Show Attention asks which adapter; with none, only the base model is shown and the panel says so", async () => {
-  const { page } = wb;
+  const { page } = wb();
   const { offered, panel } = await showAttention(page, "No adapter (base model only)", "What is the name of the bird?");
   assert.deepEqual(offered, ["No adapter (base model only)"], "no runs and no chat adapter yet: the base model is the one choice");
   assert.match(await text(panel, "#mass-note"), /^No adapter: only the base model is shown/);
@@ -76,7 +62,7 @@ test("Show Attention asks which adapter; with none, only the base model is shown
 });
 
 test("train a quick adapter to look at", async () => {
-  const { page } = wb;
+  const { page } = wb();
   await runCommand(page, "Excitor: Train Adapter");
   await pickQuick(page, "Built-in demo model");
   await pickQuick(page, "Built-in demo instructions");
@@ -87,7 +73,7 @@ test("train a quick adapter to look at", async () => {
 });
 
 test("a 151-token map: fits the panel, every label reachable, spans marked, bars in percent, readout in view, clean export", async () => {
-  const { page } = wb;
+  const { page } = wb();
   const { offered, panel } = await showAttention(page, "train-quick", "What is the name of the bird?");
   assert.equal(offered.length, 2, `the run's adapter and the base model are offered (${offered.join(" | ")})`);
   assert.match(offered[0], /^train-quick/);
@@ -170,7 +156,7 @@ test("a 151-token map: fits the panel, every label reachable, spans marked, bars
   await setTheme(page, "Light Modern");
 
   // Export: a clean SVG (title, every label, span legend, colour scale, no cursor) and a PNG.
-  const svgFile = path.join(wb.workspace, "attention.svg");
+  const svgFile = path.join(wb().workspace, "attention.svg");
   await exportTo(page, panel, "#export-svg", svgFile);
   const svg = fs.readFileSync(svgFile, "utf8");
   assert.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
@@ -181,7 +167,7 @@ test("a 151-token map: fits the panel, every label reachable, spans marked, bars
   for (const legend of ["Instruction (46)", "Input (54)", "Response (6)"]) assert.ok(svg.includes(legend), legend);
   assert.ok(svg.includes(">100 %</text>"), "the colour scale");
   assert.ok(!/<rect[^>]*stroke/.test(svg), "no cursor box");
-  const pngFile = path.join(wb.workspace, "attention.png");
+  const pngFile = path.join(wb().workspace, "attention.png");
   await exportTo(page, panel, "#export-png", pngFile);
   const png = fs.readFileSync(pngFile);
   assert.equal(png.subarray(1, 4).toString(), "PNG");

@@ -9,38 +9,26 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { after, afterEach, before, test } from "node:test";
+import { test } from "node:test";
 import type { Frame, Page } from "playwright-core";
-import { missingSetup, openWorkbench, pickQuick, REPO, runCommand, screenshot, setTheme, waitFor, webviewFrame, type Workbench } from "./harness";
+import { pickQuick, REPO, runCommand, screenshot, setTheme, waitFor, webviewFrame, workbenchForFile } from "./harness";
 
-let wb: Workbench;
 /** A model of another shape than the demo model (hidden size 64, 8 heads), and a run on disk that tuned it. */
 let otherModel: string;
 
-before(async () => {
-  const missing = missingSetup();
-  assert.equal(missing, undefined, missing); // a missing setup is a failure, never a skip
-  wb = await openWorkbench("chat");
+const wb = workbenchForFile("chat", "chat-", (opened) => {
   const golden = path.join(REPO, "test", "fixtures", "golden", "gqa");
-  otherModel = path.join(wb.workspace, "gqa-model");
+  otherModel = path.join(opened.workspace, "gqa-model");
   fs.cpSync(path.join(golden, "model"), otherModel, { recursive: true });
-  const run = path.join(wb.runsFolder, "gqa-other-20240101-120000");
+  const run = path.join(opened.runsFolder, "gqa-other-20240101-120000");
   fs.cpSync(path.join(golden, "adapter"), run, { recursive: true });
-  const spec = { kind: "train", model: otherModel, data: path.join(wb.workspace, "data.jsonl"), epochs: 1, batchSize: 8, maxLength: 64, validationShare: 0, seed: 0 };
+  const spec = { kind: "train", model: otherModel, data: path.join(opened.workspace, "data.jsonl"), epochs: 1, batchSize: 8, maxLength: 64, validationShare: 0, seed: 0 };
   fs.writeFileSync(path.join(run, "run.json"), JSON.stringify({ name: "gqa-other", spec, status: "done", createdAt: "2024-01-01T12:00:00.000Z" }));
 });
 
-afterEach(async (t) => {
-  if (wb) await screenshot(wb.page, `chat-end-of-${t.name.slice(0, 40).replace(/[^a-zA-Z0-9]+/g, "-")}`).catch(() => {});
-});
-
-after(async () => {
-  await wb?.close();
-});
-
 async function openChat(): Promise<Frame> {
-  await runCommand(wb.page, "Excitor: Focus on Chat View");
-  return webviewFrame(wb.page, "chat");
+  await runCommand(wb().page, "Excitor: Focus on Chat View");
+  return webviewFrame(wb().page, "chat");
 }
 
 const busy = async (chat: Frame) => (await chat.locator("body").getAttribute("data-busy")) === "true";
@@ -122,7 +110,7 @@ async function options(chat: Frame, open: boolean): Promise<void> {
 }
 
 test("the conversation fills the chat view with the input pinned below; the options fold away; nothing overflows a 250–400 px sidebar", async (t) => {
-  const { page } = wb;
+  const { page } = wb();
   const chat = await openChat();
   // The view's title-bar action says what it is: an eye, "Show Attention Heatmap".
   const action = page.locator(".part.sidebar .pane-header", { hasText: "Chat" }).locator(".action-label.codicon-eye");
@@ -189,7 +177,7 @@ test("the conversation fills the chat view with the input pinned below; the opti
 });
 
 test("a run trained while the chat is open appears in its adapter list, live, as name · date · status; an adapter for another model is greyed out with the reason", async () => {
-  const { page } = wb;
+  const { page } = wb();
   const chat = await openChat();
   // A mark in the webview's page: if the view were rebuilt, it would be gone.
   await chat.evaluate("window.sameView = true");
@@ -231,7 +219,7 @@ test("a run trained while the chat is open appears in its adapter list, live, as
 });
 
 test("answers say which adapter and model wrote them, with Compare too; Enter in the Input field sends", async (t) => {
-  const { page } = wb;
+  const { page } = wb();
   const chat = await openChat();
   const adapter = (await adapterEntries(chat)).find((e) => e.text.startsWith("train-quick · "))!;
   await chat.locator("#adapter").click();
@@ -277,20 +265,20 @@ test("Clear empties the conversation and Undo brings it back", async () => {
   await chat.locator("#clear").click();
   await waitFor(async () => ((await chat.locator(".turn").count()) === 0 ? true : undefined), 10_000, "an empty conversation");
   assert.ok(await chat.locator("#undo").isVisible(), "an Undo is offered");
-  await screenshot(wb.page, "chat-6-cleared");
+  await screenshot(wb().page, "chat-6-cleared");
   await chat.locator("#undo-clear").click();
   await waitFor(async () => ((await chat.locator(".turn").count()) === turns.length ? true : undefined), 10_000, "the conversation back");
   assert.deepEqual(await chat.locator(".turn .text").allTextContents(), turns);
   assert.equal(await chat.locator("#undo").isVisible(), false, "nothing left to undo");
   // The restored conversation is kept like any other: it is there after the view is rebuilt.
-  await runCommand(wb.page, "View: Show Explorer");
+  await runCommand(wb().page, "View: Show Explorer");
   await waitFor(async () => ((await chat.locator("body").count().catch(() => 0)) === 0 ? true : undefined), 20_000, "the chat webview to go away");
   const again = await openChat();
   await waitFor(async () => ((await again.locator(".turn").count()) === turns.length ? true : undefined), 20_000, "the conversation after re-showing the view");
 });
 
 test("Change… offers the built-in demo model and the models runs were trained on; the adapter list follows the model", async () => {
-  const { page } = wb;
+  const { page } = wb();
   const chat = await openChat();
   await chat.locator("#change-model").click();
   const rows = page.locator(".quick-input-widget .quick-input-list .monaco-list-row");

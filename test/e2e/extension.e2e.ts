@@ -7,27 +7,12 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { after, afterEach, before, test } from "node:test";
+import { test } from "node:test";
 import type { Frame, Page } from "playwright-core";
 import { writeTinyModel } from "../helpers/tiny-model";
-import { missingSetup, openWorkbench, pickQuick, runCommand, screenshot, setTheme, waitFor, webviewFrame, type Workbench } from "./harness";
+import { pickQuick, runCommand, screenshot, setTheme, waitFor, webviewFrame, workbenchForFile } from "./harness";
 
-let wb: Workbench;
-
-before(async () => {
-  const missing = missingSetup();
-  assert.equal(missing, undefined, missing); // a missing setup is a failure, never a skip
-  wb = await openWorkbench("main");
-});
-
-// The workbench as each test left it, pass or fail: the first thing to look at when one fails.
-afterEach(async (t) => {
-  if (wb) await screenshot(wb.page, `end-of-${t.name.slice(0, 40).replace(/[^a-zA-Z0-9]+/g, "-")}`).catch(() => {});
-});
-
-after(async () => {
-  await wb?.close();
-});
+const wb = workbenchForFile("main", "");
 
 /** "Excitor: Train Adapter…" on the built-in demo model, then the dataset and preset rows with these labels. */
 async function trainFromPalette(page: Page, dataset: string, preset: "Quick" | "Standard"): Promise<void> {
@@ -40,7 +25,7 @@ async function trainFromPalette(page: Page, dataset: string, preset: "Quick" | "
 const text = async (f: Frame, selector: string) => (await f.locator(selector).first().textContent()) ?? "";
 
 test("Train Adapter… from the command palette on the demo model: the training panel shows progress, then finishes", async () => {
-  const { page } = wb;
+  const { page } = wb();
   await trainFromPalette(page, "Built-in demo instructions", "Quick");
   const panel = await webviewFrame(page, "training");
   // Progress: a step count above zero while the run is still going.
@@ -67,13 +52,13 @@ test("Train Adapter… from the command palette on the demo model: the training 
   assert.match((await panel.locator('[data-stat="backend"]').getAttribute("title")) ?? "", /^onnxruntime [\d.]+ on the CPU/, "hovering says why this backend runs");
   assert.ok((await panel.locator("svg.chart path.line").count()) >= 2, "loss and learning-rate curves are drawn");
   await screenshot(page, "2-training-done");
-  const runs = fs.readdirSync(wb.runsFolder);
+  const runs = fs.readdirSync(wb().runsFolder);
   assert.equal(runs.length, 1);
-  for (const f of ["adapter_config.json", "adapter_model.safetensors", "metrics.jsonl", "run.json"]) assert.ok(fs.existsSync(path.join(wb.runsFolder, runs[0], f)), `${f} written`);
+  for (const f of ["adapter_config.json", "adapter_model.safetensors", "metrics.jsonl", "run.json"]) assert.ok(fs.existsSync(path.join(wb().runsFolder, runs[0], f)), `${f} written`);
 });
 
 test("the training panel closes and reopens from the Runs view without losing the picture", async () => {
-  const { page } = wb;
+  const { page } = wb();
   await runCommand(page, "View: Close All Editors");
   await page.locator(".monaco-workbench").waitFor();
   await runCommand(page, "Excitor: Focus on Runs View");
@@ -88,7 +73,7 @@ test("the training panel closes and reopens from the Runs view without losing th
 });
 
 test("Cancel in the progress notification stops the run with a checkpoint; Resume Training and Stop Training act on it", async () => {
-  const { page } = wb;
+  const { page } = wb();
   await trainFromPalette(page, "Built-in demo instructions", "Standard");
   // Two training panels are open now; this one is found by its run's name, afresh at each look.
   const panel = () => webviewFrame(page, "training", 30_000, "train-standard");
@@ -102,8 +87,8 @@ test("Cancel in the progress notification stops the run with a checkpoint; Resum
   await note.locator(".monaco-button", { hasText: "Cancel" }).click();
   await waitFor(async () => ((await status()) === "stopped" ? true : undefined), 60_000, "the run to stop");
   const stoppedAt = await stepOf();
-  const run = fs.readdirSync(wb.runsFolder).find((d) => d.startsWith("train-standard"))!;
-  assert.ok(fs.existsSync(path.join(wb.runsFolder, run, "checkpoint")), "the checkpoint is kept");
+  const run = fs.readdirSync(wb().runsFolder).find((d) => d.startsWith("train-standard"))!;
+  assert.ok(fs.existsSync(path.join(wb().runsFolder, run, "checkpoint")), "the checkpoint is kept");
   assert.ok(stoppedAt < 100, `stopped early (step ${stoppedAt})`);
   await screenshot(page, "2b-training-cancelled");
 
@@ -115,8 +100,8 @@ test("Cancel in the progress notification stops the run with a checkpoint; Resum
 });
 
 async function openChat(): Promise<Frame> {
-  await runCommand(wb.page, "Excitor: Focus on Chat View");
-  return webviewFrame(wb.page, "chat");
+  await runCommand(wb().page, "Excitor: Focus on Chat View");
+  return webviewFrame(wb().page, "chat");
 }
 
 /**
@@ -182,11 +167,11 @@ test("the sidebar chat streams an answer from the tuned model", async () => {
   const lengths = new Set(((await chat.evaluate("window.answerLengths")) as number[]).filter((n) => n > 0));
   assert.ok(lengths.size >= 2, `the answer arrived in pieces (lengths seen: ${[...lengths].join(", ")})`);
   assert.match(await text(chat, ".turn.assistant .finish"), /tokens\/s/);
-  await screenshot(wb.page, "3-chat-answer");
+  await screenshot(wb().page, "3-chat-answer");
 });
 
 test("compare with base answers twice; the conversation survives hiding the view; Clear empties it", async () => {
-  const { page } = wb;
+  const { page } = wb();
   const chat = await openChat();
   await openSettings(chat);
   await chat.locator("#compare").click();
@@ -215,7 +200,7 @@ test("compare with base answers twice; the conversation survives hiding the view
 });
 
 test("Show Attention opens the heatmap panel for a prompt", async () => {
-  const { page } = wb;
+  const { page } = wb();
   await runCommand(page, "Excitor: Show Attention");
   // It asks which adapter first: the chat's (the run chosen above) is offered.
   await pickQuick(page, "The chat's adapter: train-quick");
@@ -249,7 +234,7 @@ test("Show Attention opens the heatmap panel for a prompt", async () => {
   await waitFor(async () => ((await text(panel, ".legend")).includes("difference") ? true : undefined), 10_000, "the difference map");
   await screenshot(page, "5-attention");
   // Export SVG through the save dialog.
-  const target = path.join(wb.workspace, "heatmap.svg");
+  const target = path.join(wb().workspace, "heatmap.svg");
   await panel.locator("#export-svg").click();
   await input.waitFor();
   await typePath(page, target);
@@ -271,10 +256,10 @@ test("Show Attention opens the heatmap panel for a prompt", async () => {
 });
 
 test("Stop ends generation in the engine mid-answer", async () => {
-  const { page } = wb;
+  const { page } = wb();
   // A random 8-layer model: slower than the demo model and with no learned end of text, so an
   // answer is still streaming when Stop is pressed. It is chosen through the chat's "Change…".
-  const slow = path.join(wb.workspace, "slow-model");
+  const slow = path.join(wb().workspace, "slow-model");
   writeTinyModel(slow, { hidden: 512, layers: 8, heads: 8, kvHeads: 8, intermediate: 1376, scale: 0.02 });
   const chat = await openChat();
   await chat.locator("#change-model").click();
@@ -321,8 +306,8 @@ test("Stop ends generation in the engine mid-answer", async () => {
 });
 
 test("a malformed dataset: the error names the file and line, and Open File goes there", async () => {
-  const { page } = wb;
-  fs.writeFileSync(path.join(wb.workspace, "broken.jsonl"), '{"instruction":"a","output":"b"}\n{"instruction":"c","output":"d"}\n{"instruction": oops}\n');
+  const { page } = wb();
+  fs.writeFileSync(path.join(wb().workspace, "broken.jsonl"), '{"instruction":"a","output":"b"}\n{"instruction":"c","output":"d"}\n{"instruction": oops}\n');
   // Checked as soon as it is chosen: no preset is asked for.
   await runCommand(page, "Excitor: Train Adapter");
   await pickQuick(page, "Built-in demo model");

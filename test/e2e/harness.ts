@@ -7,6 +7,8 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import assert from "node:assert/strict";
+import { after, afterEach, before } from "node:test";
 import { chromium, type Browser, type Frame, type Page } from "playwright-core";
 
 export const REPO = path.resolve(__dirname, "../../..");
@@ -68,6 +70,32 @@ export async function openWorkbench(name: string): Promise<Workbench> {
       }
       fs.closeSync(log);
     },
+  };
+}
+
+/**
+ * One workbench for a test file: opened before its first test (a missing setup is a failure, never
+ * a skip), then `prepare` once; after each test, a screenshot of how the test left it, pass or fail
+ * (the first thing to look at when one fails), named `<prefix>end-of-<test>`; closed at the end.
+ * Returns a getter: the workbench exists only once the file's `before` hook has run.
+ */
+export function workbenchForFile(name: string, screenshotPrefix: string, prepare?: (wb: Workbench) => void): () => Workbench {
+  let wb: Workbench | undefined;
+  before(async () => {
+    const missing = missingSetup();
+    assert.equal(missing, undefined, missing);
+    wb = await openWorkbench(name);
+    prepare?.(wb);
+  });
+  afterEach(async (t) => {
+    if (wb) await screenshot(wb.page, `${screenshotPrefix}end-of-${t.name.slice(0, 40).replace(/[^a-zA-Z0-9]+/g, "-")}`).catch(() => {});
+  });
+  after(async () => {
+    await wb?.close();
+  });
+  return () => {
+    assert.ok(wb, "the workbench is open");
+    return wb;
   };
 }
 

@@ -8,28 +8,14 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { after, afterEach, before, test } from "node:test";
+import { test } from "node:test";
 import type { Frame, Page } from "playwright-core";
-import { missingSetup, openWorkbench, pickQuick, runCommand, screenshot, waitFor, webviewFrame, type Workbench } from "./harness";
+import { pickQuick, runCommand, screenshot, waitFor, webviewFrame, workbenchForFile } from "./harness";
 
-let wb: Workbench;
-
-before(async () => {
-  const missing = missingSetup();
-  assert.equal(missing, undefined, missing); // a missing setup is a failure, never a skip
-  wb = await openWorkbench("runs");
-});
-
-afterEach(async (t) => {
-  if (wb) await screenshot(wb.page, `runs-end-of-${t.name.slice(0, 40).replace(/[^a-zA-Z0-9]+/g, "-")}`).catch(() => {});
-});
-
-after(async () => {
-  await wb?.close();
-});
+const wb = workbenchForFile("runs", "runs-");
 
 const text = async (f: Frame, selector: string) => (await f.locator(selector).first().textContent()) ?? "";
-const runFolders = () => (fs.existsSync(wb.runsFolder) ? fs.readdirSync(wb.runsFolder) : []);
+const runFolders = () => (fs.existsSync(wb().runsFolder) ? fs.readdirSync(wb().runsFolder) : []);
 const trainingTabs = (page: Page) => page.locator(".tabs-container .tab", { hasText: "Training:" });
 
 /** A notification (toast, or in the notification center once VS Code has tucked it away) with this text. */
@@ -47,10 +33,10 @@ async function notification(page: Page, has: string | RegExp, timeoutMs: number)
 }
 
 test("a bad dataset chosen from the Explorer: the error names the line, Open File goes there, and no run is made", async () => {
-  const { page } = wb;
+  const { page } = wb();
   // Once the palette lists Excitor's commands, its menu entries are registered too.
   await runCommand(page, "Excitor: Focus on Runs View");
-  fs.writeFileSync(path.join(wb.workspace, "broken.jsonl"), '{"instruction":"a","output":"b"}\n{"instruction":"c","output":"d"}\n{"instruction": oops}\n');
+  fs.writeFileSync(path.join(wb().workspace, "broken.jsonl"), '{"instruction":"a","output":"b"}\n{"instruction":"c","output":"d"}\n{"instruction": oops}\n');
   await runCommand(page, "View: Show Explorer");
   const file = page.locator(".explorer-folders-view .monaco-list-row", { hasText: "broken.jsonl" }).first();
   await file.waitFor({ timeout: 20_000 });
@@ -77,7 +63,7 @@ test("a bad dataset chosen from the Explorer: the error names the line, Open Fil
 });
 
 test("the Custom preset: Enter keeps every prefilled value, a summary lists them all, one is edited there, and Start training starts", async () => {
-  const { page } = wb;
+  const { page } = wb();
   await runCommand(page, "Excitor: Train Adapter");
   await pickQuick(page, "Built-in demo model");
   await pickQuick(page, "Built-in demo instructions");
@@ -111,7 +97,7 @@ test("the Custom preset: Enter keeps every prefilled value, a summary lists them
   const panel = await webviewFrame(page, "training", 30_000, "train-custom");
   await waitFor(async () => (/^[1-9]\d* \//.test(await text(panel, '[data-stat="step"]')) ? true : undefined), 180_000, "the custom run to take steps");
   assert.equal(runFolders().length, 1);
-  const spec = JSON.parse(fs.readFileSync(path.join(wb.runsFolder, runFolders()[0], "run.json"), "utf8")).spec;
+  const spec = JSON.parse(fs.readFileSync(path.join(wb().runsFolder, runFolders()[0], "run.json"), "utf8")).spec;
   assert.equal(spec.epochs, 60);
   assert.equal(spec.maxLength, 256);
   // The tab says which run and when it started.
@@ -120,7 +106,7 @@ test("the Custom preset: Enter keeps every prefilled value, a summary lists them
 });
 
 test("a second training while one runs asks first, saying both will be slower", async () => {
-  const { page } = wb;
+  const { page } = wb();
   await runCommand(page, "Excitor: Run Demo");
   const dialog = page.locator(".monaco-dialog-box");
   await dialog.waitFor({ timeout: 20_000 });
@@ -135,7 +121,7 @@ test("a second training while one runs asks first, saying both will be slower", 
 });
 
 test("a window reload mid-run: the training tab comes back, the run is reported interrupted with Resume, and Resume goes on from its checkpoint with its elapsed time", async () => {
-  const { page } = wb;
+  const { page } = wb();
   const stepOf = async (f: Frame) => Number(/^(\d+) \//.exec(await text(f, '[data-stat="step"]'))?.[1] ?? 0);
   // "42s", "3m05s", "1h02m" (cli/format.ts)
   const seconds = (s: string) => [...s.matchAll(/(\d+)([hms])/g)].reduce((t, [, n, unit]) => t + Number(n) * { h: 3600, m: 60, s: 1 }[unit as "h" | "m" | "s"], 0);
@@ -157,7 +143,7 @@ test("a window reload mid-run: the training tab comes back, the run is reported 
   await waitFor(async () => ((await text(panel, "#run-status")) === "running" && (await stepOf(panel)) > stoppedAt ? true : undefined), 120_000, "the resumed run to go on");
   const elapsedAfter = seconds(await text(panel, '[data-stat="elapsed"]'));
   assert.ok(elapsedAfter > elapsedBefore, `elapsed time goes on (${elapsedBefore} s before, ${elapsedAfter} s after)`);
-  const start = JSON.parse(fs.readFileSync(path.join(wb.runsFolder, runFolders()[0], "metrics.jsonl"), "utf8").trim().split("\n").filter((l) => l.includes('"type":"start"')).at(-1)!);
+  const start = JSON.parse(fs.readFileSync(path.join(wb().runsFolder, runFolders()[0], "metrics.jsonl"), "utf8").trim().split("\n").filter((l) => l.includes('"type":"start"')).at(-1)!);
   assert.ok(start.resumedFromStep > 0, "resumed from a checkpoint");
   await screenshot(page, "runs-5-resumed");
   // Every chart text (titles, ticks, legends) lies inside its chart and clear of the title.
@@ -177,7 +163,7 @@ test("a window reload mid-run: the training tab comes back, the run is reported 
 });
 
 test("Run Demo opens its before/after report when it ends, and the finish notification offers Open Report", async () => {
-  const { page } = wb;
+  const { page } = wb();
   await runCommand(page, "View: Close All Editors");
   await runCommand(page, "Excitor: Run Demo");
   // No other run trains now: no question, the demo starts at once.
@@ -197,7 +183,7 @@ test("Run Demo opens its before/after report when it ends, and the finish notifi
   );
   await screenshot(page, "runs-6-demo-report");
   const demo = runFolders().find((d) => d.startsWith("demo-"))!;
-  const spec = JSON.parse(fs.readFileSync(path.join(wb.runsFolder, demo, "run.json"), "utf8")).spec;
-  const start = JSON.parse(fs.readFileSync(path.join(wb.runsFolder, demo, "metrics.jsonl"), "utf8").split("\n").find((l) => l.includes('"type":"start"'))!);
+  const spec = JSON.parse(fs.readFileSync(path.join(wb().runsFolder, demo, "run.json"), "utf8")).spec;
+  const start = JSON.parse(fs.readFileSync(path.join(wb().runsFolder, demo, "metrics.jsonl"), "utf8").split("\n").find((l) => l.includes('"type":"start"'))!);
   assert.deepEqual([spec.epochs, spec.learningRate, spec.batchSize], [start.epochs, start.learningRate, start.effectiveBatch], "the Runs view's numbers are the demo's");
 });

@@ -6,7 +6,7 @@
 import { encodeChatPrompt } from "../engine/data/encode";
 import { alpacaPrompt } from "../engine/data/templates";
 import type { ChatMessage, TextTokenizer } from "../engine/tokenizer/tokenizer";
-import type { ExcitorAdapter } from "../engine/excitor/adapter";
+import type { Adapter } from "../engine/adapters";
 import type { ModelRuntime } from "../engine/runtime";
 import type { TemplateName } from "./options";
 
@@ -18,8 +18,8 @@ export function promptIds(tok: TextTokenizer, text: string, template: TemplateNa
 }
 
 /** The template an adapter was trained with (the trainer records it), if it says. */
-export function adapterTemplate(adapter: ExcitorAdapter | null): TemplateName | undefined {
-  const t = adapter?.config.extra["template"];
+export function adapterTemplate(adapter: Adapter | null): TemplateName | undefined {
+  const t = adapter?.template;
   return t === "alpaca" || t === "chat" ? t : undefined;
 }
 

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as readline from "node:readline";
 import type { Command } from "commander";
 import { ExcitorInputError } from "../engine/errors";
-import { ExcitorAdapter } from "../engine/excitor/adapter";
+import { loadAdapter, type Adapter } from "../engine/adapters";
 import type { ModelRuntime } from "../engine/runtime";
 import { TextTokenizer } from "../engine/tokenizer/tokenizer";
 
@@ -25,9 +25,9 @@ export function openTokenizer(modelDir: string): TextTokenizer {
 }
 
 /** Loads the adapter (checking that it fits the model) and uploads it; null when none was given. */
-export function attachAdapter(rt: ModelRuntime, dir: string | undefined): ExcitorAdapter | null {
+export function attachAdapter(rt: ModelRuntime, dir: string | undefined): Adapter | null {
   if (dir === undefined) return null;
-  const adapter = ExcitorAdapter.load(dir, rt.config);
+  const adapter = loadAdapter(dir, rt.config);
   rt.setAdapter(adapter);
   return adapter;
 }

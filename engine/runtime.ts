@@ -4,7 +4,7 @@
  * onnxruntime engine (engine/onnx, the default) and the tfjs engine (engine/tfjs, the readable
  * reference) implement it. Everything crossing the seam is plain typed arrays.
  */
-import type { ExcitorAdapter } from "./excitor/adapter";
+import type { Adapter } from "./adapters";
 import type { F32Tensor } from "./formats/safetensors";
 import type { ModelConfig } from "./model/config";
 
@@ -18,6 +18,12 @@ export interface TrainBatch {
   targets: Int32Array;
   /** 1 where targets[b, t] counts in the loss, else 0 (prompt tokens, padding). */
   weights: Float32Array;
+  /**
+   * Soft targets, [batch·seqLen, V] row-major probabilities (e.g. the base model's next-token
+   * distributions): when present the loss is Σ weights·(−Σ_v soft·log p), the cross-entropy to
+   * them (KL(soft ‖ model) up to a constant), and `targets` is ignored.
+   */
+  soft?: Float32Array;
 }
 
 /** Target tokens that count in a batch's loss (its weights' sum). */
@@ -50,9 +56,14 @@ export interface ModelRuntime {
   readonly backendNote: string;
   readonly config: ModelConfig;
   /** Uploads the adapter's current values (null removes it). Cheap to call every step. */
-  setAdapter(adapter: ExcitorAdapter | null): void;
+  setAdapter(adapter: Adapter | null): void;
   /** logprobs[i] = log p(ids[i+1] | ids[0..i]); with useAdapter false, the base model. */
   tokenLogprobs(ids: number[], useAdapter: boolean): Promise<Float32Array>;
+  /**
+   * Next-token log-probabilities of every position, [batch·seqLen, V] row-major (log-softmax of
+   * the logits): what the retention monitor compares between the base and the tuned model.
+   */
+  logprobRows(ids: Int32Array, batch: number, seqLen: number, useAdapter: boolean): Promise<Float32Array>;
   startDecode(useAdapter: boolean): DecodeSession;
   /**
    * Attention probabilities of every layer, each [H, M, M] row-major (query, key): `tuned` as
@@ -61,14 +72,20 @@ export interface ModelRuntime {
    */
   attentionProbs(ids: number[], useAdapter: boolean): Promise<{ base: Float32Array[]; tuned: Float32Array[] }>;
   /** Prepares for lossAndGrads (e.g. keeps extra weight copies for fast backward passes). */
-  prepareTraining(adapter: ExcitorAdapter): void;
+  prepareTraining(adapter: Adapter): void;
   /**
-   * Full-parameter training (pretraining a base model): from now on every base weight is
-   * trainable and lossAndGrads returns their gradients. Returns the current values by
-   * Hugging Face name, in the checkpoint's layout.
+   * Full-parameter training (fine-tuning every weight, or pretraining a base model): from now on
+   * every weight is trainable and lossAndGrads returns their gradients. Returns the current
+   * values by Hugging Face name, in the checkpoint's layout.
    */
   beginFullTraining(): Map<string, F32Tensor>;
-  /** Uploads updated base weights (names and layouts as beginFullTraining returned them). */
+  /**
+   * Whether, during full training, `useAdapter: false` still computes the untouched base model
+   * (the engine keeps both weight sets) — what the retention monitor needs. Where it is false
+   * the trained weights replace the base ones for every call.
+   */
+  readonly keepsBaseInFullTraining: boolean;
+  /** Uploads updated weights (names and layouts as beginFullTraining returned them); `useAdapter: true` computes with them. */
   setBaseWeights(values: Map<string, Float32Array>): void;
   /** Gradients of the adapter's tensors, or of every base weight after beginFullTraining. */
   lossAndGrads(batch: TrainBatch, scale: number): Promise<LossAndGrads>;

@@ -6,7 +6,7 @@
 import type { Command } from "commander";
 import { countBaseParameters, type ModelConfig } from "../../engine/model/config";
 import { openModel, type BackendChoice } from "../../engine/load";
-import type { ExcitorAdapter } from "../../engine/excitor/adapter";
+import type { Adapter } from "../../engine/adapters";
 import { EXIT } from "../errors";
 import { fmtInt } from "../format";
 import type { Runner } from "../options";
@@ -40,7 +40,7 @@ async function infoCommand(o: Opts): Promise<number> {
 
 type Info = ReturnType<typeof describe>;
 
-function describe(o: Opts, rt: ModelRuntime, adapter: ExcitorAdapter | null) {
+function describe(o: Opts, rt: ModelRuntime, adapter: Adapter | null) {
   const c = rt.config;
   const parameters = countBaseParameters(c);
   return {
@@ -63,17 +63,22 @@ function describe(o: Opts, rt: ModelRuntime, adapter: ExcitorAdapter | null) {
   };
 }
 
-function describeAdapter(dir: string, a: ExcitorAdapter, baseParams: number) {
-  const all = a.gates().flat();
-  return {
+function describeAdapter(dir: string, a: Adapter, baseParams: number) {
+  const common = {
     dir,
-    numPrompts: a.config.numPrompts,
-    rank: a.config.rank,
+    method: a.method,
     layers: a.config.layers,
     trainableParameters: a.parameterCount,
     /** Of base + adapter parameters. */
     trainableShare: a.parameterCount / (baseParams + a.parameterCount),
-    template: a.config.extra["template"] ?? null,
+    template: a.template ?? null,
+  };
+  if (a.method === "lora") return { ...common, rank: a.config.r, alpha: a.config.alpha, targets: a.config.targets };
+  const all = a.gates().flat();
+  return {
+    ...common,
+    numPrompts: a.config.numPrompts,
+    rank: a.config.rank,
     gates: { min: Math.min(...all), max: Math.max(...all), meanAbs: all.reduce((s, x) => s + Math.abs(x), 0) / all.length },
   };
 }
@@ -97,12 +102,13 @@ function table(i: Info, c: ModelConfig): string {
   const a = i.adapter;
   if (a)
     rows.push(
-      ["adapter", a.dir],
-      ["prompts (K)", String(a.numPrompts)],
-      ["rank (r)", String(a.rank)],
+      ["adapter", `${a.dir} (${a.method === "lora" ? "LoRA" : "Excitor"})`],
+      ...("numPrompts" in a
+        ? ([["prompts (K)", String(a.numPrompts)], ["rank (r)", String(a.rank)]] as [string, string][])
+        : ([["rank (r)", String(a.rank)], ["alpha", `${a.alpha} (scaling ${a.alpha / a.rank})`], ["target modules", a.targets.join(",")]] as [string, string][])),
       ["adapted layers", a.layers.join(",")],
       ["trainable parameters", `${fmtInt(a.trainableParameters)} (${(100 * a.trainableShare).toFixed(3)}% of total)`],
-      ["gates", `min ${a.gates.min.toFixed(4)}, max ${a.gates.max.toFixed(4)}, mean |g| ${a.gates.meanAbs.toFixed(4)}`],
+      ...("gates" in a ? ([["gates", `min ${a.gates.min.toFixed(4)}, max ${a.gates.max.toFixed(4)}, mean |g| ${a.gates.meanAbs.toFixed(4)}`]] as [string, string][]) : []),
     );
   return rows.map(([k, v]) => `${k.padEnd(22)}${v}\n`).join("");
 }

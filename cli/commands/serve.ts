@@ -9,7 +9,7 @@ import type { Command } from "commander";
 import { attentionReport } from "../../engine/analysis/attention";
 import { encodeChatPrompt } from "../../engine/data/encode";
 import { ExcitorInputError } from "../../engine/errors";
-import type { ExcitorAdapter } from "../../engine/excitor/adapter";
+import type { Adapter } from "../../engine/adapters";
 import { generate } from "../../engine/generate/generate";
 import { openModel, type BackendChoice } from "../../engine/load";
 import type { ModelRuntime } from "../../engine/runtime";
@@ -41,7 +41,7 @@ function send(e: ServeEvent): void {
 async function serveCommand(o: Opts): Promise<number> {
   let tok: TextTokenizer;
   let rt: ModelRuntime;
-  let adapter: ExcitorAdapter | null;
+  let adapter: Adapter | null;
   try {
     tok = openTokenizer(o.model);
     rt = await openModel(o.model, { backend: o.backend });

@@ -5,7 +5,7 @@
  * onto the instruction ("self-adaptive allocation of additional attention to input instructions").
  */
 import type { PromptPiece } from "../data/templates";
-import type { ExcitorAdapter } from "../excitor/adapter";
+import type { Adapter } from "../adapters";
 import type { ModelRuntime } from "../runtime";
 import type { TextTokenizer } from "../tokenizer/tokenizer";
 import { tokenSpans, type TokenSpan } from "./spans";
@@ -45,7 +45,7 @@ export interface AttentionReport {
 export async function attentionReport(
   rt: ModelRuntime,
   tok: TextTokenizer,
-  adapter: ExcitorAdapter | null,
+  adapter: Adapter | null,
   promptIds: number[],
   responseIds: number[],
   pieces?: PromptPiece[],
@@ -57,7 +57,10 @@ export async function attentionReport(
   const instStart = promptIds[0] === tok.bosId ? 1 : 0;
   const instruction: [number, number] = [instStart, promptIds.length];
   const response: [number, number] = [promptIds.length, M];
-  const gates = new Map(adapter?.layers.map((l) => [l.layer, Array.from(l.gate.data)]) ?? []);
+  // Excitor layers have gates; a LoRA adapter's layers are adapted without one.
+  const gates = new Map<number, number[] | null>(
+    adapter?.method === "excitor" ? adapter.layers.map((l) => [l.layer, Array.from(l.gate.data)]) : (adapter?.config.layers.map((l) => [l, null]) ?? []),
+  );
 
   const toNested = (p: Float32Array) => Array.from({ length: H }, (_, h) => Array.from({ length: M }, (_, q) => Array.from(p.subarray((h * M + q) * M, (h * M + q + 1) * M))));
   const spans = tokenSpans(tok, promptIds, responseIds.length, pieces);

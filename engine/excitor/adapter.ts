@@ -24,6 +24,8 @@ export interface ExcitorLayer {
 }
 
 export class ExcitorAdapter {
+  readonly method = "excitor" as const;
+
   constructor(
     readonly config: ExcitorConfig,
     readonly layers: ExcitorLayer[],
@@ -92,6 +94,12 @@ export class ExcitorAdapter {
       out[tensorName(l.layer, "gate")] = l.gate;
     }
     return out;
+  }
+
+  /** The prompt template the adapter was trained with (the trainer records it). */
+  get template(): string | undefined {
+    const t = this.config.extra["template"];
+    return typeof t === "string" ? t : undefined;
   }
 
   get parameterCount(): number {

@@ -263,6 +263,15 @@ export function buildEvalGraph(c: ModelConfig, adapter: AdapterLayout | undefine
   return lg.g.encode();
 }
 
+/** Next-token log-probabilities of every position: ids [B, T] -> `logprobs` [B·T, V]. */
+export function buildRowsGraph(c: ModelConfig, adapter: AdapterLayout | undefined, tiedHead: boolean): Uint8Array {
+  const lg = new LlamaGraph(c, adapter, "rows", tiedHead);
+  let x = lg.embed();
+  for (let i = 0; i < c.numLayers; i++) x = lg.block(i, x).out;
+  lg.g.output(lg.g.logSoftmax(lg.head(x).logits), "logprobs");
+  return lg.g.encode();
+}
+
 /** One decoding step with a KV cache: ids [1, T] + past -> last logits [1, V] + present. */
 export function buildDecodeGraph(c: ModelConfig, adapter: AdapterLayout | undefined, tiedHead: boolean): Uint8Array {
   const lg = new LlamaGraph(c, adapter, "decode", tiedHead, true);

@@ -12,6 +12,7 @@
 import type * as OrtModule from "onnxruntime-node";
 import type { OrtInfo } from "../backends/onnxruntime";
 import { ExcitorInputError } from "../errors";
+import type { Adapter } from "../adapters";
 import type { ExcitorAdapter } from "../excitor/adapter";
 import type { F32Tensor } from "../formats/safetensors";
 import type { ModelConfig } from "../model/config";
@@ -19,12 +20,12 @@ import { causalMask } from "../model/mask";
 import { ropeTables } from "../model/rope";
 import type { WeightFiles } from "../model/weights";
 import { weightedTokens, type DecodeSession, type LossAndGrads, type ModelRuntime, type TrainBatch } from "../runtime";
-import { type AdapterLayout, INPUTS, buildAttentionGraph, buildDecodeGraph, buildEvalGraph, cacheNames } from "./llama-graph";
+import { type AdapterLayout, INPUTS, buildAttentionGraph, buildDecodeGraph, buildEvalGraph, buildRowsGraph, cacheNames } from "./llama-graph";
 import { buildTrainGraph, gradOutput } from "./train-graph";
 
 type Tensor = OrtModule.Tensor;
 type Session = OrtModule.InferenceSession;
-type GraphKind = "eval" | "decode" | "attention" | "train";
+type GraphKind = "eval" | "rows" | "decode" | "attention" | "train";
 
 export class OrtRuntime implements ModelRuntime {
   private adapterFeeds = new Map<string, Tensor>();
@@ -71,6 +72,8 @@ export class OrtRuntime implements ModelRuntime {
     return new OrtRuntime(config, info, weights, tied);
   }
 
+  readonly keepsBaseInFullTraining = false;
+
   get backend(): string {
     return `onnxruntime-${this.info.provider}`;
   }
@@ -78,7 +81,8 @@ export class OrtRuntime implements ModelRuntime {
     return this.info.note;
   }
 
-  setAdapter(adapter: ExcitorAdapter | null): void {
+  setAdapter(adapter: Adapter | null): void {
+    if (adapter?.method === "lora") throw new Error("LoRA adapters are not wired into this engine yet");
     this.adapterFeeds = new Map();
     this.layout = adapter ? { layers: adapter.config.layers, numPrompts: adapter.config.numPrompts, rank: adapter.config.rank } : undefined;
     for (const [name, t] of Object.entries(adapter?.namedTensors() ?? {})) this.adapterFeeds.set(name, new this.info.ort.Tensor("float32", t.data, t.shape));
@@ -93,6 +97,7 @@ export class OrtRuntime implements ModelRuntime {
       const c = this.config;
       const bytes =
         kind === "eval" ? buildEvalGraph(c, layout, this.tiedHead)
+        : kind === "rows" ? buildRowsGraph(c, layout, this.tiedHead)
         : kind === "decode" ? buildDecodeGraph(c, layout, this.tiedHead)
         : kind === "attention" ? buildAttentionGraph(c, layout)
         : buildTrainGraph(c, layout!, this.tiedHead);
@@ -148,6 +153,12 @@ export class OrtRuntime implements ModelRuntime {
     if (M < 2) return new Float32Array(0);
     // Causal: the logits at positions 0..M-2 do not depend on the last token, so it is not fed.
     return this.pickedLogprobs(Int32Array.from(ids.slice(0, -1)), Int32Array.from(ids.slice(1)), 1, M - 1, useAdapter);
+  }
+
+  async logprobRows(ids: Int32Array, batch: number, seqLen: number, useAdapter: boolean): Promise<Float32Array> {
+    const s = await this.session("rows", useAdapter);
+    const out = await this.run(s, this.positionFeeds(ids, batch, seqLen, 0), ["logprobs"]);
+    return out.logprobs.data as Float32Array;
   }
 
   async evalLoss(batch: TrainBatch, useAdapter: boolean): Promise<{ lossSum: number; tokens: number }> {
@@ -208,7 +219,8 @@ export class OrtRuntime implements ModelRuntime {
     return { base, tuned };
   }
 
-  prepareTraining(adapter: ExcitorAdapter): void {
+  prepareTraining(adapter: Adapter): void {
+    if (adapter.method === "lora") throw new Error("LoRA adapters are not wired into this engine yet");
     this.setAdapter(adapter);
     void this.session("train", true); // compile while the caller prepares its data
   }

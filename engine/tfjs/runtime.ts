@@ -1,6 +1,7 @@
 /** ModelRuntime on tfjs: owns the TfjsLlama and the adapter's tensors on the backend. */
 import type * as tfc from "@tensorflow/tfjs";
 import { tf, type TfjsBackendInfo } from "../backends/tfjs";
+import type { Adapter } from "../adapters";
 import type { ExcitorAdapter } from "../excitor/adapter";
 import { tensorName } from "../excitor/config";
 import type { ModelConfig } from "../model/config";
@@ -24,6 +25,8 @@ export class TfjsRuntime implements ModelRuntime {
     private readonly fastBackward = true,
   ) {}
 
+  readonly keepsBaseInFullTraining = false;
+
   get backend(): string {
     return `tfjs-${this.info.name}`;
   }
@@ -34,7 +37,8 @@ export class TfjsRuntime implements ModelRuntime {
     return this.model.config;
   }
 
-  setAdapter(adapter: ExcitorAdapter | null): void {
+  setAdapter(adapter: Adapter | null): void {
+    if (adapter?.method === "lora") throw new Error("LoRA adapters are not wired into this engine yet");
     const same = adapter && this.uploaded.length === adapter.layers.length && adapter.layers.every((l, i) => {
       const u = this.uploaded[i];
       return u.layer === l.layer && u.vars.prompts.shape[0] === l.prompts.shape[0] && u.vars.down.shape[0] === l.down.shape[0];
@@ -75,6 +79,13 @@ export class TfjsRuntime implements ModelRuntime {
       const picked = tf.mul(tf.slice(lp, [0, 0], [M - 1, this.config.vocabSize]), tf.oneHot(tf.tensor1d(ids.slice(1), "int32"), this.config.vocabSize));
       return tf.sum(picked, 1); // [M-1]
     });
+    const data = (await out.data()) as Float32Array;
+    out.dispose();
+    return data;
+  }
+
+  async logprobRows(ids: Int32Array, batch: number, seqLen: number, useAdapter: boolean): Promise<Float32Array> {
+    const out = tf.tidy(() => tf.logSoftmax(tf.reshape(this.model.forward(tf.tensor2d(ids, [batch, seqLen], "int32"), { excitor: this.excitor(useAdapter) }), [batch * seqLen, this.config.vocabSize])));
     const data = (await out.data()) as Float32Array;
     out.dispose();
     return data;
@@ -122,7 +133,8 @@ export class TfjsRuntime implements ModelRuntime {
     return { base: await read(capture.base), tuned: await read(capture.tuned) };
   }
 
-  prepareTraining(adapter: ExcitorAdapter): void {
+  prepareTraining(adapter: Adapter): void {
+    if (adapter.method === "lora") throw new Error("LoRA adapters are not wired into this engine yet");
     this.setAdapter(adapter);
     if (this.fastBackward) this.model.prepareBackward(Math.min(...adapter.config.layers));
   }

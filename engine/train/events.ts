@@ -1,9 +1,23 @@
+import type { TuningMethod } from "../adapters";
 import type { LearningVerdict } from "./verdict";
+
+/**
+ * How far the tuned model has moved from the base on the retention set (text the base model
+ * knows: by default its own samples). Measured at every validation.
+ */
+export interface RetentionMeasure {
+  /** Mean per-token KL(base ‖ tuned) in nats over the retention set's next-token distributions. */
+  kl: number;
+  /** Tuned / base perplexity on the retention set's tokens (1 = nothing lost). */
+  pplRatio: number;
+}
 
 /** What a training run reports as it goes; the terminal progress bar and the VS Code panel both consume this. */
 export type TrainEvent =
   | {
       type: "start";
+      /** What is trained (absent in runs recorded before it was added: "excitor"). */
+      method?: TuningMethod;
       totalSteps: number;
       stepsPerEpoch: number;
       epochs: number;
@@ -21,6 +35,8 @@ export type TrainEvent =
       effectiveBatch: number;
       resumedFromStep: number;
       outDir: string;
+      /** The retention set the forgetting monitor uses; absent with `--retain none` (and in older runs). */
+      retention?: { samples: number; tokens: number; source: "base" | "file" | "base+file"; file: string };
     }
   | {
       type: "step";
@@ -37,7 +53,7 @@ export type TrainEvent =
       /** Gate values per adapted layer, [layers][H], in the order of `layers`. */
       gates: number[][];
     }
-  | { type: "validation"; step: number; loss: number }
+  | { type: "validation"; step: number; loss: number; retention?: RetentionMeasure }
   | { type: "checkpoint"; step: number; dir: string }
   | { type: "log"; level: "info" | "warn"; message: string }
   | {
@@ -49,5 +65,7 @@ export type TrainEvent =
       adapterDir: string;
       /** Whether the training loss fell, in words (absent for runs of fewer than 4 steps, and in older runs). */
       verdict?: LearningVerdict;
+      /** The last retention measurement (the final validation's), absent with `--retain none`. */
+      retention?: RetentionMeasure;
     }
   | { type: "cancelled"; step: number; adapterDir: string };

@@ -1,0 +1,137 @@
+/**
+ * A LoRA adapter's config, in PEFT's own `adapter_config.json` layout (peft_type "LORA"), so
+ * that `PeftModel.from_pretrained` loads what Excitor writes and Excitor loads what PEFT or
+ * LLaMA-Factory write (plain LoRA: no DoRA, rsLoRA, bias or dropout at inference).
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { ExcitorInputError } from "../errors";
+import type { ModelConfig } from "../model/config";
+
+/** The linear layers LoRA can adapt, by their Hugging Face module name, and where they sit. */
+export const LORA_MODULES = {
+  q_proj: "self_attn",
+  k_proj: "self_attn",
+  v_proj: "self_attn",
+  o_proj: "self_attn",
+  gate_proj: "mlp",
+  up_proj: "mlp",
+  down_proj: "mlp",
+} as const;
+export type LoraModule = keyof typeof LORA_MODULES;
+
+/** PEFT's defaults for LLaMA (and LLaMA-Factory's): rank 8, alpha 16, on q_proj and v_proj. */
+export const LORA_DEFAULTS = { r: 8, alpha: 16, targets: ["q_proj", "v_proj"] as LoraModule[] };
+
+export interface LoraConfig {
+  r: number;
+  alpha: number;
+  /** Adapted modules, in LORA_MODULES order. */
+  targets: LoraModule[];
+  /** 0-based layers that carry LoRA (PEFT: all unless `layers_to_transform`). */
+  layers: number[];
+  baseModel: string;
+  /** Keys this version does not interpret, kept so that a save round-trips them. */
+  extra: Record<string, unknown>;
+}
+
+/** PEFT's scaling: alpha / r (rsLoRA, alpha / sqrt(r), is refused on load). */
+export const loraScaling = (c: LoraConfig): number => c.alpha / c.r;
+
+/** Sorts module names into LORA_MODULES order and rejects unknown ones. */
+export function parseTargets(list: readonly string[], where: string): LoraModule[] {
+  const known = Object.keys(LORA_MODULES);
+  for (const t of list)
+    if (!known.includes(t)) throw new ExcitorInputError(`${where}: LoRA target "${t}" is not a LLaMA linear layer (use ${known.join(", ")})`, where);
+  if (list.length === 0) throw new ExcitorInputError(`${where}: LoRA needs at least one target module`, where);
+  return known.filter((k) => list.includes(k)) as LoraModule[];
+}
+
+/** [out, in] of a module's weight in this model. */
+export function moduleShape(m: ModelConfig, module: LoraModule): [number, number] {
+  const C = m.hiddenSize;
+  const cq = m.numHeads * m.headDim;
+  const ckv = m.numKvHeads * m.headDim;
+  const I = m.intermediateSize;
+  return { q_proj: [cq, C], k_proj: [ckv, C], v_proj: [ckv, C], o_proj: [C, cq], gate_proj: [I, C], up_proj: [I, C], down_proj: [C, I] }[module] as [number, number];
+}
+
+/** PEFT's saved tensor name (the adapter name "default" is dropped on save). */
+export function loraTensorName(layer: number, module: LoraModule, part: "A" | "B"): string {
+  return `base_model.model.model.layers.${layer}.${LORA_MODULES[module]}.${module}.lora_${part}.weight`;
+}
+
+/** Whether an adapter folder's config says LoRA (PEFT's peft_type), without validating the rest. */
+export function readPeftType(dir: string): unknown {
+  const file = path.join(dir, "adapter_config.json");
+  if (!fs.existsSync(dir)) throw new ExcitorInputError(`${dir}: adapter folder not found`, dir);
+  if (!fs.existsSync(file)) throw new ExcitorInputError(`${file}: not found; an adapter folder needs adapter_config.json`, file);
+  try {
+    return (JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown> | null)?.peft_type;
+  } catch (e) {
+    throw new ExcitorInputError(`${file}: not valid JSON (${(e as Error).message})`, file);
+  }
+}
+
+export function readLoraConfig(dir: string, numLayers: number): LoraConfig {
+  const file = path.join(dir, "adapter_config.json");
+  readPeftType(dir); // existence and JSON errors, worded as for Excitor adapters
+  const json = JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>;
+  const fail = (field: string, msg: string): never => {
+    throw new ExcitorInputError(`${file}: "${field}" ${msg}`, file);
+  };
+  if (json.peft_type !== "LORA") fail("peft_type", `is ${JSON.stringify(json.peft_type)}, expected "LORA"`);
+  const r = json.r;
+  if (typeof r !== "number" || !Number.isInteger(r) || r <= 0) fail("r", `must be a positive integer (got ${JSON.stringify(r)})`);
+  const alpha = json.lora_alpha ?? r; // PEFT's default lora_alpha is 8 with r 8; older configs omit it
+  if (typeof alpha !== "number" || !(alpha > 0)) fail("lora_alpha", `must be a positive number (got ${JSON.stringify(alpha)})`);
+  if (json.use_rslora === true) fail("use_rslora", "is true; rank-stabilised LoRA (alpha/sqrt(r)) is not supported");
+  if (json.use_dora === true) fail("use_dora", "is true; DoRA adapters are not supported");
+  if (json.bias !== undefined && json.bias !== "none") fail("bias", `is ${JSON.stringify(json.bias)}; only "none" is supported (no trained biases)`);
+  if (json.fan_in_fan_out === true) fail("fan_in_fan_out", "is true; that layout is for GPT-2's Conv1D, not LLaMA");
+  let targets = json.target_modules;
+  if (typeof targets === "string") targets = [targets];
+  if (!Array.isArray(targets) || !targets.every((t) => typeof t === "string")) fail("target_modules", "must be a list of module names such as [\"q_proj\", \"v_proj\"]");
+  const ltt = json.layers_to_transform;
+  let layers = Array.from({ length: numLayers }, (_, i) => i);
+  if (typeof ltt === "number") layers = [ltt];
+  else if (Array.isArray(ltt)) layers = ltt as number[];
+  else if (ltt !== undefined && ltt !== null) fail("layers_to_transform", "must be null, a layer index or a list of them");
+  if (!layers.every((l) => Number.isInteger(l) && l >= 0)) fail("layers_to_transform", "must hold 0-based layer indices");
+  const known = new Set(["peft_type", "task_type", "base_model_name_or_path", "r", "lora_alpha", "target_modules", "layers_to_transform"]);
+  return {
+    r: r as number,
+    alpha: alpha as number,
+    targets: parseTargets(targets as string[], `${file}: "target_modules"`),
+    layers: [...new Set(layers)].sort((a, b) => a - b),
+    baseModel: String(json.base_model_name_or_path ?? ""),
+    extra: Object.fromEntries(Object.entries(json).filter(([k]) => !known.has(k))),
+  };
+}
+
+/** PEFT's LoraConfig fields for a plain LoRA (what `LoraConfig.save_pretrained` writes, trimmed to what matters). */
+export function loraConfigJson(c: LoraConfig, numLayers: number): string {
+  const all = c.layers.length === numLayers && c.layers.every((l, i) => l === i);
+  return JSON.stringify(
+    {
+      lora_dropout: 0,
+      bias: "none",
+      fan_in_fan_out: false,
+      init_lora_weights: true,
+      use_rslora: false,
+      use_dora: false,
+      inference_mode: true,
+      modules_to_save: null,
+      ...c.extra,
+      peft_type: "LORA",
+      task_type: "CAUSAL_LM",
+      base_model_name_or_path: c.baseModel,
+      r: c.r,
+      lora_alpha: c.alpha,
+      target_modules: c.targets,
+      layers_to_transform: all ? null : c.layers,
+    },
+    null,
+    2,
+  ) + "\n";
+}

@@ -13,8 +13,8 @@ const ELEM: Record<ElemType, number> = { float32: FLOAT, int32: INT32 };
 /** A dimension: a fixed size, or a symbolic name ORT resolves per run. */
 export type Dim = number | string;
 
-/** Attribute values: integers and integer lists, or { f } for a float. */
-type Attr = number | number[] | { f: number };
+/** Attribute values: integers and integer lists, { f } for a float, { s } for a string. */
+type Attr = number | number[] | { f: number } | { s: string };
 
 export class Graph {
   private readonly nodes: onnx.INodeProto[] = [];
@@ -62,7 +62,9 @@ export class Graph {
         ? { name, type: onnx.AttributeProto.AttributeType.INT, i: v }
         : Array.isArray(v)
           ? { name, type: onnx.AttributeProto.AttributeType.INTS, ints: v }
-          : { name, type: onnx.AttributeProto.AttributeType.FLOAT, f: v.f },
+          : "s" in v
+            ? { name, type: onnx.AttributeProto.AttributeType.STRING, s: new TextEncoder().encode(v.s) }
+            : { name, type: onnx.AttributeProto.AttributeType.FLOAT, f: v.f },
     );
     this.nodes.push({ opType, input: inputs, output: [out], name: out, attribute });
     return out;
@@ -112,8 +114,8 @@ export class Graph {
   mean = (a: string, axes: number[]) => this.op("ReduceMean", [a], { axes, keepdims: 1 });
   /** a · b^T (+ nothing), both 2-D: b stays in its stored [out, in] layout. */
   gemmT = (a: string, b: string, alpha = 1) => this.op("Gemm", [a, b], alpha === 1 ? { transB: 1 } : { transB: 1, alpha: { f: alpha } });
-  /** a^T · b, both 2-D. */
-  gemmTA = (a: string, b: string) => this.op("Gemm", [a, b], { transA: 1 });
+  /** alpha · a^T · b, both 2-D. */
+  gemmTA = (a: string, b: string, alpha = 1) => this.op("Gemm", [a, b], alpha === 1 ? { transA: 1 } : { transA: 1, alpha: { f: alpha } });
   scale = (a: string, s: number) => this.mul(a, this.scalar(s));
 
   encode(): Uint8Array {

@@ -15,14 +15,36 @@
  */
 import type { ModelConfig } from "../model/config";
 import { tensorName } from "../excitor/config";
+import { type LoraModule, LORA_MODULES, loraTensorName } from "../lora/config";
 import { Graph } from "./graph";
 
 /** Which layers carry an Excitor and its sizes; a graph is built for one layout. */
-export interface AdapterLayout {
+export interface ExcitorLayout {
+  method: "excitor";
   layers: number[];
   numPrompts: number;
   rank: number;
 }
+
+/** Which linears carry LoRA (every target in every listed layer), its rank and alpha/r. */
+export interface LoraLayout {
+  method: "lora";
+  r: number;
+  scaling: number;
+  targets: LoraModule[];
+  layers: number[];
+}
+
+export type AdapterLayout = ExcitorLayout | LoraLayout;
+
+/** A string that differs exactly when two layouts need different graphs (session cache keys). */
+export function layoutKey(l: AdapterLayout | undefined): string {
+  if (!l) return "base";
+  return l.method === "excitor" ? `excitor:${l.layers.join(",")}/${l.numPrompts}/${l.rank}` : `lora:${l.layers.join(",")}/${l.targets.join(",")}/${l.r}/${l.scaling}`;
+}
+
+/** A linear's Hugging Face weight prefix, e.g. model.layers.3.self_attn.q_proj. */
+export const modulePrefix = (layer: number, module: LoraModule) => `model.layers.${layer}.${LORA_MODULES[module]}.${module}`;
 
 export const INPUTS = { ids: "ids", cos: "rope_cos", sin: "rope_sin", mask: "mask" } as const;
 
@@ -34,11 +56,16 @@ export interface BlockSaved {
   kr: string; // RoPE(K') [B, Hkv, G|1, T, d]
   vt: string; // V [B, Hkv, 1, T, d]
   p: string; // attention probabilities [B, Hkv, G, T, T]
+  o: string; // concat_h of the heads' outputs, o_proj's input [B·T, Cq]
   mlpNorm: RmsSaved;
+  h2: string; // normed MLP input [B·T, C]
+  act: string; // silu(gt)·up, down_proj's input [B·T, I]
   gt: string; // gate_proj [B·T, I]
   sg: string; // sigmoid(gt)
   up: string; // up_proj [B·T, I]
   ex?: { u: string; qe: string; a: string; e5: string; gate5: string; prompts: string };
+  /** x·Aᵀ [B·T, r] of each LoRA-adapted linear of the layer. */
+  lora: Partial<Record<LoraModule, string>>;
 }
 
 export interface RmsSaved {
@@ -106,6 +133,17 @@ export class LlamaGraph {
     return name;
   }
 
+  /** Whether the layer carries an Excitor (its keys K' are per query head). */
+  hasExcitor(layer: number): boolean {
+    return this.adapter?.method === "excitor" && this.adapter.layers.includes(layer);
+  }
+
+  /** Whether this linear carries LoRA. */
+  hasLora(layer: number, module: LoraModule): boolean {
+    return this.adapter?.method === "lora" && this.adapter.layers.includes(layer) && this.adapter.targets.includes(module);
+  }
+
+  /** Whether the layer is tuned at all (its attention has a base to compare with). */
   isAdapted(layer: number): boolean {
     return this.adapter?.layers.includes(layer) ?? false;
   }
@@ -144,6 +182,33 @@ export class LlamaGraph {
     return bias ? this.g.add(y, this.weight(`${name}.bias`, [out])) : y;
   }
 
+  /**
+   * One of a layer's seven linears: `base` = x·Wᵀ (+ bias), and `y` = base + s·(x·Aᵀ)·Bᵀ where
+   * it carries LoRA (`u` = x·Aᵀ [N, r], kept for the backward); else y = base.
+   */
+  moduleLinear(layer: number, module: LoraModule, x: string, bias = false): { y: string; base: string; u?: string } {
+    const [out, inp] = this.moduleShape(module);
+    const base = this.linear(x, modulePrefix(layer, module), out, inp, bias);
+    if (!this.hasLora(layer, module)) return { y: base, base };
+    const { scaling } = this.adapter as LoraLayout;
+    const [A, B] = this.loraWeights(layer, module);
+    const u = this.g.gemmT(x, A); // x·Aᵀ  [N, r]
+    return { y: this.g.add(base, this.g.gemmT(u, B, scaling)), base, u }; // + s·u·Bᵀ  [N, out]
+  }
+
+  /** A [r, in] and B [out, r] of a LoRA'd linear, as graph inputs under PEFT's names. */
+  loraWeights(layer: number, module: LoraModule): [string, string] {
+    const [out, inp] = this.moduleShape(module);
+    const { r } = this.adapter as LoraLayout;
+    return [this.weight(loraTensorName(layer, module, "A"), [r, inp]), this.weight(loraTensorName(layer, module, "B"), [out, r])];
+  }
+
+  /** [out, in] of a module's weight. */
+  moduleShape(module: LoraModule): [number, number] {
+    const { hiddenSize: C, intermediateSize: I } = this.c;
+    return { q_proj: [this.cq, C], k_proj: [this.ckv, C], v_proj: [this.ckv, C], o_proj: [C, this.cq], gate_proj: [I, C], up_proj: [I, C], down_proj: [C, I] }[module] as [number, number];
+  }
+
   /** Rotate-half RoPE on [..., T, d]: x·cos + rotate_half(x)·sin, rotate_half(x) = x·R. */
   rope(x: string): string {
     const g = this.g;
@@ -176,21 +241,28 @@ export class LlamaGraph {
 
   block(i: number, x: string, opts: BlockOptions = {}): BlockResult {
     const { g, c } = this;
-    const p = `model.layers.${i}`;
     const { numKvHeads: Hkv, headDim: d } = c;
     const G = this.G;
     const C = c.hiddenSize;
+    const lora: BlockSaved["lora"] = {};
+    const lin = (module: LoraModule, input: string, bias = false) => {
+      const r = this.moduleLinear(i, module, input, bias);
+      if (r.u) lora[module] = r.u;
+      return r;
+    };
 
-    const an = this.rmsNorm(x, `${p}.input_layernorm.weight`);
+    const an = this.rmsNorm(x, `model.layers.${i}.input_layernorm.weight`);
     const h = an.h; // [B·T, C]
-    const q = this.linear(h, `${p}.self_attn.q_proj`, this.cq, C, c.qkvBias); // Q  [B·T, Cq]
-    const k = this.linear(h, `${p}.self_attn.k_proj`, this.ckv, C, c.qkvBias); // Kb [B·T, Hkv·d]
-    const v = this.linear(h, `${p}.self_attn.v_proj`, this.ckv, C, c.qkvBias); // V  [B·T, Hkv·d]
+    const ql = lin("q_proj", h, c.qkvBias); // Q  [B·T, Cq]
+    const kl = lin("k_proj", h, c.qkvBias); // Kb [B·T, Hkv·d]
+    const q = ql.y;
+    const k = kl.y;
+    const v = lin("v_proj", h, c.qkvBias).y; // V  [B·T, Hkv·d]
     let k5 = g.reshape(k, this.shapeBT([Hkv, 1, d])); // [B, T, Hkv, 1, d]
 
     let ex: BlockSaved["ex"];
-    if (this.isAdapted(i)) {
-      const { numPrompts: K, rank: r } = this.adapter!;
+    if (this.hasExcitor(i)) {
+      const { numPrompts: K, rank: r } = this.adapter as ExcitorLayout;
       const prompts = this.weight(tensorName(i, "prompts"), [K, this.cq]);
       const u = g.gemmT(h, this.weight(tensorName(i, "down.weight"), [r, C])); // X Wdown^T  [B·T, r]
       const qe = g.gemmT(u, this.weight(tensorName(i, "up.weight"), [this.cq, r])); // QE  [B·T, Cq]
@@ -209,19 +281,26 @@ export class LlamaGraph {
     const probs = this.attend(qr, krT); // [B, Hkv, G, T, S]
     const o5 = g.matmul(probs, vt); // [B, Hkv, G, T, d]
     const o = g.reshape(g.transpose(o5, [0, 3, 1, 2, 4]), g.ints([-1, this.cq])); // concat_h  [B·T, Cq]
-    const x1 = g.add(x, this.linear(o, `${p}.self_attn.o_proj`, C, this.cq, c.oBias));
+    const x1 = g.add(x, lin("o_proj", o, c.oBias).y);
 
-    const mn = this.rmsNorm(x1, `${p}.post_attention_layernorm.weight`);
-    const I = c.intermediateSize;
-    const gt = this.linear(mn.h, `${p}.mlp.gate_proj`, I, C); // [B·T, I]
-    const up = this.linear(mn.h, `${p}.mlp.up_proj`, I, C);
+    const mn = this.rmsNorm(x1, `model.layers.${i}.post_attention_layernorm.weight`);
+    const gt = lin("gate_proj", mn.h).y; // [B·T, I]
+    const up = lin("up_proj", mn.h).y;
     const sg = g.sigmoid(gt);
     const act = g.mul(g.mul(gt, sg), up); // silu(gate) · up
-    const out = g.add(x1, this.linear(act, `${p}.mlp.down_proj`, C, I)); // [B·T, C]
+    const out = g.add(x1, lin("down_proj", act).y); // [B·T, C]
 
-    const result: BlockResult = { out, saved: { attnNorm: an.saved, h, qr, kr, vt, p: probs, mlpNorm: mn.saved, gt, sg, up, ex } };
+    const result: BlockResult = { out, saved: { attnNorm: an.saved, h, qr, kr, vt, p: probs, o, mlpNorm: mn.saved, h2: mn.h, act, gt, sg, up, ex, lora } };
     if (opts.past) result.present = { k: krT, v: vt };
-    if (opts.capture) result.probs = { tuned: probs, base: ex ? this.attend(qr, g.transpose(this.rope(this.toHeads(k, 1)), T5)) : undefined };
+    if (opts.capture) {
+      // What the layer would attend without its adapter, on the same input: base Q and base keys.
+      let base: string | undefined;
+      if (this.isAdapted(i)) {
+        const qb = ql.base === q ? qr : this.rope(this.toHeads(ql.base, G));
+        base = this.attend(qb, g.transpose(this.rope(this.toHeads(kl.base, 1)), T5));
+      }
+      result.probs = { tuned: probs, base };
+    }
     return result;
   }
 
@@ -233,11 +312,16 @@ export class LlamaGraph {
   }
 
   /** Final norm and lm_head: [B·T, C] -> logits [B·T, V]. */
-  head(x: string): { logits: string; norm: RmsSaved; lmHead: string } {
+  head(x: string): { logits: string; norm: RmsSaved; h: string; lmHead: string } {
     const c = this.c;
     const fn = this.rmsNorm(x, "model.norm.weight");
-    const lmHead = this.tiedHead ? this.weight("model.embed_tokens.weight", [c.vocabSize, c.hiddenSize]) : this.weight("lm_head.weight", [c.vocabSize, c.hiddenSize]);
-    return { logits: this.g.gemmT(fn.h, lmHead), norm: fn.saved, lmHead };
+    const lmHead = this.weight(this.headName, [c.vocabSize, c.hiddenSize]);
+    return { logits: this.g.gemmT(fn.h, lmHead), norm: fn.saved, h: fn.h, lmHead };
+  }
+
+  /** The weight lm_head reads: its own, or the embedding when tied. */
+  get headName(): string {
+    return this.tiedHead ? "model.embed_tokens.weight" : "lm_head.weight";
   }
 
   /** Per-row log p(target): logits [N, V], targets (N of them, any shape) -> [N, 1]. */
@@ -278,7 +362,7 @@ export function buildDecodeGraph(c: ModelConfig, adapter: AdapterLayout | undefi
   let x = lg.embed();
   for (let i = 0; i < c.numLayers; i++) {
     const n = cacheNames(i);
-    const kg = lg.isAdapted(i) ? lg.G : 1;
+    const kg = lg.hasExcitor(i) ? lg.G : 1;
     const past = {
       k: lg.g.input(n.pastK, "float32", [1, c.numKvHeads, kg, c.headDim, "P"]),
       v: lg.g.input(n.pastV, "float32", [1, c.numKvHeads, 1, "P", c.headDim]),

@@ -1,26 +1,29 @@
 /**
- * ModelRuntime on onnxruntime-node. Four graphs, each generated from the model and adapter
- * configs on first use and compiled once per adapter layout: `eval` (log p of targets, for
- * scoring and validation), `decode` (KV cache, last logits), `attention` (probabilities of
- * every layer) and `train` (loss and Excitor gradients, train-graph.ts).
+ * ModelRuntime on onnxruntime-node. Five graphs, each generated from the model and adapter
+ * configs on first use and compiled once per adapter layout (Excitor or LoRA): `eval` (log p
+ * of targets, for scoring and validation), `rows` (every next-token distribution), `decode`
+ * (KV cache, last logits), `attention` (probabilities of every layer) and `train` (loss and
+ * gradients of the adapter or, in full training, of every weight: train-graph.ts).
  *
  * Frozen weights are graph inputs, not initializers: onnxruntime-node wraps a JS typed
- * array without copying, so one float32 copy of the model in host memory feeds all four
+ * array without copying, so one float32 copy of the model in host memory feeds all the
  * sessions (initializers would be copied into each), and nothing is written to disk.
- * The Excitor tensors are inputs too, so each step feeds the optimizer's current values.
+ * The adapter's tensors are inputs too, so each step feeds the optimizer's current values.
+ * Full training keeps a second copy (the trained weights) next to the untouched base, and
+ * the same graphs run on either: `useAdapter` picks which set is fed.
  */
 import type * as OrtModule from "onnxruntime-node";
 import type { OrtInfo } from "../backends/onnxruntime";
 import { ExcitorInputError } from "../errors";
 import type { Adapter } from "../adapters";
-import type { ExcitorAdapter } from "../excitor/adapter";
 import type { F32Tensor } from "../formats/safetensors";
 import type { ModelConfig } from "../model/config";
 import { causalMask } from "../model/mask";
 import { ropeTables } from "../model/rope";
 import type { WeightFiles } from "../model/weights";
 import { weightedTokens, type DecodeSession, type LossAndGrads, type ModelRuntime, type TrainBatch } from "../runtime";
-import { type AdapterLayout, INPUTS, buildAttentionGraph, buildDecodeGraph, buildEvalGraph, buildRowsGraph, cacheNames } from "./llama-graph";
+import { loraScaling } from "../lora/config";
+import { type AdapterLayout, INPUTS, buildAttentionGraph, buildDecodeGraph, buildEvalGraph, buildRowsGraph, cacheNames, layoutKey } from "./llama-graph";
 import { buildTrainGraph, gradOutput } from "./train-graph";
 
 type Tensor = OrtModule.Tensor;
@@ -30,6 +33,8 @@ type GraphKind = "eval" | "rows" | "decode" | "attention" | "train";
 export class OrtRuntime implements ModelRuntime {
   private adapterFeeds = new Map<string, Tensor>();
   private layout?: AdapterLayout;
+  /** Full training: the trained copy of every weight (the base in `weights` stays untouched). */
+  private trained?: Map<string, Tensor>;
   private readonly sessions = new Map<string, Promise<Session>>();
 
   private constructor(
@@ -72,7 +77,7 @@ export class OrtRuntime implements ModelRuntime {
     return new OrtRuntime(config, info, weights, tied);
   }
 
-  readonly keepsBaseInFullTraining = false;
+  readonly keepsBaseInFullTraining = true;
 
   get backend(): string {
     return `onnxruntime-${this.info.provider}`;
@@ -82,16 +87,22 @@ export class OrtRuntime implements ModelRuntime {
   }
 
   setAdapter(adapter: Adapter | null): void {
-    if (adapter?.method === "lora") throw new Error("LoRA adapters are not wired into this engine yet");
     this.adapterFeeds = new Map();
-    this.layout = adapter ? { layers: adapter.config.layers, numPrompts: adapter.config.numPrompts, rank: adapter.config.rank } : undefined;
+    this.layout =
+      !adapter ? undefined
+      : adapter.method === "excitor" ? { method: "excitor", layers: adapter.config.layers, numPrompts: adapter.config.numPrompts, rank: adapter.config.rank }
+      : { method: "lora", layers: adapter.config.layers, targets: adapter.config.targets, r: adapter.config.r, scaling: loraScaling(adapter.config) };
     for (const [name, t] of Object.entries(adapter?.namedTensors() ?? {})) this.adapterFeeds.set(name, new this.info.ort.Tensor("float32", t.data, t.shape));
   }
 
-  /** The compiled graph of this kind for the current adapter layout (or the base model). */
-  private session(kind: GraphKind, useAdapter: boolean): Promise<Session> {
-    const layout = useAdapter ? this.layout : undefined;
-    const key = `${kind}:${layout ? `${layout.layers.join(",")}/${layout.numPrompts}/${layout.rank}` : "base"}`;
+  /**
+   * The compiled graph of this kind for the current adapter layout (or the base model; full
+   * training runs the base graphs on the trained weights). `soft`: the train graph for soft targets.
+   */
+  private session(kind: GraphKind, useAdapter: boolean, soft = false): Promise<Session> {
+    const layout = useAdapter && !this.trained ? this.layout : undefined;
+    const full = kind === "train" && this.trained;
+    const key = `${kind}:${full ? "full" : layoutKey(layout)}${kind === "train" && soft ? ":soft" : ""}`;
     let s = this.sessions.get(key);
     if (!s) {
       const c = this.config;
@@ -100,7 +111,7 @@ export class OrtRuntime implements ModelRuntime {
         : kind === "rows" ? buildRowsGraph(c, layout, this.tiedHead)
         : kind === "decode" ? buildDecodeGraph(c, layout, this.tiedHead)
         : kind === "attention" ? buildAttentionGraph(c, layout)
-        : buildTrainGraph(c, layout!, this.tiedHead);
+        : buildTrainGraph(c, full ? { method: "full" } : layout!, this.tiedHead, soft);
       s = this.info.ort.InferenceSession.create(bytes, this.info.sessionOptions);
       s.catch(() => undefined); // compiled ahead (prepareTraining, startDecode): the error surfaces where it is awaited
       this.sessions.set(key, s);
@@ -108,11 +119,15 @@ export class OrtRuntime implements ModelRuntime {
     return s;
   }
 
-  /** Runs a session: each input is taken from `extra`, the frozen weights or the adapter, by name. */
-  private async run(session: Session, extra: Record<string, Tensor>, outputs?: string[]): Promise<Record<string, Tensor>> {
+  /**
+   * Runs a session: each input is taken from `extra`, the weights or the adapter, by name. The
+   * weights are the base model's, or with `useAdapter` during full training the trained copy.
+   */
+  private async run(session: Session, useAdapter: boolean, extra: Record<string, Tensor>, outputs?: string[]): Promise<Record<string, Tensor>> {
     const feeds: Record<string, Tensor> = {};
+    const weights = useAdapter && this.trained ? this.trained : this.weights;
     for (const name of session.inputNames) {
-      const t = extra[name] ?? this.weights.get(name) ?? this.adapterFeeds.get(name);
+      const t = extra[name] ?? weights.get(name) ?? this.adapterFeeds.get(name);
       if (!t) throw new Error(`onnxruntime: no value for graph input ${name}`);
       feeds[name] = t;
     }
@@ -144,7 +159,7 @@ export class OrtRuntime implements ModelRuntime {
   /** log p(targets[b, t] | ids[b, ≤t]) for every position, [B·T]. */
   private async pickedLogprobs(ids: Int32Array, targets: Int32Array, B: number, T: number, useAdapter: boolean): Promise<Float32Array> {
     const s = await this.session("eval", useAdapter);
-    const out = await this.run(s, { ...this.positionFeeds(ids, B, T, 0), targets: new this.info.ort.Tensor("int32", this.checkIds(targets), [B, T]) }, ["logprob"]);
+    const out = await this.run(s, useAdapter, { ...this.positionFeeds(ids, B, T, 0), targets: new this.info.ort.Tensor("int32", this.checkIds(targets), [B, T]) }, ["logprob"]);
     return out.logprob.data as Float32Array;
   }
 
@@ -157,11 +172,24 @@ export class OrtRuntime implements ModelRuntime {
 
   async logprobRows(ids: Int32Array, batch: number, seqLen: number, useAdapter: boolean): Promise<Float32Array> {
     const s = await this.session("rows", useAdapter);
-    const out = await this.run(s, this.positionFeeds(ids, batch, seqLen, 0), ["logprobs"]);
+    const out = await this.run(s, useAdapter, this.positionFeeds(ids, batch, seqLen, 0), ["logprobs"]);
     return out.logprobs.data as Float32Array;
   }
 
   async evalLoss(batch: TrainBatch, useAdapter: boolean): Promise<{ lossSum: number; tokens: number }> {
+    if (batch.soft) {
+      // Σ weights·(−Σ_v soft·log p), from every row's distribution.
+      const V = this.config.vocabSize;
+      const rows = await this.logprobRows(batch.ids, batch.batch, batch.seqLen, useAdapter);
+      let lossSum = 0;
+      for (let i = 0; i < batch.weights.length; i++) {
+        if (batch.weights[i] === 0) continue;
+        let ce = 0;
+        for (let v = 0; v < V; v++) ce -= batch.soft[i * V + v] * rows[i * V + v];
+        lossSum += batch.weights[i] * ce;
+      }
+      return { lossSum, tokens: weightedTokens(batch) };
+    }
     const lp = await this.pickedLogprobs(batch.ids, batch.targets, batch.batch, batch.seqLen, useAdapter);
     let lossSum = 0;
     for (let i = 0; i < lp.length; i++) lossSum -= batch.weights[i] * lp[i];
@@ -171,7 +199,9 @@ export class OrtRuntime implements ModelRuntime {
   startDecode(useAdapter: boolean): DecodeSession {
     const rt = this;
     const c = this.config;
-    const adapted = new Set(useAdapter ? (this.layout?.layers ?? []) : []);
+    // Only an Excitor changes the cache's layout (K' per query head).
+    const layout = useAdapter && !this.trained ? this.layout : undefined;
+    const adapted = new Set(layout?.method === "excitor" ? layout.layers : []);
     const { Tensor } = this.info.ort;
     const empty = (dims: number[]) => new Tensor("float32", new Float32Array(0), dims);
     // K' per query head in adapted layers, transposed ([1, Hkv, G, d, S]); base keys ([1, Hkv, 1, d, S])
@@ -190,7 +220,7 @@ export class OrtRuntime implements ModelRuntime {
       },
       async feed(ids: number[]): Promise<Float32Array> {
         const s = await session;
-        const out = await rt.run(s, { ...rt.positionFeeds(Int32Array.from(ids), 1, ids.length, length), ...Object.fromEntries(cache) });
+        const out = await rt.run(s, useAdapter, { ...rt.positionFeeds(Int32Array.from(ids), 1, ids.length, length), ...Object.fromEntries(cache) });
         const next = new Map<string, Tensor>();
         for (let i = 0; i < c.numLayers; i++) {
           const n = cacheNames(i);
@@ -209,7 +239,7 @@ export class OrtRuntime implements ModelRuntime {
 
   async attentionProbs(ids: number[], useAdapter: boolean): Promise<{ base: Float32Array[]; tuned: Float32Array[] }> {
     const s = await this.session("attention", useAdapter);
-    const out = await this.run(s, this.positionFeeds(Int32Array.from(ids), 1, ids.length, 0));
+    const out = await this.run(s, useAdapter, this.positionFeeds(Int32Array.from(ids), 1, ids.length, 0));
     const tuned: Float32Array[] = [];
     const base: Float32Array[] = [];
     for (let i = 0; i < this.config.numLayers; i++) {
@@ -220,34 +250,65 @@ export class OrtRuntime implements ModelRuntime {
   }
 
   prepareTraining(adapter: Adapter): void {
-    if (adapter.method === "lora") throw new Error("LoRA adapters are not wired into this engine yet");
     this.setAdapter(adapter);
     void this.session("train", true); // compile while the caller prepares its data
   }
 
+  /**
+   * Full training: a copy of every weight becomes the trained set (the base stays as loaded, for
+   * `useAdapter: false`). The returned arrays ARE that copy, fed without copying: the caller's
+   * in-place updates take effect at its next setBaseWeights (or run).
+   */
   beginFullTraining(): Map<string, F32Tensor> {
-    throw new Error("full-parameter training runs on the tfjs engine (open the model with backend \"tfjs\")");
+    if (this.trained) throw new Error("full training is already enabled");
+    this.setAdapter(null);
+    this.trained = new Map();
+    const out = new Map<string, F32Tensor>();
+    for (const [name, t] of this.weights) {
+      const copy = { shape: t.dims.slice(), data: (t.data as Float32Array).slice() };
+      this.trained.set(name, new this.info.ort.Tensor("float32", copy.data, copy.shape));
+      out.set(name, copy);
+    }
+    void this.session("train", true);
+    return out;
   }
 
-  setBaseWeights(): void {
-    throw new Error("full-parameter training runs on the tfjs engine (open the model with backend \"tfjs\")");
+  setBaseWeights(values: Map<string, Float32Array>): void {
+    if (!this.trained) throw new Error("setBaseWeights needs beginFullTraining first");
+    for (const [name, t] of this.trained) {
+      const data = values.get(name);
+      if (!data) throw new Error(`setBaseWeights: no value for ${name}`);
+      if (data.length !== t.size) throw new Error(`setBaseWeights: ${name} has ${data.length} values, expected ${t.size}`);
+      if (data !== t.data) this.trained.set(name, new this.info.ort.Tensor("float32", data, t.dims));
+    }
   }
 
   async lossAndGrads(batch: TrainBatch, scale: number): Promise<LossAndGrads> {
-    if (!this.layout) throw new Error("lossAndGrads needs an adapter (prepareTraining)");
+    if (!this.layout && !this.trained) throw new Error("lossAndGrads needs an adapter (prepareTraining) or beginFullTraining");
     const { batch: B, seqLen: T } = batch;
+    const V = this.config.vocabSize;
     const { Tensor } = this.info.ort;
-    const names = [...this.adapterFeeds.keys()];
-    const s = await this.session("train", true);
+    const names = [...(this.trained ?? this.adapterFeeds).keys()];
+    const s = await this.session("train", true, !!batch.soft);
     const rows: number[] = [];
     batch.weights.forEach((w, i) => w !== 0 && rows.push(i));
+    const N = rows.length;
+    let target: Record<string, Tensor>;
+    if (batch.soft) {
+      const soft = new Float32Array(N * V); // the loss rows' distributions  [N, V]
+      rows.forEach((r, j) => soft.set(batch.soft!.subarray(r * V, (r + 1) * V), j * V));
+      target = { soft: new Tensor("float32", soft, [N, V]) };
+    } else {
+      target = { targets: new Tensor("int32", this.checkIds(Int32Array.from(rows, (i) => batch.targets[i])), [N]) };
+    }
     const out = await this.run(
       s,
+      true,
       {
         ...this.positionFeeds(batch.ids, B, T, 0),
-        loss_rows: new Tensor("int32", Int32Array.from(rows), [rows.length]),
-        targets: new Tensor("int32", this.checkIds(Int32Array.from(rows, (i) => batch.targets[i])), [rows.length]),
-        weights: new Tensor("float32", Float32Array.from(rows, (i) => batch.weights[i]), [rows.length]),
+        ...target,
+        loss_rows: new Tensor("int32", Int32Array.from(rows), [N]),
+        weights: new Tensor("float32", Float32Array.from(rows, (i) => batch.weights[i]), [N]),
         scale: new Tensor("float32", Float32Array.of(scale), []),
       },
       ["loss_sum", ...names.map(gradOutput)],
@@ -260,6 +321,7 @@ export class OrtRuntime implements ModelRuntime {
     for (const s of this.sessions.values()) void s.then((x) => x.release()).catch(() => undefined);
     this.sessions.clear();
     this.weights.clear();
+    this.trained?.clear();
     this.adapterFeeds.clear();
   }
 }

@@ -6,6 +6,7 @@
  */
 import type * as tfc from "@tensorflow/tfjs";
 import { tf } from "../backends/tfjs";
+import type { LoraModule } from "../lora/config";
 import type { ModelConfig } from "../model/config";
 import { causalMask as causalMaskData } from "../model/mask";
 import { ropeTables } from "../model/rope";
@@ -55,6 +56,16 @@ export interface ExcitorTensors {
   gate: T1; //    g      [H]
 }
 
+/** One LoRA'd linear's tensors on the backend (variables): y += scaling·(x·Aᵀ)·Bᵀ. */
+export interface LoraTensors {
+  A: T2; // [r, in]
+  B: T2; // [out, r]
+  scaling: number;
+}
+
+/** A layer's LoRA'd linears by module name. */
+export type LoraLayer = Partial<Record<LoraModule, LoraTensors>>;
+
 /** Keys (K', after RoPE, one per query head) and values of the tokens seen so far. */
 export interface LayerCache {
   k: T4; // [B, H, S, d]
@@ -64,6 +75,8 @@ export interface LayerCache {
 export interface ForwardOptions {
   /** Adapted layers by index; a layer not in the map is the base layer, untouched. */
   excitor?: Map<number, ExcitorTensors>;
+  /** LoRA'd layers by index; linears not listed are the base ones. */
+  lora?: Map<number, LoraLayer>;
   /** Per-layer cache, extended in place (old tensors disposed); its length sets the positions. */
   cache?: (LayerCache | undefined)[];
   /**
@@ -181,13 +194,14 @@ export class TfjsLlama {
 
     let x = tf.reshape(embedLookup(this.embed, tf.reshape(ids, [B * T]) as T1, this.fullTraining), [B, T, c.hiddenSize]) as tfc.Tensor3D; // [B, T, C]
     this.blocks.forEach((blk, i) => {
+      const lora = opts.lora?.get(i);
       const h = rmsNorm(x, blk.attnNorm, c.rmsNormEps); // [B, T, C]
       const attn = this.attention(blk, h, i, rope, mask, opts); // [B, T, C]
       x = tf.add(x, attn) as tfc.Tensor3D;
       const h2 = tf.reshape(rmsNorm(x, blk.mlpNorm, c.rmsNormEps), [B * T, c.hiddenSize]); // [B·T, C]
-      const g = linear(h2 as T2, blk.gate); // [B·T, I]
+      const g = linear(h2 as T2, blk.gate, lora?.gate_proj); // [B·T, I]
       const act = tf.mul(tf.sigmoid(g), g); // silu
-      const mlp = linear(tf.mul(act, linear(h2 as T2, blk.up)) as T2, blk.down); // [B·T, C]
+      const mlp = linear(tf.mul(act, linear(h2 as T2, blk.up, lora?.up_proj)) as T2, blk.down, lora?.down_proj); // [B·T, C]
       x = tf.add(x, tf.reshape(mlp, [B, T, c.hiddenSize])) as tfc.Tensor3D;
     });
     let hLast = rmsNorm(x, this.finalNorm, c.rmsNormEps); // [B, T, C]
@@ -213,9 +227,10 @@ export class TfjsLlama {
     const [B, T] = h.shape;
     const { numHeads: H, numKvHeads: Hkv, headDim: d } = c;
     const x = tf.reshape(h, [B * T, c.hiddenSize]) as T2; // [B·T, C]
-    const q = tf.reshape(linear(x, blk.q), [B, T, H, d]) as T4; // Q  [B, T, H, d]
-    const kb = repeatKv(tf.reshape(linear(x, blk.k), [B, T, Hkv, d]) as T4, H); // Kb per query head  [B, T, H, d]
-    const v = repeatKv(tf.reshape(linear(x, blk.v), [B, T, Hkv, d]) as T4, H); // V per query head  [B, T, H, d]
+    const lora = opts.lora?.get(layer);
+    const q = tf.reshape(linear(x, blk.q, lora?.q_proj), [B, T, H, d]) as T4; // Q  [B, T, H, d]
+    const kb = repeatKv(tf.reshape(linear(x, blk.k, lora?.k_proj), [B, T, Hkv, d]) as T4, H); // Kb per query head  [B, T, H, d]
+    const v = repeatKv(tf.reshape(linear(x, blk.v, lora?.v_proj), [B, T, Hkv, d]) as T4, H); // V per query head  [B, T, H, d]
 
     let k = kb;
     const ex = opts.excitor?.get(layer);
@@ -245,13 +260,19 @@ export class TfjsLlama {
     const probs = tf.softmax(scores) as T4; // [B, H, T, S]
     if (opts.capture) {
       opts.capture.tuned[layer] = tf.keep(probs);
-      opts.capture.base[layer] = ex && !cache ? tf.keep(this.baseProbs(qr, kb, rope, mask, d)) : tf.keep(tf.clone(probs));
+      let base = ex && !cache ? this.baseProbs(qr, kb, rope, mask, d) : tf.clone(probs);
+      if (lora && !cache) {
+        // Without LoRA: the base Q and K on the same layer input.
+        const qBase = tf.transpose(applyRope(tf.reshape(linear(x, blk.q), [B, T, H, d]) as T4, rope), [0, 2, 1, 3]) as T4;
+        base = this.baseProbs(qBase, repeatKv(tf.reshape(linear(x, blk.k), [B, T, Hkv, d]) as T4, H), rope, mask, d);
+      }
+      opts.capture.base[layer] = tf.keep(base);
     }
     const out = tf.reshape(tf.transpose(tf.matMul(probs, vr), [0, 2, 1, 3]), [B * T, H * d]) as T2; // concat_h  [B·T, Cq]
-    return tf.reshape(linear(out, blk.o), [B, T, c.hiddenSize]) as tfc.Tensor3D;
+    return tf.reshape(linear(out, blk.o, lora?.o_proj), [B, T, c.hiddenSize]) as tfc.Tensor3D;
   }
 
-  /** softmax(RoPE(Q) RoPE(Kb)^T / sqrt(d) + mask): what the layer would attend without its Excitor. */
+  /** softmax(RoPE(Q) RoPE(Kb)^T / sqrt(d) + mask): what the layer would attend without its adapter. */
   private baseProbs(qr: T4, kb: T4, rope: { cos: T4; sin: T4 }, mask: T2, d: number): T4 {
     const kr = tf.transpose(applyRope(kb, rope), [0, 2, 3, 1]); // [B, H, d, T]
     return tf.softmax(tf.add(tf.div(tf.matMul(qr, kr), Math.sqrt(d)), mask)) as T4; // [B, H, T, T]
@@ -265,8 +286,15 @@ export class TfjsLlama {
   }
 }
 
-/** x [N, in] -> [N, out]; see FrozenLinear for why the gradient is custom. */
-function linear(x: T2, l: FrozenLinear): T2 {
+/** x [N, in] -> [N, out] (+ LoRA's scaling·(x·Aᵀ)·Bᵀ); see FrozenLinear for why the gradient is custom. */
+function linear(x: T2, l: FrozenLinear, lora?: LoraTensors): T2 {
+  const y = frozenLinear(x, l);
+  if (!lora) return y;
+  const u = tf.matMul(x, lora.A, false, true); // x·Aᵀ  [N, r]
+  return tf.add(y, tf.mul(tf.matMul(u, lora.B, false, true), lora.scaling)) as T2; // + s·u·Bᵀ  [N, out]
+}
+
+function frozenLinear(x: T2, l: FrozenLinear): T2 {
   let y: T2;
   if (l.trainable) {
     // Both gradients as plain matmuls of explicit transposes (see FrozenLinear).

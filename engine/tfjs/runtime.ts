@@ -2,12 +2,13 @@
 import type * as tfc from "@tensorflow/tfjs";
 import { tf, type TfjsBackendInfo } from "../backends/tfjs";
 import type { Adapter } from "../adapters";
-import type { ExcitorAdapter } from "../excitor/adapter";
 import { tensorName } from "../excitor/config";
+import type { LoraAdapter } from "../lora/adapter";
+import { loraScaling, loraTensorName } from "../lora/config";
 import type { ModelConfig } from "../model/config";
 import { weightedTokens, type DecodeSession, type LossAndGrads, type ModelRuntime, type TrainBatch } from "../runtime";
 import type { F32Tensor } from "../formats/safetensors";
-import { type ExcitorTensors, type LayerCache, type TrainableWeight, TfjsLlama } from "./llama";
+import { type ExcitorTensors, type ForwardOptions, type LayerCache, type LoraLayer, type TrainableWeight, TfjsLlama } from "./llama";
 
 interface UploadedLayer {
   layer: number;
@@ -15,8 +16,15 @@ interface UploadedLayer {
   names: [string, tfc.Variable][];
 }
 
+/** An uploaded LoRA adapter: per layer its linears' A/B variables, and every variable by PEFT name. */
+interface UploadedLora {
+  layers: Map<number, LoraLayer>;
+  names: [string, tfc.Variable][];
+}
+
 export class TfjsRuntime implements ModelRuntime {
   private uploaded: UploadedLayer[] = [];
+  private lora?: UploadedLora;
   private full?: TrainableWeight[];
 
   constructor(
@@ -38,7 +46,44 @@ export class TfjsRuntime implements ModelRuntime {
   }
 
   setAdapter(adapter: Adapter | null): void {
-    if (adapter?.method === "lora") throw new Error("LoRA adapters are not wired into this engine yet");
+    if (adapter?.method === "lora") {
+      this.setExcitor(null);
+      this.setLora(adapter);
+      return;
+    }
+    this.setLora(null);
+    this.setExcitor(adapter);
+  }
+
+  /** Uploads LoRA's A and B as variables (assigned in place when the layout is unchanged). */
+  private setLora(adapter: LoraAdapter | null): void {
+    const names = adapter ? Object.entries(adapter.namedTensors()) : [];
+    const same = this.lora && this.lora.names.length === names.length && names.every(([n, t], i) => this.lora!.names[i][0] === n && this.lora!.names[i][1].shape.join(",") === t.shape.join(","));
+    if (same) {
+      names.forEach(([, t], i) => tf.tidy(() => this.lora!.names[i][1].assign(tf.tensor(t.data, t.shape, "float32"))));
+      // A new scaling (alpha) with the same shapes is still taken.
+      for (const l of this.lora!.layers.values()) for (const m of Object.values(l)) m.scaling = loraScaling(adapter!.config);
+      return;
+    }
+    for (const [, v] of this.lora?.names ?? []) v.dispose();
+    this.lora = undefined;
+    if (!adapter) return;
+    const scaling = loraScaling(adapter.config);
+    const layers = new Map<number, LoraLayer>();
+    const out: [string, tfc.Variable][] = [];
+    for (const p of adapter.pairs) {
+      const A = tf.variable(tf.tensor(p.A.data, p.A.shape, "float32"), true);
+      const B = tf.variable(tf.tensor(p.B.data, p.B.shape, "float32"), true);
+      out.push([loraTensorName(p.layer, p.module, "A"), A], [loraTensorName(p.layer, p.module, "B"), B]);
+      const l = layers.get(p.layer) ?? {};
+      l[p.module] = { A: A as unknown as tfc.Tensor2D, B: B as unknown as tfc.Tensor2D, scaling };
+      layers.set(p.layer, l);
+    }
+    this.lora = { layers, names: out };
+  }
+
+  private setExcitor(adapter: Adapter | null): void {
+    if (adapter?.method === "lora") return;
     const same = adapter && this.uploaded.length === adapter.layers.length && adapter.layers.every((l, i) => {
       const u = this.uploaded[i];
       return u.layer === l.layer && u.vars.prompts.shape[0] === l.prompts.shape[0] && u.vars.down.shape[0] === l.down.shape[0];
@@ -65,16 +110,19 @@ export class TfjsRuntime implements ModelRuntime {
     });
   }
 
-  private excitor(useAdapter: boolean): Map<number, ExcitorTensors> | undefined {
-    if (!useAdapter || this.uploaded.length === 0) return undefined;
-    return new Map(this.uploaded.map((u) => [u.layer, u.vars]));
+  /** The forward's adapter options: the Excitor or LoRA tensors, or none (the base model). */
+  private excitor(useAdapter: boolean): Pick<ForwardOptions, "excitor" | "lora"> {
+    if (!useAdapter) return {};
+    if (this.lora) return { lora: this.lora.layers };
+    if (this.uploaded.length === 0) return {};
+    return { excitor: new Map(this.uploaded.map((u) => [u.layer, u.vars])) };
   }
 
   async tokenLogprobs(ids: number[], useAdapter: boolean): Promise<Float32Array> {
     const M = ids.length;
     if (M < 2) return new Float32Array(0);
     const out = tf.tidy(() => {
-      const logits = this.model.forward(tf.tensor2d(ids, [1, M], "int32"), { excitor: this.excitor(useAdapter) }); // [1, M, V]
+      const logits = this.model.forward(tf.tensor2d(ids, [1, M], "int32"), this.excitor(useAdapter)); // [1, M, V]
       const lp = tf.logSoftmax(tf.reshape(logits, [M, this.config.vocabSize])); // [M, V]
       const picked = tf.mul(tf.slice(lp, [0, 0], [M - 1, this.config.vocabSize]), tf.oneHot(tf.tensor1d(ids.slice(1), "int32"), this.config.vocabSize));
       return tf.sum(picked, 1); // [M-1]
@@ -85,7 +133,7 @@ export class TfjsRuntime implements ModelRuntime {
   }
 
   async logprobRows(ids: Int32Array, batch: number, seqLen: number, useAdapter: boolean): Promise<Float32Array> {
-    const out = tf.tidy(() => tf.logSoftmax(tf.reshape(this.model.forward(tf.tensor2d(ids, [batch, seqLen], "int32"), { excitor: this.excitor(useAdapter) }), [batch * seqLen, this.config.vocabSize])));
+    const out = tf.tidy(() => tf.logSoftmax(tf.reshape(this.model.forward(tf.tensor2d(ids, [batch, seqLen], "int32"), this.excitor(useAdapter)), [batch * seqLen, this.config.vocabSize])));
     const data = (await out.data()) as Float32Array;
     out.dispose();
     return data;
@@ -101,7 +149,7 @@ export class TfjsRuntime implements ModelRuntime {
         return length;
       },
       async feed(ids: number[]): Promise<Float32Array> {
-        const logits = tf.tidy(() => model.forward(tf.tensor2d(ids, [1, ids.length], "int32"), { excitor, cache, lastOnly: true })); // [1, 1, V]
+        const logits = tf.tidy(() => model.forward(tf.tensor2d(ids, [1, ids.length], "int32"), { ...excitor, cache, lastOnly: true })); // [1, 1, V]
         length += ids.length;
         const data = (await logits.data()) as Float32Array;
         logits.dispose();
@@ -120,7 +168,7 @@ export class TfjsRuntime implements ModelRuntime {
   async attentionProbs(ids: number[], useAdapter: boolean): Promise<{ base: Float32Array[]; tuned: Float32Array[] }> {
     const capture = { tuned: [] as tfc.Tensor4D[], base: [] as tfc.Tensor4D[] };
     tf.tidy(() => {
-      this.model.forward(tf.tensor2d(ids, [1, ids.length], "int32"), { excitor: this.excitor(useAdapter), capture, lastOnly: true });
+      this.model.forward(tf.tensor2d(ids, [1, ids.length], "int32"), { ...this.excitor(useAdapter), capture, lastOnly: true });
     });
     const read = async (ts: tfc.Tensor4D[]) => {
       const out: Float32Array[] = [];
@@ -134,19 +182,19 @@ export class TfjsRuntime implements ModelRuntime {
   }
 
   prepareTraining(adapter: Adapter): void {
-    if (adapter.method === "lora") throw new Error("LoRA adapters are not wired into this engine yet");
     this.setAdapter(adapter);
     if (this.fastBackward) this.model.prepareBackward(Math.min(...adapter.config.layers));
   }
 
-  /** Σ weights·(−log p(target)) over the batch, as a scalar tensor. */
-  private nllSum(batch: TrainBatch, excitor: Map<number, ExcitorTensors> | undefined): tfc.Scalar {
+  /** Σ weights·(−log p(target)) over the batch (soft targets: Σ weights·(−Σ_v soft·log p)), as a scalar tensor. */
+  private nllSum(batch: TrainBatch, adapter: Pick<ForwardOptions, "excitor" | "lora">): tfc.Scalar {
     const { batch: B, seqLen: T } = batch;
     const V = this.config.vocabSize;
-    const logits = this.model.forward(tf.tensor2d(batch.ids, [B, T], "int32"), { excitor }); // [B, T, V]
+    const logits = this.model.forward(tf.tensor2d(batch.ids, [B, T], "int32"), adapter); // [B, T, V]
     const lp = tf.logSoftmax(tf.reshape(logits, [B * T, V])); // [B·T, V]
     // oneHot·sum instead of gather: gather has no gradient on the wasm backend.
-    const picked = tf.sum(tf.mul(lp, tf.oneHot(tf.tensor1d(batch.targets, "int32"), V)), 1); // [B·T]
+    const target = batch.soft ? tf.tensor2d(batch.soft, [B * T, V]) : tf.oneHot(tf.tensor1d(batch.targets, "int32"), V); // [B·T, V]
+    const picked = tf.sum(tf.mul(lp, target), 1); // [B·T]
     return tf.neg(tf.sum(tf.mul(picked, tf.tensor1d(batch.weights)))) as tfc.Scalar;
   }
 
@@ -178,7 +226,7 @@ export class TfjsRuntime implements ModelRuntime {
     const excitor = this.excitor(true);
     const trainable: [string, tfc.Variable, boolean][] = this.full
       ? this.full.map((w) => [w.name, w.variable, w.transposed])
-      : this.uploaded.flatMap((u) => u.names.map(([n, v]) => [n, v, false] as [string, tfc.Variable, boolean]));
+      : [...this.uploaded.flatMap((u) => u.names), ...(this.lora?.names ?? [])].map(([n, v]) => [n, v, false] as [string, tfc.Variable, boolean]);
     if (!trainable.length) throw new Error("lossAndGrads needs an adapter (prepareTraining) or beginFullTraining");
     let lossT: tfc.Scalar | undefined;
     const { grads } = tf.variableGrads(() => {

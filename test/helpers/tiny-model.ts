@@ -7,7 +7,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { writeSafetensors, type F32Tensor } from "../../engine/formats/safetensors";
+import { readHeader, readTensorF32, writeSafetensors, type F32Tensor } from "../../engine/formats/safetensors";
 import { Rng } from "../../engine/rng";
 
 export interface TinyModelOptions {
@@ -138,4 +138,19 @@ export function tempDir(prefix = "excitor-test-"): string {
 export function writeAlpaca(file: string, records: { instruction: string; input?: string; output: string }[]): string {
   fs.writeFileSync(file, records.map((r) => JSON.stringify(r)).join("\n") + "\n");
   return file;
+}
+
+/**
+ * A copy of the model folder `src` at `dst` whose weights are `change(name, tensor)` (every
+ * tensor is offered; return it unchanged to keep it): the second model that a merged or
+ * trained weight set is checked against.
+ */
+export function copyModelWith(src: string, dst: string, change: (name: string, t: F32Tensor) => F32Tensor): string {
+  fs.mkdirSync(dst, { recursive: true });
+  for (const f of fs.readdirSync(src)) if (f !== "model.safetensors") fs.copyFileSync(path.join(src, f), path.join(dst, f));
+  const header = readHeader(path.join(src, "model.safetensors"));
+  const out: Record<string, F32Tensor> = {};
+  for (const name of Object.keys(header.tensors)) out[name] = change(name, readTensorF32(header, name));
+  writeSafetensors(path.join(dst, "model.safetensors"), out);
+  return dst;
 }

@@ -1,7 +1,8 @@
 /**
  * The onnxruntime engine against the tfjs engine (the readable reference) on random tiny
  * models of every shape the loader accepts: the same log-probs, attention, validation loss
- * and Excitor gradients. Plus which engine `auto` picks and what a missing GPU provider says.
+ * and Excitor gradients (hard and soft targets), and full fine-tuning's gradients of every weight
+ * and the base it keeps. Plus which engine `auto` picks and what a missing GPU provider says.
  */
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
@@ -14,8 +15,10 @@ import { ExcitorInputError } from "../engine/errors";
 import { Rng } from "../engine/rng";
 import type { TrainBatch } from "../engine/runtime";
 import { FIXTURES } from "./fixtures";
+import { makeBatch } from "../engine/train/batches";
+import { randomBatch, softRows } from "./helpers/batches";
 import { maxAbsDiff, relDiff } from "./helpers/compare";
-import { tempDir, writeTinyModel, type TinyModelOptions } from "./helpers/tiny-model";
+import { copyModelWith, tempDir, writeTinyModel, type TinyModelOptions } from "./helpers/tiny-model";
 
 const TOL = 1e-4;
 
@@ -75,6 +78,13 @@ for (const c of CASES) {
     assert.ok(Math.abs(go.lossSum - gt.lossSum) < TOL * Math.abs(gt.lossSum), "training loss");
     assert.deepEqual([...go.grads.keys()].sort(), [...gt.grads.keys()].sort());
     for (const [name, g] of gt.grads) assert.ok(relDiff(go.grads.get(name)!, g) < TOL, `gradient of ${name}: ${relDiff(go.grads.get(name)!, g)}`);
+
+    // Soft targets (the retention monitor's base distributions).
+    const soft = { ...batch, soft: softRows(rng, B * T, V) };
+    const [so, st] = [await ort.lossAndGrads(soft, 0.25), await tfjs.lossAndGrads(soft, 0.25)];
+    assert.ok(Math.abs(so.lossSum - st.lossSum) < TOL * Math.abs(st.lossSum), "soft training loss");
+    assert.ok(Math.abs((await ort.evalLoss(soft, true)).lossSum - st.lossSum) < TOL * Math.abs(st.lossSum), "soft validation loss");
+    for (const [name, g] of st.grads) assert.ok(relDiff(so.grads.get(name)!, g) < TOL, `soft-target gradient of ${name}: ${relDiff(so.grads.get(name)!, g)}`);
     ort.dispose();
     tfjs.dispose();
   });
@@ -136,10 +146,115 @@ test("asking for a GPU provider that is not there is a one-line error naming it 
   });
 });
 
-test("full-parameter training is refused by the onnxruntime engine with where it runs", async () => {
-  const rt = await openModel(writeTinyModel(path.join(tempDir(), "m"), { seed: 2 }), { backend: "ort" });
-  assert.throws(() => rt.beginFullTraining(), /full-parameter training runs on the tfjs engine/);
+test("soft targets that are one-hot rows give the hard targets' loss and gradients (onnxruntime, Excitor)", async () => {
+  const rt = await openModel(writeTinyModel(path.join(tempDir(), "m"), { seed: 3, kvHeads: 1 }), { backend: "ort", forTraining: true });
+  const adapter = ExcitorAdapter.create(rt.config, { numPrompts: 3, rank: 2, seed: 4 });
+  const rng = new Rng(5);
+  for (const l of adapter.layers) l.gate.data.forEach((_, i, g) => (g[i] = rng.normal()));
+  rt.prepareTraining(adapter);
+  const V = rt.config.vocabSize;
+  const batch = randomBatch(rng, V);
+  const oneHot = new Float32Array(batch.targets.length * V);
+  batch.targets.forEach((t, i) => (oneHot[i * V + t] = 1));
+  const [hard, soft] = [await rt.lossAndGrads(batch, 0.5), await rt.lossAndGrads({ ...batch, soft: oneHot }, 0.5)];
+  assert.ok(Math.abs(hard.lossSum - soft.lossSum) < 1e-5 * Math.abs(hard.lossSum));
+  for (const [name, g] of hard.grads) assert.ok(relDiff(soft.grads.get(name)!, g) < 1e-5, name);
   rt.dispose();
+});
+
+const FULL_CASES: { name: string; model: TinyModelOptions }[] = [
+  { name: "GQA, untied head", model: { hidden: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 40, seed: 71 } },
+  { name: "MHA, Qwen2 q/k/v biases, tied embeddings", model: { hidden: 24, layers: 2, heads: 2, kvHeads: 2, qkvBias: 0.3, architecture: "Qwen2ForCausalLM", tieWordEmbeddings: true, seed: 72 } },
+];
+
+for (const c of FULL_CASES) {
+  test(`full fine-tuning: onnxruntime's hand-derived gradients of every weight = tfjs autodiff within 1e-4 relative, hard and soft targets (${c.name})`, async () => {
+    const dir = writeTinyModel(path.join(tempDir(), "m"), c.model);
+    const ort = await openModel(dir, { backend: "ort", forTraining: true });
+    const tfjs = await openModel(dir, { backend: "tfjs", forTraining: true });
+    const [wo, wt] = [ort.beginFullTraining(), tfjs.beginFullTraining()];
+    assert.deepEqual([...wo.keys()].sort(), [...wt.keys()].sort());
+    for (const [name, t] of wt) assert.deepEqual(wo.get(name), t, `${name}: the same values in the checkpoint's layout`);
+    assert.equal(wo.has("lm_head.weight"), !c.model.tieWordEmbeddings);
+    const rng = new Rng(8);
+    for (const soft of [false, true]) {
+      const batch = randomBatch(rng, ort.config.vocabSize, soft);
+      const [go, gt] = [await ort.lossAndGrads(batch, 0.25), await tfjs.lossAndGrads(batch, 0.25)];
+      assert.ok(Math.abs(go.lossSum - gt.lossSum) < TOL * Math.abs(gt.lossSum), `training loss (soft ${soft})`);
+      assert.deepEqual([...go.grads.keys()].sort(), [...wt.keys()].sort());
+      for (const [name, g] of gt.grads) assert.ok(relDiff(go.grads.get(name)!, g) < TOL, `gradient of ${name} (soft ${soft}): ${relDiff(go.grads.get(name)!, g)}`);
+    }
+    ort.dispose();
+    tfjs.dispose();
+  });
+}
+
+test("full fine-tuning on onnxruntime: gradients match central finite differences (embedding, linears, biases, norms, head)", async () => {
+  const dir = writeTinyModel(path.join(tempDir(), "m"), { seed: 73, layers: 2, hidden: 16, heads: 2, kvHeads: 1, intermediate: 24, qkvBias: 0.2, architecture: "Qwen2ForCausalLM" });
+  const rt = await openModel(dir, { backend: "ort", forTraining: true });
+  const weights = rt.beginFullTraining();
+  const ex = [1, 40, 51, 62, 73, 40, 2];
+  const batch = makeBatch([{ ids: ex, lossMask: Uint8Array.from(ex.map((_, i) => (i > 0 ? 1 : 0))), truncated: false, line: 1 }], 0);
+  const { grads } = await rt.lossAndGrads(batch, 1);
+  const values = new Map([...weights].map(([n, t]) => [n, t.data]));
+  const eps = 1e-2;
+  const names = ["model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.bias", "model.layers.0.mlp.down_proj.weight", "model.layers.0.input_layernorm.weight", "model.layers.1.post_attention_layernorm.weight", "model.layers.1.self_attn.o_proj.weight", "model.norm.weight", "lm_head.weight"];
+  for (const name of names) {
+    const g = grads.get(name)!;
+    assert.equal(g.length, weights.get(name)!.data.length, `${name}: gradient in the checkpoint's layout`);
+    const i = Array.from(g.keys()).sort((a, b) => Math.abs(g[b]) - Math.abs(g[a]))[0];
+    const w = values.get(name)!;
+    const orig = w[i];
+    w[i] = orig + eps;
+    rt.setBaseWeights(values);
+    const plus = (await rt.evalLoss(batch, true)).lossSum;
+    w[i] = orig - eps;
+    rt.setBaseWeights(values);
+    const minus = (await rt.evalLoss(batch, true)).lossSum;
+    w[i] = orig;
+    rt.setBaseWeights(values);
+    const fd = (plus - minus) / (2 * eps);
+    assert.ok(Math.abs(fd - g[i]) <= 0.03 * Math.abs(g[i]) + 2e-3, `${name}[${i}]: hand-derived ${g[i]} vs finite difference ${fd}`);
+  }
+  rt.dispose();
+});
+
+test("full fine-tuning on onnxruntime keeps the base: after setBaseWeights, useAdapter false is the base model and true the changed one, in every graph", async () => {
+  const root = tempDir();
+  const dir = writeTinyModel(path.join(root, "m"), { seed: 74, kvHeads: 2 });
+  const rt = await openModel(dir, { backend: "ort", forTraining: true });
+  assert.equal(rt.keepsBaseInFullTraining, true);
+  const rng = new Rng(9);
+  const ids = Array.from({ length: 9 }, () => 3 + rng.int(rt.config.vocabSize - 3));
+  const rowIds = Int32Array.from(ids.slice(0, 8));
+  const before = { lp: await rt.tokenLogprobs(ids, false), rows: await rt.logprobRows(rowIds, 2, 4, false), att: await rt.attentionProbs(ids, false) };
+  const weights = rt.beginFullTraining();
+  // Change every weight, as a training step would.
+  const changed = new Map([...weights].map(([n, t]) => [n, t.data.map((v) => v * 1.1 + 0.01 * rng.normal())]));
+  rt.setBaseWeights(changed);
+  const other = await openModel(copyModelWith(dir, path.join(root, "changed"), (n, t) => ({ shape: t.shape, data: changed.get(n)! })), { backend: "ort" });
+
+  assert.ok(maxAbsDiff(await rt.tokenLogprobs(ids, false), before.lp) < 1e-6, "base log-probs");
+  assert.ok(maxAbsDiff(await rt.logprobRows(rowIds, 2, 4, false), before.rows) < 1e-6, "base rows");
+  const att = await rt.attentionProbs(ids, false);
+  for (let l = 0; l < rt.config.numLayers; l++) assert.ok(maxAbsDiff(att.tuned[l], before.att.tuned[l]) < 1e-6, `base attention ${l}`);
+  const tuned = await rt.tokenLogprobs(ids, true);
+  assert.ok(maxAbsDiff(tuned, before.lp) > 1e-3, "the change moves the log-probs");
+  assert.ok(maxAbsDiff(tuned, await other.tokenLogprobs(ids, false)) < TOL, "trained log-probs");
+  assert.ok(maxAbsDiff(await rt.logprobRows(rowIds, 2, 4, true), await other.logprobRows(rowIds, 2, 4, false)) < TOL, "trained rows");
+  const [at, ao] = [await rt.attentionProbs(ids, true), await other.attentionProbs(ids, false)];
+  for (let l = 0; l < rt.config.numLayers; l++) assert.ok(maxAbsDiff(at.tuned[l], ao.tuned[l]) < TOL, `trained attention ${l}`);
+  for (const useAdapter of [false, true]) {
+    const [d, ref] = [rt.startDecode(useAdapter), (useAdapter ? other : rt).startDecode(false)];
+    for (const chunk of [ids.slice(0, 5), ids.slice(5)]) assert.ok(maxAbsDiff(await d.feed(chunk), await ref.feed(chunk)) < TOL, `decoding (adapter ${useAdapter})`);
+    d.dispose();
+    ref.dispose();
+  }
+  const batch = randomBatch(rng, rt.config.vocabSize);
+  assert.ok(Math.abs((await rt.evalLoss(batch, true)).lossSum - (await other.evalLoss(batch, false)).lossSum) < 1e-3, "trained validation loss");
+  assert.ok(Math.abs((await rt.lossAndGrads(batch, 1)).lossSum - (await other.evalLoss(batch, false)).lossSum) < 1e-3, "training runs on the trained weights");
+  rt.dispose();
+  other.dispose();
 });
 
 test("a token id outside the vocabulary is a one-line input error, not a kernel failure", async () => {

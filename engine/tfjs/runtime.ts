@@ -111,7 +111,7 @@ export class TfjsRuntime implements ModelRuntime {
   }
 
   /** The forward's adapter options: the Excitor or LoRA tensors, or none (the base model). */
-  private excitor(useAdapter: boolean): Pick<ForwardOptions, "excitor" | "lora"> {
+  private adapterOptions(useAdapter: boolean): Pick<ForwardOptions, "excitor" | "lora"> {
     if (!useAdapter) return {};
     if (this.lora) return { lora: this.lora.layers };
     if (this.uploaded.length === 0) return {};
@@ -122,7 +122,7 @@ export class TfjsRuntime implements ModelRuntime {
     const M = ids.length;
     if (M < 2) return new Float32Array(0);
     const out = tf.tidy(() => {
-      const logits = this.model.forward(tf.tensor2d(ids, [1, M], "int32"), this.excitor(useAdapter)); // [1, M, V]
+      const logits = this.model.forward(tf.tensor2d(ids, [1, M], "int32"), this.adapterOptions(useAdapter)); // [1, M, V]
       const lp = tf.logSoftmax(tf.reshape(logits, [M, this.config.vocabSize])); // [M, V]
       const picked = tf.mul(tf.slice(lp, [0, 0], [M - 1, this.config.vocabSize]), tf.oneHot(tf.tensor1d(ids.slice(1), "int32"), this.config.vocabSize));
       return tf.sum(picked, 1); // [M-1]
@@ -133,7 +133,7 @@ export class TfjsRuntime implements ModelRuntime {
   }
 
   async logprobRows(ids: Int32Array, batch: number, seqLen: number, useAdapter: boolean): Promise<Float32Array> {
-    const out = tf.tidy(() => tf.logSoftmax(tf.reshape(this.model.forward(tf.tensor2d(ids, [batch, seqLen], "int32"), this.excitor(useAdapter)), [batch * seqLen, this.config.vocabSize])));
+    const out = tf.tidy(() => tf.logSoftmax(tf.reshape(this.model.forward(tf.tensor2d(ids, [batch, seqLen], "int32"), this.adapterOptions(useAdapter)), [batch * seqLen, this.config.vocabSize])));
     const data = (await out.data()) as Float32Array;
     out.dispose();
     return data;
@@ -141,7 +141,7 @@ export class TfjsRuntime implements ModelRuntime {
 
   startDecode(useAdapter: boolean): DecodeSession {
     const cache: (LayerCache | undefined)[] = new Array(this.config.numLayers);
-    const excitor = this.excitor(useAdapter);
+    const adapter = this.adapterOptions(useAdapter);
     const model = this.model;
     let length = 0;
     return {
@@ -149,7 +149,7 @@ export class TfjsRuntime implements ModelRuntime {
         return length;
       },
       async feed(ids: number[]): Promise<Float32Array> {
-        const logits = tf.tidy(() => model.forward(tf.tensor2d(ids, [1, ids.length], "int32"), { ...excitor, cache, lastOnly: true })); // [1, 1, V]
+        const logits = tf.tidy(() => model.forward(tf.tensor2d(ids, [1, ids.length], "int32"), { ...adapter, cache, lastOnly: true })); // [1, 1, V]
         length += ids.length;
         const data = (await logits.data()) as Float32Array;
         logits.dispose();
@@ -168,7 +168,7 @@ export class TfjsRuntime implements ModelRuntime {
   async attentionProbs(ids: number[], useAdapter: boolean): Promise<{ base: Float32Array[]; tuned: Float32Array[] }> {
     const capture = { tuned: [] as tfc.Tensor4D[], base: [] as tfc.Tensor4D[] };
     tf.tidy(() => {
-      this.model.forward(tf.tensor2d(ids, [1, ids.length], "int32"), { ...this.excitor(useAdapter), capture, lastOnly: true });
+      this.model.forward(tf.tensor2d(ids, [1, ids.length], "int32"), { ...this.adapterOptions(useAdapter), capture, lastOnly: true });
     });
     const read = async (ts: tfc.Tensor4D[]) => {
       const out: Float32Array[] = [];
@@ -223,14 +223,14 @@ export class TfjsRuntime implements ModelRuntime {
   }
 
   async lossAndGrads(batch: TrainBatch, scale: number): Promise<LossAndGrads> {
-    const excitor = this.excitor(true);
+    const adapter = this.adapterOptions(true);
     const trainable: [string, tfc.Variable, boolean][] = this.full
       ? this.full.map((w) => [w.name, w.variable, w.transposed])
       : [...this.uploaded.flatMap((u) => u.names), ...(this.lora?.names ?? [])].map(([n, v]) => [n, v, false] as [string, tfc.Variable, boolean]);
     if (!trainable.length) throw new Error("lossAndGrads needs an adapter (prepareTraining) or beginFullTraining");
     let lossT: tfc.Scalar | undefined;
     const { grads } = tf.variableGrads(() => {
-      lossT = tf.keep(this.nllSum(batch, excitor));
+      lossT = tf.keep(this.nllSum(batch, adapter));
       return tf.mul(lossT, scale) as tfc.Scalar;
     }, trainable.map(([, v]) => v));
     const out = new Map<string, Float32Array>();
@@ -246,7 +246,7 @@ export class TfjsRuntime implements ModelRuntime {
   }
 
   async evalLoss(batch: TrainBatch, useAdapter: boolean): Promise<{ lossSum: number; tokens: number }> {
-    const t = tf.tidy(() => this.nllSum(batch, this.excitor(useAdapter)));
+    const t = tf.tidy(() => this.nllSum(batch, this.adapterOptions(useAdapter)));
     const lossSum = (await t.data())[0];
     t.dispose();
     return { lossSum, tokens: weightedTokens(batch) };

@@ -1,5 +1,5 @@
 /**
- * The LLaMA forward pass with Excitor attention as an ONNX graph: the same math as
+ * The LLaMA forward pass with Excitor attention (or LoRA) as an ONNX graph: the same math as
  * engine/tfjs/llama.ts and ../shared/docs/excitor-method.md, one node per step.
  *
  * Layout. The residual stream is 2-D, [B·T, C], so every frozen linear is one Gemm that
@@ -10,8 +10,12 @@
  * query head, as the spec requires), and values stay [B, Hkv, 1, T, d] — grouped-query
  * attention without a repeat.
  *
- * Frozen weights and Excitor tensors are graph inputs named by their checkpoint names, fed
- * from host memory on every run: one float32 copy serves every graph (see runtime.ts).
+ * LoRA (the comparison method) adds s·(x·Aᵀ)·Bᵀ to the adapted linears (moduleLinear) and
+ * leaves the attention layout as in the base model.
+ *
+ * Frozen weights and adapter tensors (Excitor's spec names, LoRA's PEFT names) are graph inputs
+ * named by their checkpoint names, fed from host memory on every run: one float32 copy serves
+ * every graph (see runtime.ts).
  */
 import type { ModelConfig } from "../model/config";
 import { tensorName } from "../excitor/config";

@@ -41,11 +41,14 @@ export interface LossAndGrads {
   grads: Map<string, Float32Array>;
 }
 
-/** Incremental decoding with a KV cache (K' cached per query head, as the spec says). */
+/**
+ * Incremental decoding with a KV cache (K' cached per query head, as the spec says), of one row
+ * or of several in lockstep (sampling a set of texts at once: one forward per token for all).
+ */
 export interface DecodeSession {
-  /** Appends tokens and returns the next-token logits after the last one, [V]. */
+  /** Appends tokens (row-major, the same count per row) and returns each row's next-token logits after its last one, [rows, V]. */
   feed(ids: number[]): Promise<Float32Array>;
-  /** Tokens in the cache. */
+  /** Tokens per row in the cache. */
   readonly length: number;
   dispose(): void;
 }
@@ -64,7 +67,7 @@ export interface ModelRuntime {
    * the logits): what the retention monitor compares between the base and the tuned model.
    */
   logprobRows(ids: Int32Array, batch: number, seqLen: number, useAdapter: boolean): Promise<Float32Array>;
-  startDecode(useAdapter: boolean): DecodeSession;
+  startDecode(useAdapter: boolean, rows?: number): DecodeSession;
   /**
    * Attention probabilities of every layer, each [H, M, M] row-major (query, key): `tuned` as
    * the model computes them, `base` from the base scores alone (gates at 0) on the same layer
@@ -91,4 +94,10 @@ export interface ModelRuntime {
   lossAndGrads(batch: TrainBatch, scale: number): Promise<LossAndGrads>;
   evalLoss(batch: TrainBatch, useAdapter: boolean): Promise<{ lossSum: number; tokens: number }>;
   dispose(): void;
+}
+
+/** Tokens per row of a decode feed (ids are row-major, the same count for every row). */
+export function checkRows(ids: number[], rows: number): number {
+  if (ids.length === 0 || ids.length % rows !== 0) throw new Error(`decode: ${ids.length} ids do not split into ${rows} equal rows`);
+  return ids.length / rows;
 }

@@ -361,22 +361,28 @@ export function buildRowsGraph(c: ModelConfig, adapter: AdapterLayout | undefine
 }
 
 /** One decoding step with a KV cache: ids [1, T] + past -> last logits [1, V] + present. */
-export function buildDecodeGraph(c: ModelConfig, adapter: AdapterLayout | undefined, tiedHead: boolean): Uint8Array {
-  const lg = new LlamaGraph(c, adapter, "decode", tiedHead, true);
+export function buildDecodeGraph(c: ModelConfig, adapter: AdapterLayout | undefined, tiedHead: boolean, rows: "one" | "many" = "one"): Uint8Array {
+  // One row (chat) reshapes with constant shapes; many rows (sampling a set in lockstep) read B from the ids.
+  const single = rows === "one";
+  const lg = new LlamaGraph(c, adapter, single ? "decode" : "decode_rows", tiedHead, single);
+  const B = single ? 1 : "B";
   let x = lg.embed();
   for (let i = 0; i < c.numLayers; i++) {
     const n = cacheNames(i);
     const kg = lg.hasExcitor(i) ? lg.G : 1;
     const past = {
-      k: lg.g.input(n.pastK, "float32", [1, c.numKvHeads, kg, c.headDim, "P"]),
-      v: lg.g.input(n.pastV, "float32", [1, c.numKvHeads, 1, "P", c.headDim]),
+      k: lg.g.input(n.pastK, "float32", [B, c.numKvHeads, kg, c.headDim, "P"]),
+      v: lg.g.input(n.pastV, "float32", [B, c.numKvHeads, 1, "P", c.headDim]),
     };
     const r = lg.block(i, x, { past });
     lg.g.output(r.present!.k, n.presentK);
     lg.g.output(r.present!.v, n.presentV);
     x = r.out;
   }
-  const last = lg.g.slice(x, 0, -1, 2 ** 31 - 1); // [1, C]: the next token needs only the last position
+  // The next token needs only each row's last position: [B·T, C] -> [B, C].
+  const last = single
+    ? lg.g.slice(x, 0, -1, 2 ** 31 - 1)
+    : lg.g.reshape(lg.g.slice(lg.g.reshape(x, lg.shapeBT([c.hiddenSize])), 1, -1, 2 ** 31 - 1), lg.g.ints([-1, c.hiddenSize]));
   lg.g.output(lg.head(last).logits, "logits");
   return lg.g.encode();
 }

@@ -21,14 +21,14 @@ import type { ModelConfig } from "../model/config";
 import { causalMask } from "../model/mask";
 import { ropeTables } from "../model/rope";
 import type { WeightFiles } from "../model/weights";
-import { weightedTokens, type DecodeSession, type LossAndGrads, type ModelRuntime, type TrainBatch } from "../runtime";
+import { checkRows, weightedTokens, type DecodeSession, type LossAndGrads, type ModelRuntime, type TrainBatch } from "../runtime";
 import { loraScaling } from "../lora/config";
 import { type AdapterLayout, INPUTS, buildAttentionGraph, buildDecodeGraph, buildEvalGraph, buildRowsGraph, cacheNames, layoutKey } from "./llama-graph";
 import { buildTrainGraph, gradOutput } from "./train-graph";
 
 type Tensor = OrtModule.Tensor;
 type Session = OrtModule.InferenceSession;
-type GraphKind = "eval" | "rows" | "decode" | "attention" | "train";
+type GraphKind = "eval" | "rows" | "decode" | "decode_rows" | "attention" | "train";
 
 export class OrtRuntime implements ModelRuntime {
   private adapterFeeds = new Map<string, Tensor>();
@@ -110,6 +110,7 @@ export class OrtRuntime implements ModelRuntime {
         kind === "eval" ? buildEvalGraph(c, layout, this.tiedHead)
         : kind === "rows" ? buildRowsGraph(c, layout, this.tiedHead)
         : kind === "decode" ? buildDecodeGraph(c, layout, this.tiedHead)
+        : kind === "decode_rows" ? buildDecodeGraph(c, layout, this.tiedHead, "many")
         : kind === "attention" ? buildAttentionGraph(c, layout)
         : buildTrainGraph(c, full ? { method: "full" } : layout!, this.tiedHead, soft);
       s = this.info.ort.InferenceSession.create(bytes, this.info.sessionOptions);
@@ -196,7 +197,7 @@ export class OrtRuntime implements ModelRuntime {
     return { lossSum, tokens: weightedTokens(batch) };
   }
 
-  startDecode(useAdapter: boolean): DecodeSession {
+  startDecode(useAdapter: boolean, rows = 1): DecodeSession {
     const rt = this;
     const c = this.config;
     // Only an Excitor changes the cache's layout (K' per query head).
@@ -204,15 +205,15 @@ export class OrtRuntime implements ModelRuntime {
     const adapted = new Set(layout?.method === "excitor" ? layout.layers : []);
     const { Tensor } = this.info.ort;
     const empty = (dims: number[]) => new Tensor("float32", new Float32Array(0), dims);
-    // K' per query head in adapted layers, transposed ([1, Hkv, G, d, S]); base keys ([1, Hkv, 1, d, S])
-    // and all values ([1, Hkv, 1, S, d]) per kv head.
+    // K' per query head in adapted layers, transposed ([B, Hkv, G, d, S]); base keys ([B, Hkv, 1, d, S])
+    // and all values ([B, Hkv, 1, S, d]) per kv head.
     let cache = new Map<string, Tensor>();
     for (let i = 0; i < c.numLayers; i++) {
       const n = cacheNames(i);
-      cache.set(n.pastK, empty([1, c.numKvHeads, adapted.has(i) ? c.numHeads / c.numKvHeads : 1, c.headDim, 0]));
-      cache.set(n.pastV, empty([1, c.numKvHeads, 1, 0, c.headDim]));
+      cache.set(n.pastK, empty([rows, c.numKvHeads, adapted.has(i) ? c.numHeads / c.numKvHeads : 1, c.headDim, 0]));
+      cache.set(n.pastV, empty([rows, c.numKvHeads, 1, 0, c.headDim]));
     }
-    const session = this.session("decode", useAdapter);
+    const session = this.session(rows === 1 ? "decode" : "decode_rows", useAdapter);
     let length = 0;
     return {
       get length() {
@@ -220,7 +221,8 @@ export class OrtRuntime implements ModelRuntime {
       },
       async feed(ids: number[]): Promise<Float32Array> {
         const s = await session;
-        const out = await rt.run(s, useAdapter, { ...rt.positionFeeds(Int32Array.from(ids), 1, ids.length, length), ...Object.fromEntries(cache) });
+        const T = checkRows(ids, rows);
+        const out = await rt.run(s, useAdapter, { ...rt.positionFeeds(Int32Array.from(ids), rows, T, length), ...Object.fromEntries(cache) });
         const next = new Map<string, Tensor>();
         for (let i = 0; i < c.numLayers; i++) {
           const n = cacheNames(i);
@@ -228,7 +230,7 @@ export class OrtRuntime implements ModelRuntime {
           next.set(n.pastV, out[n.presentV]);
         }
         cache = next;
-        length += ids.length;
+        length += T;
         return out.logits.data as Float32Array;
       },
       dispose() {

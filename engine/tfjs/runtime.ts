@@ -6,7 +6,7 @@ import { tensorName } from "../excitor/config";
 import type { LoraAdapter } from "../lora/adapter";
 import { loraScaling, loraTensorName } from "../lora/config";
 import type { ModelConfig } from "../model/config";
-import { weightedTokens, type DecodeSession, type LossAndGrads, type ModelRuntime, type TrainBatch } from "../runtime";
+import { checkRows, weightedTokens, type DecodeSession, type LossAndGrads, type ModelRuntime, type TrainBatch } from "../runtime";
 import type { F32Tensor } from "../formats/safetensors";
 import { type ExcitorTensors, type ForwardOptions, type LayerCache, type LoraLayer, type TrainableWeight, TfjsLlama } from "./llama";
 
@@ -139,7 +139,7 @@ export class TfjsRuntime implements ModelRuntime {
     return data;
   }
 
-  startDecode(useAdapter: boolean): DecodeSession {
+  startDecode(useAdapter: boolean, rows = 1): DecodeSession {
     const cache: (LayerCache | undefined)[] = new Array(this.config.numLayers);
     const adapter = this.adapterOptions(useAdapter);
     const model = this.model;
@@ -149,8 +149,9 @@ export class TfjsRuntime implements ModelRuntime {
         return length;
       },
       async feed(ids: number[]): Promise<Float32Array> {
-        const logits = tf.tidy(() => model.forward(tf.tensor2d(ids, [1, ids.length], "int32"), { ...adapter, cache, lastOnly: true })); // [1, 1, V]
-        length += ids.length;
+        const T = checkRows(ids, rows);
+        const logits = tf.tidy(() => model.forward(tf.tensor2d(ids, [rows, T], "int32"), { ...adapter, cache, lastOnly: true })); // [B, 1, V]
+        length += T;
         const data = (await logits.data()) as Float32Array;
         logits.dispose();
         return data;

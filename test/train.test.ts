@@ -6,6 +6,7 @@ import * as path from "node:path";
 import { FIXTURES } from "./fixtures";
 import { openModel } from "../engine/load";
 import { TextTokenizer } from "../engine/tokenizer/tokenizer";
+import { ExcitorAdapter } from "../engine/excitor/adapter";
 import { train, TRAIN_DEFAULTS, METRICS_FILE, type TrainOptions } from "../engine/train/trainer";
 import type { TrainEvent } from "../engine/train/events";
 import { learningRate } from "../engine/train/schedule";
@@ -47,6 +48,7 @@ test("50 steps on a copy task at least halve the training loss of a real pretrai
   const last = mean(losses.slice(-5));
   assert.ok(last <= first / 2, `loss went from ${first.toFixed(3)} to ${last.toFixed(3)}`);
   // The gates opened: the tuned model is no longer the base model.
+  assert.ok(res.adapter instanceof ExcitorAdapter);
   assert.ok(res.adapter.gates().flat().some((g) => Math.abs(g) > 0.05));
   rt.dispose();
 });

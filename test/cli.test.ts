@@ -181,7 +181,7 @@ test("train: options of another method are errors, and unknown LoRA targets are 
 });
 
 // Needs the onnxruntime engine's LoRA training (h-engine): passes once that is merged.
-test("train --method lora writes a PEFT adapter folder that generate, chat, score and info load", () => {
+test("train --method lora writes a PEFT adapter folder that generate, chat, score, attention and info load", () => {
   const out = path.join(root, "lora");
   const r = excitor(["train", ...TRAIN, "--out", out, "--max-steps", "4", "--method", "lora", "--lora-r", "4", "--lora-alpha", "8", "--lora-targets", "q_proj,v_proj,o_proj"]);
   assert.equal(r.code, 0, r.stderr);
@@ -202,6 +202,9 @@ test("train --method lora writes a PEFT adapter folder that generate, chat, scor
   assert.equal(c.code, 0, c.stderr);
   const sc = excitor(["score", "--model", tiny, "--adapter", out, "--text", "Name animal 3.", "--json"]);
   assert.equal(sc.code, 0, sc.stderr);
+  const att = excitor(["attention", "--model", tiny, "--adapter", out, "--prompt", "Name animal 3.", "--template", "none", "--response", "cat"]);
+  assert.equal(att.code, 0, att.stderr);
+  assert.match(att.stdout, /^0\s.*\(LoRA: no gates\)$/m);
   const info = excitor(["info", "--model", tiny, "--adapter", out]);
   assert.equal(info.code, 0, info.stderr);
   assert.match(info.stdout, /LoRA/);

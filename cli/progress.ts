@@ -5,7 +5,7 @@
  * about every 5 % of the run instead.
  */
 import { MultiBar, Presets, type SingleBar } from "cli-progress";
-import type { TrainEvent } from "../engine/train/events";
+import type { RetentionMeasure, TrainEvent } from "../engine/train/events";
 import { fmtDuration, fmtInt } from "./format";
 
 export interface TrainReporter {
@@ -19,18 +19,24 @@ export function trainReporter(stream: NodeJS.WriteStream = process.stderr): Trai
   return stream.isTTY ? new BarReporter(stream) : new LineReporter(stream);
 }
 
+/** The forgetting monitor's reading: "KL 0.0123 · ppl ×1.04" (KL(base ‖ tuned) per token, tuned/base perplexity). */
+export function keptKnowledge(r: RetentionMeasure): string {
+  return `KL ${r.kl.toFixed(4)} · ppl ×${r.pplRatio.toFixed(2)}`;
+}
+
 /** Lines that both reporters print for the non-step events. */
 function describe(e: TrainEvent): string | undefined {
   switch (e.type) {
     case "start":
       return (
         `training on ${e.trainExamples} examples (${e.validationExamples} for validation), ${e.totalSteps} steps ` +
-        `of ${e.effectiveBatch}, ${fmtInt(e.trainableParams)} trainable parameters in layers ${e.layers.join(",")}, backend ${e.backend}` +
+        `of ${e.effectiveBatch}, ${fmtInt(e.trainableParams)} trainable parameters ${where(e)}, backend ${e.backend}` +
         (e.resumedFromStep > 0 ? `; resuming after step ${e.resumedFromStep}` : "") +
+        (e.retention ? `\nforgetting monitor: ${e.retention.samples} retention samples (${fmtInt(e.retention.tokens)} tokens, ${e.retention.source}) in ${e.retention.file}` : "") +
         (e.backendNote ? `\nbackend: ${e.backendNote}` : "")
       );
     case "validation":
-      return `step ${e.step}: validation loss ${e.loss.toFixed(4)}`;
+      return `step ${e.step}: validation loss ${e.loss.toFixed(4)}` + (e.retention ? ` | kept knowledge: ${keptKnowledge(e.retention)}` : "");
     case "checkpoint":
       return `step ${e.step}: checkpoint saved in ${e.dir}`;
     case "log":
@@ -38,6 +44,12 @@ function describe(e: TrainEvent): string | undefined {
     default:
       return undefined;
   }
+}
+
+/** Where the trained parameters are: "in layers 0,1 (Excitor)", "in layers 0,1 (LoRA)", "(full fine-tuning: every weight)". */
+function where(e: Extract<TrainEvent, { type: "start" }>): string {
+  if (e.method === "full") return "(full fine-tuning: every weight)";
+  return `in layers ${e.layers.join(",")}` + (e.method === "lora" ? " (LoRA)" : "");
 }
 
 type StepEvent = Extract<TrainEvent, { type: "step" }>;

@@ -14,7 +14,7 @@ import { TextTokenizer } from "../engine/tokenizer/tokenizer";
 /** Adds the options every model command shares. */
 export function modelOptions(cmd: Command, withAdapter = true): Command {
   cmd.requiredOption("--model <dir>", "model folder (Hugging Face layout: config.json, *.safetensors, tokenizer.json)");
-  if (withAdapter) cmd.option("--adapter <dir>", "Excitor adapter folder (adapter_config.json, adapter_model.safetensors)");
+  if (withAdapter) cmd.option("--adapter <dir>", "Excitor or LoRA adapter folder (adapter_config.json, adapter_model.safetensors)");
   return cmd;
 }
 

@@ -117,7 +117,14 @@ test("train --json prints start/step/done events and writes the adapter; generat
   assert.match(events[0].backendNote, /^onnxruntime [\d.]+ on the CPU, \d+ threads?/, "the start event says why this backend runs");
   assert.equal(types.filter((t) => t === "step").length, 4);
   assert.equal(types.at(-1), "done");
-  for (const f of ["adapter_config.json", "adapter_model.safetensors", "metrics.jsonl"]) assert.ok(fs.existsSync(path.join(trained, f)), f);
+  for (const f of ["adapter_config.json", "adapter_model.safetensors", "metrics.jsonl", "retention.jsonl"]) assert.ok(fs.existsSync(path.join(trained, f)), f);
+  // The forgetting monitor, on by default: its set in start, a measure in every validation and in done.
+  assert.equal(events[0].method, "excitor");
+  assert.equal(events[0].retention.samples, 64);
+  assert.equal(events[0].retention.source, "base");
+  const validations = events.filter((e) => e.type === "validation");
+  assert.ok(validations.length > 0 && validations.every((v) => typeof v.retention.kl === "number" && typeof v.retention.pplRatio === "number"));
+  assert.deepEqual(events.at(-1).retention, validations.at(-1).retention);
 
   const g = excitor(["generate", "--model", tiny, "--adapter", trained, "--prompt", "Name animal 3.", "--template", "alpaca", "--max-tokens", "8", "--temperature", "0"]);
   assert.equal(g.code, 0, g.stderr);
@@ -129,10 +136,91 @@ test("train without --json shows progress on stderr and a summary", () => {
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /step 2\/2/);
   assert.match(r.stderr, /validation loss/);
+  assert.match(r.stderr, /step 0: validation loss [\d.]+ \| kept knowledge: KL 0\.0000 · ppl ×1\.00\n/, "at step 0 the tuned model is the base");
+  assert.match(r.stderr, /step 2: validation loss [\d.]+ \| kept knowledge: KL \d+\.\d{4} · ppl ×\d+\.\d{2}\n/);
+  assert.match(r.stderr, /forgetting monitor: 64 retention samples \([\d,]+ tokens, base\)/);
+  assert.match(r.stdout, /kept knowledge\s+KL \d+\.\d{4} · ppl ×\d+\.\d{2}\n/);
   assert.match(r.stderr, /\nbackend: onnxruntime [\d.]+ on the CPU/, "the header says which backend runs and why");
   assert.match(r.stdout, /steps\s+2\n/);
   assert.match(r.stdout, /trainable params\s+[\d,]+ \(/);
   assert.ok(r.stdout.includes(path.join(root, "plain")));
+});
+
+test("train --retain none: no retention set, no kept-knowledge line, and the summary says it was not measured", () => {
+  const out = path.join(root, "no-retain");
+  const r = excitor(["train", ...TRAIN.filter((a) => a !== "--json"), "--out", out, "--max-steps", "2", "--retain", "none"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(!r.stderr.includes("kept knowledge"));
+  assert.match(r.stdout, /kept knowledge\s+not measured \(--retain none\)/);
+  assert.ok(!fs.existsSync(path.join(out, "retention.jsonl")));
+});
+
+test("train --retain FILE measures on the user's text; a bad file is a one-line error naming file:line", () => {
+  const txt = path.join(root, "keep.txt");
+  fs.writeFileSync(txt, "The owl sat in the tree.\n\nA fox ran home.\n");
+  const r = excitor(["train", ...TRAIN, "--out", path.join(root, "retain-file"), "--max-steps", "2", "--retain", txt]);
+  assert.equal(r.code, 0, r.stderr);
+  const start = JSON.parse(r.stdout.split("\n")[0]);
+  assert.deepEqual([start.retention.samples, start.retention.source], [2, "file"]);
+  const bad = path.join(root, "keep.jsonl");
+  fs.writeFileSync(bad, '{"text": "fine"}\n{"txt": "typo"}\n');
+  assertUserError(excitor(["train", ...TRAIN.filter((a) => a !== "--json"), "--out", path.join(root, "retain-bad"), "--max-steps", "1", "--retain", bad]), `${bad}:2`, '"text"');
+  assertUserError(excitor(["train", ...TRAIN.filter((a) => a !== "--json"), "--out", path.join(root, "retain-none-base"), "--retain", "none,base"]), "--retain", "none");
+});
+
+test("train: options of another method are errors, and unknown LoRA targets are named", () => {
+  const plain = TRAIN.filter((a) => a !== "--json");
+  assertUserError(excitor(["train", ...plain, "--out", path.join(root, "m1"), "--method", "lora", "--prompts", "30"]), "--prompts", "--method lora");
+  assertUserError(excitor(["train", ...plain, "--out", path.join(root, "m2"), "--method", "lora", "--rank", "4"]), "--rank", "--method lora");
+  assertUserError(excitor(["train", ...plain, "--out", path.join(root, "m3"), "--lora-r", "4"]), "--lora-r", "--method excitor");
+  assertUserError(excitor(["train", ...plain, "--out", path.join(root, "m4"), "--method", "full", "--lora-targets", "q_proj"]), "--lora-targets", "--method full");
+  assertUserError(excitor(["train", ...plain, "--out", path.join(root, "m5"), "--method", "full", "--layers", "0"]), "--layers", "--method full");
+  assertUserError(excitor(["train", ...plain, "--out", path.join(root, "m6"), "--method", "lora", "--lora-targets", "q_proj,wq"]), "--lora-targets", '"wq"');
+  assertUserError(excitor(["train", ...plain, "--out", path.join(root, "m7"), "--method", "dora"]), "dora");
+  for (let i = 1; i <= 7; i++) assert.ok(!fs.existsSync(path.join(root, `m${i}`)), "nothing is written");
+});
+
+// Needs the onnxruntime engine's LoRA training (h-engine): passes once that is merged.
+test("train --method lora writes a PEFT adapter folder that generate, chat, score, attention and info load", () => {
+  const out = path.join(root, "lora");
+  const r = excitor(["train", ...TRAIN, "--out", out, "--max-steps", "4", "--method", "lora", "--lora-r", "4", "--lora-alpha", "8", "--lora-targets", "q_proj,v_proj,o_proj"]);
+  assert.equal(r.code, 0, r.stderr);
+  const events = r.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
+  assert.equal(events[0].method, "lora");
+  assert.equal(events[0].trainableParams, 2 * 4 * (32 + 32) + 2 * 4 * (32 + 16) + 2 * 4 * (32 + 32), "A [4, in] and B [out, 4] of q, v and o in 2 layers");
+  assert.ok(events.at(-1).retention.kl >= 0);
+  const config = JSON.parse(fs.readFileSync(path.join(out, "adapter_config.json"), "utf8"));
+  assert.equal(config.peft_type, "LORA");
+  assert.equal(config.r, 4);
+  assert.equal(config.lora_alpha, 8);
+  assert.deepEqual(config.target_modules, ["q_proj", "v_proj", "o_proj"]);
+  assert.ok(fs.existsSync(path.join(out, "adapter_model.safetensors")));
+
+  const g = excitor(["generate", "--model", tiny, "--adapter", out, "--prompt", "Name animal 3.", "--template", "alpaca", "--max-tokens", "4", "--temperature", "0"]);
+  assert.equal(g.code, 0, g.stderr);
+  const c = excitor(["chat", "--model", tiny, "--adapter", out, "--max-tokens", "3", "--temperature", "0"], "hello\n/exit\n");
+  assert.equal(c.code, 0, c.stderr);
+  const sc = excitor(["score", "--model", tiny, "--adapter", out, "--text", "Name animal 3.", "--json"]);
+  assert.equal(sc.code, 0, sc.stderr);
+  const att = excitor(["attention", "--model", tiny, "--adapter", out, "--prompt", "Name animal 3.", "--template", "none", "--response", "cat"]);
+  assert.equal(att.code, 0, att.stderr);
+  assert.match(att.stdout, /^0\s.*\(LoRA: no gates\)$/m);
+  const info = excitor(["info", "--model", tiny, "--adapter", out]);
+  assert.equal(info.code, 0, info.stderr);
+  assert.match(info.stdout, /LoRA/);
+});
+
+// Needs full fine-tuning on the onnxruntime engine (h-engine): passes once that is merged.
+test("train --method full writes a model folder that generate opens with --model", () => {
+  const out = path.join(root, "full");
+  const r = excitor(["train", ...TRAIN.filter((a) => a !== "--json"), "--out", out, "--max-steps", "3", "--method", "full"]);
+  assert.equal(r.code, 0, r.stderr);
+  for (const f of ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]) assert.ok(fs.existsSync(path.join(out, f)), f);
+  assert.ok(!fs.existsSync(path.join(out, "adapter_config.json")), "a model, not an adapter");
+  assert.match(r.stdout, /model\s+\S+ \(use it with --model\)/);
+  assert.match(r.stdout, /trainable params\s+[\d,]+ \(every weight\)/);
+  const g = excitor(["generate", "--model", out, "--prompt", "Name animal 3.", "--template", "alpaca", "--max-tokens", "4", "--temperature", "0"]);
+  assert.equal(g.code, 0, g.stderr);
 });
 
 test("attention prints per-layer instruction mass, and the full report with --json", () => {

@@ -51,7 +51,7 @@ for (const backend of ENGINES) test(`full training on text records lowers the lo
   const losses: number[] = [];
   const out = path.join(root, "pretrained");
   const res = await train(rt, tok, {
-    ...TRAIN_DEFAULTS, mode: "full", dataFile: data, outDir: out, baseModel: base, epochs: 30, maxSteps: 30, batchSize: 8, microBatch: 8,
+    ...TRAIN_DEFAULTS, method: "full", dataFile: data, outDir: out, baseModel: base, epochs: 30, maxSteps: 30, batchSize: 8, microBatch: 8,
     learningRate: 3e-3, validationShare: 0, onEvent: (e) => e.type === "step" && losses.push(e.loss),
   });
   assert.equal(res.status, "done");

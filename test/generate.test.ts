@@ -58,6 +58,18 @@ test("sampling: the same seed repeats, top-k 1 is greedy, top-p keeps the nucleu
   assert.equal(greedy.pick(logits(), [3]), 0, "3 was seen: 3/4 < 2");
 });
 
+test("plain temperature sampling (no top-k, top-p or penalty, as the retention samples draw) follows softmax(logits / T)", () => {
+  const logits = [2, 1, 0.5, 3, -1];
+  for (const temperature of [1, 0.5]) {
+    const s = new Sampler({ temperature, topP: 1, topK: 0, repetitionPenalty: 1, seed: 11 });
+    const counts = new Array(logits.length).fill(0);
+    const n = 20000;
+    for (let i = 0; i < n; i++) counts[s.pick(Float32Array.from(logits), [])]++;
+    const z = logits.reduce((a, l) => a + Math.exp(l / temperature), 0);
+    logits.forEach((l, id) => assert.ok(Math.abs(counts[id] / n - Math.exp(l / temperature) / z) < 0.015, `T ${temperature}, token ${id}: ${counts[id] / n}`));
+  }
+});
+
 test("stop strings end generation before the stop text, which never reaches the stream", async () => {
   const { rt, tok } = await tinyWithAdapter();
   const free = await generate(rt, tok, [1, 40, 41], { maxTokens: 24, temperature: 0 });

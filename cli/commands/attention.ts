@@ -67,8 +67,9 @@ function table(r: AttentionReport, responseText: string): string {
     `${"layer".padEnd(7)}${"base".padStart(9)}${"tuned".padStart(9)}${"change".padStart(9)}  gates`,
   ];
   for (const m of r.instructionMass) {
-    const gates = r.layers[m.layer].gates;
-    const g = gates ? gates.map((x) => x.toFixed(3)).join(" ") : "(not adapted)";
+    const { gates, adapted } = r.layers[m.layer];
+    // A LoRA adapter's layers are adapted but have no gates.
+    const g = gates ? gates.map((x) => x.toFixed(3)).join(" ") : adapted ? "(LoRA: no gates)" : "(not adapted)";
     const change = m.tuned - m.base;
     lines.push(`${String(m.layer).padEnd(7)}${m.base.toFixed(4).padStart(9)}${m.tuned.toFixed(4).padStart(9)}${((change >= 0 ? "+" : "") + change.toFixed(4)).padStart(9)}  ${g}`);
   }

@@ -6,14 +6,17 @@
 import { Option, type Command } from "commander";
 import { readDataset } from "../../engine/data/datasets";
 import { presetRecipe, trainExamplesOf, type PresetName } from "../../engine/train/recipe";
-import { TRAIN_DEFAULTS, train, type TrainOptions } from "../../engine/train/trainer";
+import { TRAIN_DEFAULTS, checkMethodOptions, train, type TrainOptions } from "../../engine/train/trainer";
+import { TUNING_METHODS, type TuningMethod } from "../../engine/adapters";
+import { LORA_DEFAULTS, LORA_MODULES, parseTargets } from "../../engine/lora/config";
+import { parseRetain } from "../../engine/train/retention";
 import { openModel, type BackendChoice } from "../../engine/load";
 import { openTokenizer, interruptSignal, modelOptions, stdinStopSignal } from "../session";
 import { fmtDuration, fmtInt } from "../format";
-import { trainReporter } from "../progress";
+import { keptKnowledge, trainReporter } from "../progress";
 import { EXIT } from "../errors";
 import { ExcitorInputError } from "../../engine/errors";
-import { NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, SHARE, intListOption, numberOption, type Runner } from "../options";
+import { NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, SHARE, intListOption, numberOption, repeatableOption, type Runner } from "../options";
 import { countBaseParameters } from "../../engine/model/config";
 
 interface Opts {
@@ -42,13 +45,20 @@ interface Opts {
   stdinControl?: boolean;
   lowMemory?: boolean;
   preset?: PresetName;
+  method: TuningMethod;
+  loraR?: number;
+  loraAlpha?: number;
+  loraTargets?: string;
+  retain: string[];
+  retainWeight: number;
 }
 
 export function registerTrain(program: Command, run: Runner): void {
   const D = TRAIN_DEFAULTS;
-  modelOptions(program.command("train").description("instruction-tune the model with an Excitor adapter"), false)
+  modelOptions(program.command("train").description("instruction-tune the model with an Excitor adapter (or, to compare, LoRA or full fine-tuning)"), false)
     .requiredOption("--data <file>", "dataset: JSON Lines or a JSON array of Alpaca, chat or ShareGPT records")
     .requiredOption("--out <dir>", "folder for the adapter, checkpoints and metrics.jsonl")
+    .addOption(new Option("--method <name>", "what is trained: an Excitor adapter, a LoRA adapter (PEFT's layout) or every weight (a model folder)").choices(TUNING_METHODS).default("excitor"))
     .addOption(numberOption("--epochs <n>", "passes over the training set", POSITIVE_INT, D.epochs))
     .addOption(numberOption("--max-steps <n>", "stop after this many optimizer steps", POSITIVE_INT))
     .addOption(numberOption("--batch-size <n>", "examples per optimizer step", POSITIVE_INT, D.batchSize))
@@ -56,7 +66,17 @@ export function registerTrain(program: Command, run: Runner): void {
     .addOption(numberOption("--lr <x>", "peak learning rate (default 9e-3 × batch size / 256)", POSITIVE))
     .addOption(numberOption("--prompts <K>", "learnable prompts per adapted layer (default 10, or 30 from 100M parameters)", POSITIVE_INT))
     .addOption(numberOption("--rank <r>", "rank of the Excitor query (default 8, or 16 from 100M parameters)", POSITIVE_INT))
-    .addOption(intListOption("--layers <list>", "adapted layers, e.g. 4,5,6,7 (default: the top 15/16)"))
+    .addOption(intListOption("--layers <list>", "adapted layers, e.g. 4,5,6,7 (default: the top 15/16 for Excitor, all for LoRA)"))
+    .addOption(numberOption("--lora-r <r>", `--method lora: rank (default ${LORA_DEFAULTS.r})`, POSITIVE_INT))
+    .addOption(numberOption("--lora-alpha <x>", `--method lora: alpha; updates are scaled by alpha / r (default ${LORA_DEFAULTS.alpha})`, POSITIVE))
+    .option("--lora-targets <list>", `--method lora: adapted linear layers, comma-separated, of ${Object.keys(LORA_MODULES).join(", ")} (default ${LORA_DEFAULTS.targets.join(",")})`)
+    .addOption(
+      repeatableOption(
+        "--retain <what>",
+        "forgetting monitor's retention set: base (the base model's own samples, the default), none (off), or a .txt (blank-line paragraphs) / .jsonl (\"text\") file of your text, which replaces the base samples unless listed with base (base,FILE); repeatable",
+      ),
+    )
+    .addOption(numberOption("--retain-weight <x>", "λ of a KL-to-base term on replayed base-model samples each step, against forgetting (0: off)", NON_NEGATIVE, 0))
     .addOption(numberOption("--max-length <n>", "tokens per example; longer ones are cut", { integer: true, min: 2 }, D.maxLength))
     .addOption(numberOption("--validation-share <x>", "share of examples held out for validation", SHARE, D.validationShare))
     .addOption(numberOption("--seed <n>", "random seed (init, data order, split)", NON_NEGATIVE_INT, D.seed))
@@ -80,6 +100,7 @@ export function registerTrain(program: Command, run: Runner): void {
  * The dataset is read here as the trainer reads it, so a bad file fails with the same message.
  */
 function withPreset(o: Opts, given: (option: string) => boolean): Opts {
+  checkMethodOptions(methodOptions(o)); // before a preset fills K and r, which are Excitor's
   if (!o.preset) return o;
   const r = presetRecipe(o.preset, trainExamplesOf(readDataset(o.data).length, o.validationShare), {
     batchSize: given("batchSize") ? o.batchSize : undefined,
@@ -96,8 +117,20 @@ function withPreset(o: Opts, given: (option: string) => boolean): Opts {
     epochs: r.epochs,
     maxSteps: o.maxSteps ?? r.maxSteps,
     lr: r.learningRate,
-    prompts: r.numPrompts,
-    rank: r.rank,
+    prompts: o.method === "excitor" ? r.numPrompts : undefined,
+    rank: o.method === "excitor" ? r.rank : undefined,
+  };
+}
+
+function methodOptions(o: Opts): Pick<TrainOptions, "method" | "numPrompts" | "rank" | "loraR" | "loraAlpha" | "loraTargets" | "layers"> {
+  return {
+    method: o.method,
+    numPrompts: o.prompts,
+    rank: o.rank,
+    loraR: o.loraR,
+    loraAlpha: o.loraAlpha,
+    loraTargets: o.loraTargets === undefined ? undefined : parseTargets(o.loraTargets.split(",").map((t) => t.trim()).filter(Boolean), "--lora-targets"),
+    layers: o.layers,
   };
 }
 
@@ -129,9 +162,9 @@ async function trainCommand(o: Opts): Promise<number> {
     dataFile: o.data,
     outDir: o.out,
     baseModel: o.model,
-    numPrompts: o.prompts,
-    rank: o.rank,
-    layers: o.layers,
+    ...methodOptions(o),
+    retain: parseRetain(o.retain),
+    retainWeight: o.retainWeight,
     epochs: o.epochs,
     maxSteps: o.maxSteps,
     batchSize: o.batchSize,
@@ -158,18 +191,22 @@ async function trainCommand(o: Opts): Promise<number> {
       return EXIT.interrupted;
     }
     if (!o.json) {
-      const trainable = result.adapter.parameterCount;
+      const trainable = result.trainableParams;
       const base = countBaseParameters(rt.config);
       const val = result.validationLoss === undefined ? "none (no validation examples)" : result.validationLoss.toFixed(4);
+      const full = o.method === "full";
       process.stdout.write(
         [
           `steps            ${result.step}`,
           `final loss       ${Number.isFinite(result.loss) ? result.loss.toFixed(4) : "- (no step left to run)"}`,
           `validation loss  ${val}`,
           ...(result.verdict ? [`learned          ${result.verdict.message}`] : []),
+          `kept knowledge   ${result.retention ? keptKnowledge(result.retention) : o.retain.join(",") === "none" ? "not measured (--retain none)" : "not measured"}`,
           `wall time        ${wallTime((performance.now() - t0) / 1000)}`,
-          `adapter          ${result.adapterDir}`,
-          `trainable params ${fmtInt(trainable)} (${((100 * trainable) / (base + trainable)).toFixed(3)}% of ${fmtInt(base + trainable)})`,
+          full ? `model            ${result.adapterDir} (use it with --model)` : `adapter          ${result.adapterDir} (${o.method === "lora" ? "LoRA" : "Excitor"})`,
+          full
+            ? `trainable params ${fmtInt(trainable)} (every weight)`
+            : `trainable params ${fmtInt(trainable)} (${((100 * trainable) / (base + trainable)).toFixed(3)}% of ${fmtInt(base + trainable)})`,
         ].join("\n") + "\n",
       );
     }

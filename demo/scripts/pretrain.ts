@@ -18,6 +18,7 @@ import { scoreIds } from "../../engine/score";
 import { TextTokenizer } from "../../engine/tokenizer/tokenizer";
 import { train, TRAIN_DEFAULTS } from "../../engine/train/trainer";
 import { hasTrainerState } from "../../engine/train/checkpoint";
+import { RETAIN_NONE } from "../../engine/train/retention"; // pretraining from random weights: no base knowledge to keep
 import { alpacaPrompt } from "../../engine/data/templates";
 import { generate } from "../../engine/generate/generate";
 import { formatDocument, stories } from "./corpus";
@@ -102,7 +103,7 @@ async function main(): Promise<void> {
   console.log(`pretraining ${rt.backend}: ${STEPS} steps x ${BATCH} stories, lr ${LR}${resume ? " (resuming)" : ""}`);
   let lastPrint = 0;
   const res = await train(rt, tokenizer, {
-    ...TRAIN_DEFAULTS, mode: "full", dataFile: data, outDir: run, baseModel: init, epochs: 1000, maxSteps: STEPS,
+    ...TRAIN_DEFAULTS, method: "full", retain: RETAIN_NONE, dataFile: data, outDir: run, baseModel: init, epochs: 1000, maxSteps: STEPS,
     batchSize: BATCH, microBatch: BATCH, learningRate: LR, weightDecay: 0.1, validationShare: 0.01, seed: PRETRAIN_SEED,
     maxLength: ARCH.maxPositions, checkpointEvery: 100, evalEvery: 500, resume,
     onEvent: (e) => {

@@ -30,6 +30,7 @@ export class Sampler {
         logits[id] = l > 0 ? l / repetitionPenalty : l * repetitionPenalty;
       }
     if (!(temperature > 0)) return argmax(logits);
+    if (!(topK > 0 && topK < logits.length) && !(topP < 1)) return this.pickFromAll(logits, temperature);
 
     let order = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]);
     if (topK > 0 && topK < order.length) order = order.slice(0, topK);
@@ -54,6 +55,20 @@ export class Sampler {
       if (u < 0) return order[i];
     }
     return order[keep - 1];
+  }
+
+  /** Plain sampling at a temperature from the whole vocabulary: no ordering needed (as the base model's retention samples draw). */
+  private pickFromAll(logits: Float32Array, temperature: number): number {
+    let max = -Infinity;
+    for (const l of logits) if (l > max) max = l;
+    let total = 0;
+    for (const l of logits) total += Math.exp((l - max) / temperature);
+    let u = this.rng.next() * total;
+    for (let id = 0; id < logits.length; id++) {
+      u -= Math.exp((logits[id] - max) / temperature);
+      if (u < 0) return id;
+    }
+    return argmax(logits);
   }
 }
 

@@ -1,6 +1,7 @@
 /**
- * What a run trains: an Excitor adapter (the product's job) or every base weight (full-parameter
- * training, used to pretrain the built-in demo model). The loop in trainer.ts sees only this.
+ * What a run trains: an Excitor adapter (the product's job), a LoRA adapter (the comparison
+ * method) or every base weight (full fine-tuning, also how the built-in demo model is
+ * pretrained). The loop in trainer.ts sees only this.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -8,6 +9,7 @@ import { ExcitorAdapter } from "../excitor/adapter";
 import { tensorName } from "../excitor/config";
 import { writeSafetensors, type F32Tensor } from "../formats/safetensors";
 import { writeFileAtomic } from "../fs-atomic";
+import type { LoraAdapter } from "../lora/adapter";
 import type { ModelRuntime } from "../runtime";
 
 export interface TrainTarget {
@@ -36,6 +38,23 @@ export function excitorTarget(rt: ModelRuntime, adapter: ExcitorAdapter): TrainT
     upload: () => rt.setAdapter(adapter),
     save: (outDir, step) => adapter.save(outDir, { step: String(step) }),
     gates: () => adapter.gates(),
+  };
+}
+
+/**
+ * LoRA as PEFT trains it: A and B of every adapted linear, and AdamW's weight decay on all of
+ * them (the Hugging Face Trainer exempts only biases and norm weights, and LoRA has neither).
+ */
+export function loraTarget(rt: ModelRuntime, adapter: LoraAdapter): TrainTarget {
+  rt.prepareTraining(adapter);
+  return {
+    tensors: adapter.namedTensors(),
+    parameterCount: adapter.parameterCount,
+    layers: adapter.config.layers,
+    decay: () => true,
+    upload: () => rt.setAdapter(adapter),
+    save: (outDir, step) => adapter.save(outDir, { step: String(step) }),
+    gates: () => [],
   };
 }
 

@@ -10,17 +10,22 @@ import * as path from "node:path";
 import { readDataset } from "../data/datasets";
 import { encodeRecord, splitTrainValidation, type Example } from "../data/encode";
 import { ExcitorInputError, check } from "../errors";
+import type { Adapter, TuningMethod } from "../adapters";
 import { ExcitorAdapter } from "../excitor/adapter";
+import { LoraAdapter } from "../lora/adapter";
+import type { LoraModule } from "../lora/config";
 import { countBaseParameters } from "../model/config";
 import { Rng } from "../rng";
-import type { ModelRuntime } from "../runtime";
+import type { LossAndGrads, ModelRuntime } from "../runtime";
 import type { TextTokenizer } from "../tokenizer/tokenizer";
 import { yieldToEventLoop } from "../event-loop";
 import { chunk, makeBatch, targetTokens } from "./batches";
 import { hasTrainerState, loadTrainerState, saveTrainerState } from "./checkpoint";
-import type { TrainEvent } from "./events";
+import type { RetentionMeasure, TrainEvent } from "./events";
 import { ADAMW_DEFAULTS, AdamW, clipGlobalNorm } from "./optimizer";
-import { excitorTarget, fullTarget } from "./targets";
+import { excitorTarget, fullTarget, loraTarget, type TrainTarget } from "./targets";
+import { ReplayRegulariser } from "./replay";
+import { RETAIN_DEFAULT, RETENTION_FILE, RetentionMonitor, replaySet, retainLabel, retainOff, retentionSet, retentionSource, type RetainSpec } from "./retention";
 import { defaultLearningRate, defaultWarmupSteps, learningRate } from "./schedule";
 import { learningVerdict, type LearningVerdict } from "./verdict";
 
@@ -55,10 +60,21 @@ export interface TrainOptions {
   /** Continue from outDir's checkpoint. */
   resume: boolean;
   /**
-   * "excitor" (default) tunes an adapter; "full" trains every base weight and writes a model
-   * folder (how the built-in demo model is pretrained).
+   * "excitor" (default) tunes an Excitor adapter; "lora" a LoRA adapter in PEFT's layout (the
+   * comparison method); "full" trains every base weight and writes a model folder (full
+   * fine-tuning, and how the built-in demo model is pretrained).
    */
-  mode?: "excitor" | "full";
+  method?: TuningMethod;
+  /** LoRA rank (default 8, PEFT's). */
+  loraR?: number;
+  /** LoRA alpha; the update is scaled by alpha / r (default 16). */
+  loraAlpha?: number;
+  /** Adapted linear layers by Hugging Face name (default q_proj, v_proj). */
+  loraTargets?: LoraModule[];
+  /** The forgetting monitor's retention set (retention.ts); default the base model's own samples. */
+  retain?: RetainSpec;
+  /** λ of the KL-to-base replay term (replay.ts); 0 (default) turns it off. */
+  retainWeight?: number;
   /** Base model folder, recorded in adapter_config.json. */
   baseModel: string;
   signal?: AbortSignal;
@@ -85,13 +101,17 @@ export const METRICS_FILE = "metrics.jsonl";
 export interface TrainResult {
   status: "done" | "cancelled";
   step: number;
-  /** The trained adapter (in full training, an unused one: the model folder is the result). */
-  adapter: ExcitorAdapter;
+  /** The trained adapter (in full training, an unused Excitor one: the model folder is the result). */
+  adapter: Adapter;
+  /** Parameters the run trained (the adapter's, or every weight in full training). */
+  trainableParams: number;
   adapterDir: string;
   loss: number;
   validationLoss?: number;
-  /** Whether the loss fell (done runs of 4 steps or more, Excitor mode). */
+  /** Whether the loss fell (done runs of 4 steps or more). */
   verdict?: LearningVerdict;
+  /** The last forgetting-monitor measure (absent with the monitor off). */
+  retention?: RetentionMeasure;
 }
 
 export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOptions): Promise<TrainResult> {
@@ -111,25 +131,35 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
   const truncated = examples.filter((e) => e.truncated);
 
   const small = countBaseParameters(rt.config) < 100e6;
-  const adapter = ExcitorAdapter.create(rt.config, {
-    numPrompts: o.numPrompts ?? (small ? 10 : 30),
-    rank: o.rank ?? (small ? 8 : 16),
-    layers: o.layers,
-    seed: o.seed,
-    baseModel: o.baseModel,
-    extra: { template: { alpaca: "alpaca", chat: "chat", text: "none" }[records[0].kind] },
-  });
+  const method = o.method ?? "excitor";
+  const template = { alpaca: "alpaca", chat: "chat", text: "none" }[records[0].kind];
+  const adapter: Adapter =
+    method === "lora"
+      ? LoraAdapter.create(rt.config, { r: o.loraR, alpha: o.loraAlpha, targets: o.loraTargets, layers: o.layers, seed: o.seed, baseModel: o.baseModel, template })
+      : ExcitorAdapter.create(rt.config, {
+          numPrompts: o.numPrompts ?? (small ? 10 : 30),
+          rank: o.rank ?? (small ? 8 : 16),
+          layers: o.layers,
+          seed: o.seed,
+          baseModel: o.baseModel,
+          extra: { template },
+        });
   const stepsPerEpoch = Math.ceil(trainSet.length / o.batchSize);
   const totalSteps = Math.min(o.maxSteps ?? Infinity, o.epochs * stepsPerEpoch);
   const peakLr = o.learningRate ?? defaultLearningRate(o.batchSize);
   const warmup = defaultWarmupSteps(totalSteps, o.warmupShare);
   const opt = new AdamW({ ...ADAMW_DEFAULTS, weightDecay: o.weightDecay });
-  const full = o.mode === "full";
-  const fingerprint = runFingerprint(o, examples, adapter, totalSteps);
+  const full = method === "full";
+  const retain = o.retain ?? RETAIN_DEFAULT;
+  const retainWeight = o.retainWeight ?? 0;
+  // Full training measures against the base only where the engine keeps it beside the trained copy.
+  const baseGone = full && !rt.keepsBaseInFullTraining;
+  check(!(baseGone && retainWeight > 0), `--retain-weight: full training on the ${rt.backend} engine does not keep the base model, whose distributions the term pulls towards; use --method excitor or lora, or leave --retain-weight at 0`);
+  const fingerprint = runFingerprint(o, examples, adapter, totalSteps, retain, retainWeight);
 
   if (!o.resume && hasTrainerState(o.outDir))
     throw new ExcitorInputError(`${o.outDir}: already holds a training checkpoint; pass --resume to continue it, or choose a new --out folder`, o.outDir);
-  const target = full ? fullTarget(rt, o.baseModel) : excitorTarget(rt, adapter);
+  const target: TrainTarget = full ? fullTarget(rt, o.baseModel) : adapter instanceof LoraAdapter ? loraTarget(rt, adapter) : excitorTarget(rt, adapter);
   fs.mkdirSync(o.outDir, { recursive: true });
   let step = 0;
   if (o.resume) {
@@ -137,8 +167,13 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
     target.upload();
   } else fs.rmSync(metrics, { force: true });
   const params = new Map(Object.entries(target.tensors).map(([n, t]) => [n, t.data]));
+  const pad = padId(tok);
+  const monitor =
+    retainOff(retain) || baseGone ? undefined : new RetentionMonitor(rt, await retentionSet(rt, tok, retain, { seed: o.seed, outDir: o.outDir, resume: o.resume }), pad);
+  const replay = retainWeight > 0 ? new ReplayRegulariser(rt, await replaySet(rt, tok, { seed: o.seed, outDir: o.outDir, resume: o.resume }), pad, retainWeight) : undefined;
   emit({
     type: "start",
+    method,
     totalSteps,
     stepsPerEpoch,
     epochs: o.epochs,
@@ -154,21 +189,30 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
     effectiveBatch: o.batchSize,
     resumedFromStep: step,
     outDir: o.outDir,
+    ...(monitor
+      ? { retention: { samples: monitor.samples.length, tokens: monitor.tokens, source: retentionSource(retain), file: path.join(o.outDir, RETENTION_FILE) } }
+      : {}),
   });
+  if (baseGone && !retainOff(retain))
+    emit({ type: "log", level: "warn", message: `no forgetting monitor: full training on the ${rt.backend} engine replaces the base weights, so there is no base model left to compare with` });
   if (truncated.length)
     emit({ type: "log", level: "warn", message: `${truncated.length} example(s) longer than ${maxLength} tokens were truncated (first: ${o.dataFile}:${truncated[0].line})` });
 
+  let lastRetention: RetentionMeasure | undefined;
+  // The forgetting monitor rides on validation events; a run without validation examples has
+  // none, and measures once at the end for the done event.
   const validate = async (): Promise<number | undefined> => {
     if (!validation.length) return undefined;
     let sum = 0;
     let n = 0;
     for (const part of chunk(validation, o.microBatch)) {
-      const r = await rt.evalLoss(makeBatch(part, padId(tok)), true);
+      const r = await rt.evalLoss(makeBatch(part, pad), true);
       sum += r.lossSum;
       n += r.tokens;
     }
     const loss = sum / n;
-    emit({ type: "validation", step, loss });
+    if (monitor) lastRetention = await monitor.measure();
+    emit({ type: "validation", step, loss, ...(lastRetention ? { retention: lastRetention } : {}) });
     return loss;
   };
   const checkpoint = () => {
@@ -188,7 +232,7 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
     if (o.signal?.aborted) {
       checkpoint();
       emit({ type: "cancelled", step, adapterDir: o.outDir });
-      return { status: "cancelled", step, adapter, adapterDir: o.outDir, loss: lastLoss, validationLoss };
+      return { status: "cancelled", step, adapter, trainableParams: target.parameterCount, adapterDir: o.outDir, loss: lastLoss, validationLoss };
     }
     const epoch = Math.floor(step / stepsPerEpoch);
     if (epoch !== orderEpoch) [order, orderEpoch] = [epochOrder(trainSet.length, o.seed, epoch), epoch];
@@ -200,16 +244,20 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
     const grads = new Map<string, Float32Array>();
     let lossSum = 0;
     let seen = 0;
-    for (const part of chunk(batch, o.microBatch)) {
-      const r = await rt.lossAndGrads(makeBatch(part, padId(tok)), 1 / tokens);
-      lossSum += r.lossSum;
+    const accumulate = (r: LossAndGrads) => {
       for (const [n, g] of r.grads) {
         const acc = grads.get(n);
         if (acc) for (let i = 0; i < g.length; i++) acc[i] += g[i];
         else grads.set(n, g);
       }
+    };
+    for (const part of chunk(batch, o.microBatch)) {
+      const r = await rt.lossAndGrads(makeBatch(part, pad), 1 / tokens);
+      lossSum += r.lossSum;
+      accumulate(r);
       seen += part.reduce((a, e) => a + e.ids.length - 1, 0);
     }
+    if (replay) accumulate(await replay.lossAndGrads(step));
     const gradNorm = clipGlobalNorm(grads.values(), o.gradClip);
     const lr = learningRate(step + 1, totalSteps, peakLr, warmup);
     opt.update(params, grads, lr, target.decay);
@@ -238,10 +286,20 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
     if (atCheckpoint) checkpoint();
   }
   validationLoss = await validate();
+  if (monitor && !validation.length) lastRetention = await monitor.measure();
   checkpoint();
-  const verdict = full ? undefined : learningVerdict(stepLosses(metrics), rt.config.vocabSize);
-  emit({ type: "done", step, loss: lastLoss, validationLoss, elapsedSeconds: (performance.now() - t0) / 1000, adapterDir: o.outDir, verdict });
-  return { status: "done", step, adapter, adapterDir: o.outDir, loss: lastLoss, validationLoss, verdict };
+  const verdict = learningVerdict(stepLosses(metrics), rt.config.vocabSize);
+  emit({
+    type: "done",
+    step,
+    loss: lastLoss,
+    validationLoss,
+    elapsedSeconds: (performance.now() - t0) / 1000,
+    adapterDir: o.outDir,
+    verdict,
+    ...(lastRetention ? { retention: lastRetention } : {}),
+  });
+  return { status: "done", step, adapter, trainableParams: target.parameterCount, adapterDir: o.outDir, loss: lastLoss, validationLoss, verdict, retention: lastRetention };
 }
 
 /** The order of training examples in an epoch: a function of (seed, epoch) alone, so a resume needs no RNG state. */
@@ -263,10 +321,14 @@ function padId(tok: TextTokenizer): number {
 }
 
 /** What must be equal for a checkpoint to be resumable by this run. */
-function runFingerprint(o: TrainOptions, examples: Example[], a: ExcitorAdapter, totalSteps: number): string {
+function runFingerprint(o: TrainOptions, examples: Example[], a: Adapter, totalSteps: number, retain: RetainSpec, retainWeight: number): string {
   const h = crypto.createHash("sha256");
   for (const e of examples) h.update(Int32Array.from(e.ids)).update(e.lossMask);
-  const knobs = [o.mode ?? "excitor", o.seed, o.batchSize, totalSteps, o.learningRate ?? "", o.validationShare, a.config.numPrompts, a.config.rank, a.config.layers.join("-")];
+  const shape = a instanceof LoraAdapter ? [`lora-r${a.config.r}`, `alpha${a.config.alpha}`, a.config.targets.join("+")] : [a.config.numPrompts, a.config.rank];
+  const knobs = [o.method ?? "excitor", o.seed, o.batchSize, totalSteps, o.learningRate ?? "", o.validationShare, ...shape, a.config.layers.join("-")];
+  // Appended only when not the default, so that runs checkpointed before these options existed stay resumable.
+  if (retainLabel(retain) !== retainLabel(RETAIN_DEFAULT)) knobs.push(`retain-${retainLabel(retain)}`);
+  if (retainWeight > 0) knobs.push(`retain-weight-${retainWeight}`);
   return `${knobs.join("/")}/data-${h.digest("hex").slice(0, 16)}`;
 }
 
@@ -280,8 +342,29 @@ function validateOptions(o: TrainOptions, rt: ModelRuntime): void {
   posInt(o.numPrompts, "prompts");
   posInt(o.rank, "rank");
   posInt(o.maxLength, "max-length");
+  posInt(o.loraR, "lora-r");
+  check(o.loraAlpha === undefined || o.loraAlpha > 0, `--lora-alpha must be positive (got ${o.loraAlpha})`);
+  check(o.retainWeight === undefined || (Number.isFinite(o.retainWeight) && o.retainWeight >= 0), `--retain-weight must be 0 or more (got ${o.retainWeight})`);
+  checkMethodOptions(o);
   check(o.learningRate === undefined || o.learningRate > 0, `--lr must be positive (got ${o.learningRate})`);
   check(Number.isInteger(o.checkpointEvery) && o.checkpointEvery >= 0, `--checkpoint-every must be a whole number (got ${o.checkpointEvery})`);
   for (const l of o.layers ?? [])
     check(Number.isInteger(l) && l >= 0 && l < rt.config.numLayers, `--layers: layer ${l} does not exist (the model has layers 0..${rt.config.numLayers - 1})`);
+}
+
+/** Options that belong to another method than the run's are an error, not silently ignored. */
+export function checkMethodOptions(o: Pick<TrainOptions, "method" | "numPrompts" | "rank" | "loraR" | "loraAlpha" | "loraTargets" | "layers">): void {
+  const method = o.method ?? "excitor";
+  const misfit = (given: unknown, flag: string, forMethod: string) =>
+    check(given === undefined, `${flag} is an option of --method ${forMethod}, not of --method ${method}`);
+  if (method !== "excitor") {
+    misfit(o.numPrompts, "--prompts", "excitor");
+    misfit(o.rank, "--rank", "excitor");
+  }
+  if (method !== "lora") {
+    misfit(o.loraR, "--lora-r", "lora");
+    misfit(o.loraAlpha, "--lora-alpha", "lora");
+    misfit(o.loraTargets, "--lora-targets", "lora");
+  }
+  if (method === "full") check(o.layers === undefined, "--layers picks the adapted layers of --method excitor or lora; --method full trains every layer");
 }

@@ -9,6 +9,7 @@ import { ExcitorInputError } from "../engine/errors";
 import { BACKEND_CHOICES } from "../engine/load";
 import { registerAttention } from "./commands/attention";
 import { registerChat } from "./commands/chat";
+import { registerCompare } from "./commands/compare";
 import { registerGenerate } from "./commands/generate";
 import { registerInfo } from "./commands/info";
 import { registerScore } from "./commands/score";
@@ -59,6 +60,7 @@ function buildProgram(setCode: (code: number) => void): Command {
     });
   const run = makeRunner(setCode);
   registerTrain(program, run);
+  registerCompare(program, run);
   registerGenerate(program, run);
   registerChat(program, run);
   registerScore(program, run);

@@ -1,9 +1,9 @@
 /** What the demo report measures: instruction accuracy by exact match, and perplexity on the base model's own domain. */
 import { alpacaPrompt } from "../engine/data/templates";
 import { encodeRecord } from "../engine/data/encode";
+export { answerPerplexity, perplexity } from "../engine/compare/heldout";
 import { generate } from "../engine/generate/generate";
 import type { ModelRuntime } from "../engine/runtime";
-import { scoreIds } from "../engine/score";
 import type { TextTokenizer } from "../engine/tokenizer/tokenizer";
 import { isCorrect, mentionsAnswer, type DemoRecord } from "./scripts/instructions";
 
@@ -31,44 +31,6 @@ export function accuracy(answers: Answer[], key: "correct" | "mentions" = "corre
   return answers.filter((a) => a[key]).length / Math.max(1, answers.length);
 }
 
-/** A record with its expected answer, tokenized and masked exactly as training sees it. */
-function encodeExpected(rt: ModelRuntime, tok: TextTokenizer, record: DemoRecord) {
-  return encodeRecord({ kind: "alpaca", instruction: record.instruction, input: record.input, output: record.output, line: 0 }, tok, rt.config.maxPositions, "heldout");
-}
-
-/**
- * Perplexity of the expected answers (response tokens and EOS, as training scores them) given
- * their prompts: how much closer to the answers the model has moved, even where greedy
- * decoding does not yet produce them exactly.
- */
-export async function answerPerplexity(rt: ModelRuntime, tok: TextTokenizer, records: DemoRecord[], useAdapter: boolean): Promise<number> {
-  let sum = 0;
-  let n = 0;
-  for (const record of records) {
-    const ex = encodeExpected(rt, tok, record);
-    const { logprobs } = await scoreIds(rt, ex.ids, useAdapter);
-    logprobs.forEach((lp, i) => {
-      if (ex.lossMask[i + 1]) {
-        sum += lp;
-        n++;
-      }
-    });
-  }
-  return Math.exp(-sum / n);
-}
-
-/** Token-level perplexity over all texts (BOS in front, EOS at the end, as in pretraining). */
-export async function perplexity(rt: ModelRuntime, tok: TextTokenizer, texts: string[], useAdapter: boolean): Promise<number> {
-  let sum = 0;
-  let n = 0;
-  for (const text of texts) {
-    const { logprobs } = await scoreIds(rt, tok.encode(text, { eos: true }), useAdapter);
-    for (const lp of logprobs) sum += lp;
-    n += logprobs.length;
-  }
-  return Math.exp(-sum / n);
-}
-
 /**
  * Where the answers look: per layer, the attention that the answer position which must produce
  * the story word (the token just before it in the expected answer) puts on that word where it
@@ -81,7 +43,7 @@ export async function answerWordAttention(rt: ModelRuntime, tok: TextTokenizer, 
   const sums: { layer: number; base: number; tuned: number }[] = [];
   let counted = 0;
   for (const record of records) {
-    const ex = encodeExpected(rt, tok, record);
+    const ex = encodeRecord({ kind: "alpaca", instruction: record.instruction, input: record.input, output: record.output, line: 0 }, tok, rt.config.maxPositions, "heldout");
     const ids = Array.from(ex.ids);
     const start = ex.lossMask.indexOf(1);
     const isAnswer = (i: number) => tok.decode([ids[i]]).trim() === record.answer;

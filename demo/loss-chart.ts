@@ -2,6 +2,8 @@
  * The loss curve as a small standalone SVG (training loss per step, validation loss as dots).
  * A chart library would need a DOM or a canvas in Node; one line chart is 50 lines of SVG.
  */
+import { escapeXml } from "../engine/compare/svg";
+
 export interface LossPoint {
   step: number;
   loss: number;
@@ -36,8 +38,4 @@ ${grid}${xt}
 <g transform="translate(${W - R - 170},${T + 8})"><line x1="0" x2="20" y1="0" y2="0" stroke="#1b9e77" stroke-width="2"/><text x="26" y="4">training loss</text><circle cx="10" cy="18" r="4" fill="#d95f02"/><text x="26" y="22">validation loss</text></g>
 </svg>
 `;
-}
-
-function escapeXml(s: string): string {
-  return s.replace(/[<>&"]/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;" })[c]!);
 }

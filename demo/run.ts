@@ -21,6 +21,7 @@ import { train, TRAIN_DEFAULTS } from "../engine/train/trainer";
 import { writeFileAtomic } from "../engine/fs-atomic";
 import { trainReporter } from "../cli/progress";
 import { stdinStopSignal } from "../cli/session";
+import { instructionAttention, type LayerInstructionMass } from "../engine/analysis/instruction-attention";
 import { accuracy, answerAll, answerPerplexity, perplexity, answerWordAttention, type Answer } from "./evaluate";
 import { lossChartSvg, type LossPoint } from "./loss-chart";
 import type { DemoRecord } from "./scripts/instructions";
@@ -111,15 +112,16 @@ async function main(): Promise<void> {
   say("measuring the tuned model...");
   const after = { answers: await answerAll(rt, tok, heldout, true), answerPpl: await answerPerplexity(rt, tok, heldout, true), ppl: await perplexity(rt, tok, domain, true) };
   const attention = await answerWordAttention(rt, tok, heldout.slice(0, ATTENTION_RECORDS));
+  const onInstruction = await instructionAttention(rt, tok, heldout);
   rt.dispose();
 
   const median = [...speeds].sort((a, b) => a - b)[Math.floor(speeds.length / 2)] ?? 0;
   const wallSeconds = (performance.now() - t0) / 1000;
   const report = renderReport({
     before, after, heldout: heldout.length, domain: domain.length, trainable: result.adapter.parameterCount, baseParams,
-    steps: result.step, tokensPerSecond: median, trainSeconds, attention, wallSeconds, out: OUT,
+    steps: result.step, tokensPerSecond: median, trainSeconds, attention, onInstruction, wallSeconds, out: OUT,
   });
-  writeFileAtomic(path.join(OUT, "report.json"), JSON.stringify(reportNumbers(before, after, attention, result.adapter.parameterCount, baseParams, result.step, median, trainSeconds, wallSeconds), null, 2) + "\n");
+  writeFileAtomic(path.join(OUT, "report.json"), JSON.stringify(reportNumbers(before, after, attention, onInstruction, result.adapter.parameterCount, baseParams, result.step, median, trainSeconds, wallSeconds), null, 2) + "\n");
   writeFileAtomic(path.join(OUT, "loss.svg"), lossChartSvg(losses, validation, "Excitor on the demo instruction set"));
   writeFileAtomic(path.join(OUT, "report.md"), report);
   say("\n" + report);
@@ -138,6 +140,7 @@ interface ReportData {
   trainSeconds: number;
   wallSeconds: number;
   attention: AnswerAttention;
+  onInstruction: LayerInstructionMass[];
   out: string;
 }
 
@@ -169,6 +172,12 @@ function renderReport(d: ReportData): string {
     "|---|---|---|",
     ...d.attention.map((a) => `| ${a.layer} | ${pct(a.base)} | ${pct(a.tuned)} |`),
     "",
+    `The same question over all ${d.heldout} held-out prompts and the whole answer: the share of the response tokens' attention that goes to the instruction and its input (the story; template words not counted), mean over heads, response tokens and prompts, each model on its own forward pass over the expected answer.`,
+    "",
+    "| layer | base | with the Excitor adapter |",
+    "|---|---|---|",
+    ...d.onInstruction.map((a) => `| ${a.layer} | ${pct(a.base)} | ${pct(a.tuned)} |`),
+    "",
     "## Held-out prompts, side by side",
     "",
     "| instruction | expected | base model | tuned model |",
@@ -182,7 +191,7 @@ type Measured = { answers: Answer[]; answerPpl: number; ppl: number };
 type AnswerAttention = Awaited<ReturnType<typeof answerWordAttention>>;
 
 /** The report's numbers for programs (tests, the extension's run view). */
-function reportNumbers(before: Measured, after: Measured, answerWordAttention: AnswerAttention, trainable: number, baseParams: number, steps: number, tokensPerSecond: number, trainSeconds: number, wallSeconds: number) {
+function reportNumbers(before: Measured, after: Measured, answerWordAttention: AnswerAttention, instructionAttention: LayerInstructionMass[], trainable: number, baseParams: number, steps: number, tokensPerSecond: number, trainSeconds: number, wallSeconds: number) {
   const side = (m: Measured) => ({
     accuracy: accuracy(m.answers),
     accuracyByTask: byTask(m.answers),
@@ -190,7 +199,7 @@ function reportNumbers(before: Measured, after: Measured, answerWordAttention: A
     answerPerplexity: m.answerPpl,
     storyPerplexity: m.ppl,
   });
-  return { before: side(before), after: side(after), answerWordAttention, trainableParameters: trainable, baseParameters: baseParams, steps, tokensPerSecond, trainSeconds, wallSeconds };
+  return { before: side(before), after: side(after), answerWordAttention, instructionAttention, trainableParameters: trainable, baseParameters: baseParams, steps, tokensPerSecond, trainSeconds, wallSeconds };
 }
 
 /** Exact-match accuracy per kind of question. */

@@ -24,7 +24,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { ExcitorInputError, check } from "../errors";
 import { writeFileAtomic } from "../fs-atomic";
-import { generate } from "../generate/generate";
+import { sampleSet } from "../generate/sample-set";
 import { Rng } from "../rng";
 import type { ModelRuntime, TrainBatch } from "../runtime";
 import type { TextTokenizer } from "../tokenizer/tokenizer";
@@ -32,6 +32,8 @@ import type { RetentionMeasure } from "./events";
 
 export const RETENTION_FILE = "retention.jsonl";
 export const RETENTION_DEFAULTS = { samples: 64, maxTokens: 128 };
+/** Samples decoded together: 64 rows of 128 tokens keep 64 KV caches, small next to the weights of the models this runs on. */
+const SAMPLE_ROWS = 64;
 /** Token positions per measuring forward pass (B·T): bounds the [B·T, V] rows held at once. */
 const ROWS_PER_PASS = 2048;
 /** Base-model samples generated concurrently. */
@@ -88,28 +90,31 @@ export async function baseSamples(rt: ModelRuntime, tok: TextTokenizer, o: { see
   if (tok.bosId === undefined) throw new ExcitorInputError("the tokenizer has no BOS token, so the base model cannot write retention samples; pass --retain FILE or --retain none");
   const limit = retentionLength(rt);
   const bos = tok.bosId;
-  const seeds = new Rng(o.seed * 7919 + 104_729 * ((o.stream ?? 0) + 1));
-  const out: RetentionSample[] = [];
-  for (let i = 0; i < (o.count ?? RETENTION_DEFAULTS.samples); i++) {
-    const seed = Math.floor(seeds.next() * 0x1_0000_0000);
-    const r = await generate(rt, tok, [bos], { maxTokens: limit - 1, temperature: 1, topK: 0, topP: 1, repetitionPenalty: 1, seed, useAdapter: false });
-    const ids = [bos, ...r.ids];
-    if (r.finishReason === "eos" && ids.length < limit) ids.push(tok.eosIds[0]);
-    out.push({ text: tok.decode(r.ids, { skipSpecial: true }), ids });
-  }
-  return out;
+  const rng = new Rng(o.seed * 7919 + 104_729 * ((o.stream ?? 0) + 1));
+  const seeds = Array.from({ length: o.count ?? RETENTION_DEFAULTS.samples }, () => Math.floor(rng.next() * 0x1_0000_0000));
+  // All samples in lockstep (engine/generate/sample-set.ts): 128 decode steps for the whole set.
+  const texts = await sampleSet(rt, tok, { count: seeds.length, maxTokens: limit - 1, temperature: 1, seeds: (i) => seeds[i], useAdapter: false, rows: SAMPLE_ROWS });
+  return texts.map((ids) => ({ text: tok.decode(ids, { skipSpecial: true }), ids: [bos, ...ids] }));
 }
 
 /** The user's text as retention samples (see the file header for the formats). */
 export function readRetainFile(file: string, tok: TextTokenizer, limit: number): RetentionSample[] {
+  return readTexts(file, "--retain").map((text) => encodeRetained(text, tok, limit));
+}
+
+/**
+ * Plain texts from a file: JSON Lines with a `text` field, or any other file as paragraphs
+ * separated by blank lines. `option` names the flag that gave the file, for messages.
+ */
+export function readTexts(file: string, option: string): string[] {
   let raw: string;
   try {
-    check(!fs.statSync(file).isDirectory(), `--retain ${file}: is a folder; expected a .txt or .jsonl file`, file);
+    check(!fs.statSync(file).isDirectory(), `${option} ${file}: is a folder; expected a .txt or .jsonl file`, file);
     raw = fs.readFileSync(file, "utf8").replace(/^\uFEFF/, "");
   } catch (e) {
     if (e instanceof ExcitorInputError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
-    throw new ExcitorInputError(code === "ENOENT" ? `--retain ${file}: file not found` : `--retain ${file}: cannot read (${(e as Error).message})`, file);
+    throw new ExcitorInputError(code === "ENOENT" ? `${option} ${file}: file not found` : `${option} ${file}: cannot read (${(e as Error).message})`, file);
   }
   const texts: string[] = [];
   if (file.toLowerCase().endsWith(".jsonl")) {
@@ -127,8 +132,8 @@ export function readRetainFile(file: string, tok: TextTokenizer, limit: number):
       texts.push(text);
     });
   } else texts.push(...raw.split(/\r?\n[ \t]*\r?\n/).map((p) => p.trim()).filter((p) => p.length > 0));
-  if (texts.length === 0) throw new ExcitorInputError(`--retain ${file}: holds no text`, file);
-  return texts.map((text) => encodeRetained(text, tok, limit));
+  if (texts.length === 0) throw new ExcitorInputError(`${option} ${file}: holds no text`, file);
+  return texts;
 }
 
 function encodeRetained(text: string, tok: TextTokenizer, limit: number): RetentionSample {

@@ -39,14 +39,18 @@ export function fmt(v: number): string {
   return Number(v.toPrecision(3)).toString();
 }
 
-/** `legend: false` for a chart whose title already names its one series. */
-export function lineChart(title: string, series: Series[], xLabel: string, opts: { legend?: boolean } = {}): SVGSVGElement {
+/**
+ * `legend: false` for a chart whose title already names its one series; `empty`: what the chart
+ * says before its first point. The svg's data-points counts the points drawn.
+ */
+export function lineChart(title: string, series: Series[], xLabel: string, opts: { legend?: boolean; empty?: string } = {}): SVGSVGElement {
   const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img" });
   const all = series.flatMap((s) => s.points);
+  svg.dataset.points = String(all.length);
   svg.append(el("title", {}, `${title}: ${series.map((s) => `${s.name} ${s.points.length ? fmt(s.points[s.points.length - 1][1]) : "–"}`).join(", ")}`));
   svg.append(el("text", { x: PAD.l, y: 14, class: "chart-title" }, title));
   if (all.length === 0) {
-    svg.append(el("text", { x: W / 2, y: H / 2, class: "chart-empty", "text-anchor": "middle" }, "waiting for the first step…"));
+    svg.append(el("text", { x: W / 2, y: H / 2, class: "chart-empty", "text-anchor": "middle" }, opts.empty ?? "waiting for the first step…"));
     return svg;
   }
   const xs = all.map((p) => p[0]);

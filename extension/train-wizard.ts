@@ -60,7 +60,7 @@ export async function askRunSpec(root: string, settings: ExcitorSettings, datase
   return { spec, name: `${path.basename(data).replace(/\.(jsonl?|json)$/i, "")}-${preset.value}${method}` };
 }
 
-async function askModel(root: string, settings: ExcitorSettings): Promise<string | undefined> {
+export async function askModel(root: string, settings: ExcitorSettings): Promise<string | undefined> {
   const items: Pick<string>[] = [{ label: "Built-in demo model", description: "1 M-parameter LLaMA shipped with Excitor", value: builtInModel(root) }];
   if (settings.modelFolder !== "") items.unshift({ label: path.basename(settings.modelFolder), description: "excitor.modelFolder", detail: settings.modelFolder, value: settings.modelFolder });
   items.push({ label: "Browse…", description: "a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)", value: "" });
@@ -71,7 +71,7 @@ async function askModel(root: string, settings: ExcitorSettings): Promise<string
   return uri?.[0]?.fsPath;
 }
 
-async function askDataset(root: string): Promise<string | undefined> {
+export async function askDataset(root: string): Promise<string | undefined> {
   // Datasets, not the JSON files that sit in model folders or projects.
   const notData = "{**/node_modules/**,**/.excitor/**,**/.vscode/**,**/package*.json,**/tsconfig*.json,**/config.json,**/generation_config.json,**/tokenizer*.json,**/special_tokens_map.json,**/adapter_config.json,**/*.index.json}";
   const found = await vscode.workspace.findFiles("**/*.{jsonl,json}", notData, 50);

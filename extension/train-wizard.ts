@@ -99,6 +99,12 @@ const UNSET: Partial<Record<keyof RunSpec, string>> = {
   layers: "the top 15/16 of the layers",
 };
 
+/** What an empty field means for this spec's method (LoRA adapts every layer by default, Excitor the top 15/16). */
+function unsetText(spec: RunSpec, key: Field): string {
+  if (key === "layers" && methodOf(spec) === "lora") return "all layers";
+  return UNSET[key] ?? "default";
+}
+
 const METHODS: { value: TuningMethod; label: string; detail: string }[] = [
   { value: "excitor", label: "Excitor", detail: "learnable prompts reweight the frozen model's attention; a few thousand parameters, and the base model's knowledge stays put" },
   { value: "lora", label: "LoRA", detail: `low-rank updates to the chosen linear layers (PEFT layout; defaults r ${LORA_DEFAULTS.r}, alpha ${LORA_DEFAULTS.alpha} on ${LORA_DEFAULTS.targets.join(", ")})` },
@@ -170,7 +176,7 @@ async function editList(spec: RunSpec, key: "layers" | "loraTargets", step: stri
     title: key === "layers" ? `Excitor: adapted layers (${step})` : `Excitor: LoRA targets (${step})`,
     prompt:
       key === "layers"
-        ? "comma-separated layer numbers, e.g. 4,5,6,7 (empty: the top 15/16 of the layers); Enter keeps this value"
+        ? `comma-separated layer numbers, e.g. 4,5,6,7 (empty: ${unsetText(spec, "layers")}); Enter keeps this value`
         : `comma-separated linear layers, e.g. q_proj,k_proj,v_proj,o_proj (empty: ${LORA_DEFAULTS.targets.join(",")}); Enter keeps this value`,
     value: spec[key]?.join(",") ?? "",
     ignoreFocusOut: true,
@@ -190,7 +196,7 @@ type Field = keyof RunSpec;
 
 /** Each value as the summary lists it: the method first, then its own fields. */
 function values(spec: RunSpec): { key: Field; label: string; value: string }[] {
-  const show = (key: Field, v: unknown) => (v === undefined ? `${UNSET[key] ?? "default"}` : Array.isArray(v) ? v.join(", ") : String(v));
+  const show = (key: Field, v: unknown) => (v === undefined ? `${unsetText(spec, key)}` : Array.isArray(v) ? v.join(", ") : String(v));
   return [
     { key: METHOD.key, label: METHOD.label, value: METHOD_LABELS[methodOf(spec)] },
     ...editableFor(methodOf(spec)).map((f) => ({ key: f.key, label: f.label, value: show(f.key, spec[f.key]) })),

@@ -88,7 +88,11 @@ function draw(): void {
     ["elapsed", elapsed !== undefined ? fmtDuration(elapsed) : "–"],
     ["ETA", run.status === "running" && last ? fmtDuration(last.etaSeconds) : run.status === "done" ? "finished" : "–"],
     ["recipe", start ? `${start.totalSteps} steps of ${start.effectiveBatch} (${start.epochs} epoch${start.epochs === 1 ? "" : "s"}), peak learning rate ${fmt(start.learningRate)}` : "–"],
-    ["trainable parameters", start ? `${fmtInt(start.trainableParams)} (${((100 * start.trainableParams) / (start.baseParams + start.trainableParams)).toFixed(2)} %)` : "–"],
+    [
+      "trainable parameters",
+      // An adapter's parameters come on top of the base's; full fine-tuning trains the base's own.
+      start ? `${fmtInt(start.trainableParams)} (${start.method === "full" ? "every weight of the model" : `${((100 * start.trainableParams) / (start.baseParams + start.trainableParams)).toFixed(2)} %`})` : "–",
+    ],
     ["examples", start ? `${start.trainExamples} train, ${start.validationExamples} validation${start.truncatedExamples ? `, ${start.truncatedExamples} cut to max length` : ""}` : "–"],
     ["backend", start?.backend ?? "–"],
   ];

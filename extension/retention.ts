@@ -24,9 +24,12 @@ export function runRetention(events: readonly TrainEvent[]): RunRetention {
   const start = events.filter((e): e is Start => e.type === "start").at(-1);
   const measured = runProgress(events).validations.filter((v) => v.retention !== undefined);
   const done = events.filter((e): e is Extract<TrainEvent, { type: "done" }> => e.type === "done").at(-1);
+  const kl = measured.map((v): [number, number] => [v.step, v.retention!.kl]);
+  // A run without validation examples measures once, at the end.
+  if (kl.length === 0 && done?.retention) kl.push([done.step, done.retention.kl]);
   return {
     set: start?.retention,
-    kl: measured.map((v) => [v.step, v.retention!.kl]),
+    kl,
     last: measured.at(-1)?.retention ?? done?.retention,
     started: start !== undefined,
   };

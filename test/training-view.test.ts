@@ -76,6 +76,7 @@ test("kept knowledge: the KL to the base at each validation, each step once acro
   // The done event's measure counts when no validation carried one.
   const done = { type: "done", step: 3, loss: 0.3, elapsedSeconds: 3, adapterDir: "/runs/a", retention: { kl: 0.5, pplRatio: 1.6 } } as TrainEvent;
   assert.equal(keptKnowledgeLine(runRetention([retained(0), step(1, 1), done])), "kept knowledge: KL to base 0.5 nats/token, ppl ×1.60 on the retention set");
+  assert.deepEqual(runRetention([retained(0), step(1, 1), done]).kl, [[3, 0.5]], "a run without validation examples charts its one measure at the end");
 });
 
 test("the Runs view's tooltip: the method and the kept knowledge of the run, then where it is", () => {

@@ -123,7 +123,7 @@ function draw(): void {
   }));
   const kept = runRetention(ev);
   if (kept.set) {
-    retention.replaceChildren(lineChart("kept knowledge: KL to base", [{ name: "KL(base ‖ tuned), nats/token", cls: "s3", points: kept.kl }], "step", { legend: false, empty: "waiting for the first validation…" }), retentionNote);
+    retention.replaceChildren(lineChart("kept knowledge: KL to base", [{ name: "KL(base ‖ tuned), nats/token", cls: "s3", points: kept.kl }], "step", { legend: false, empty: "waiting for the first validation…", nonNegative: true }), retentionNote);
     retentionNote.textContent = kept.last
       ? `${pplText(kept.last)} · KL ${fmtKl(kept.last.kl)} nats/token (0: the base model's own predictions) · retention set: ${retentionSource(kept.set)}`
       : `Measured at each validation on ${retentionSource(kept.set)}: 0 means the tuned model still predicts what the base model knows.`;

@@ -47,7 +47,8 @@ test("Train Adapter… from the command palette on the demo model: the training 
   assert.equal(await panel.locator("#retention .chart-title").textContent(), "kept knowledge: KL to base");
   assert.match(await text(panel, "#retention-note"), /^ppl ×\d\.\d+ on the retention set · KL [\d.e+-]+ nats\/token/);
   assert.equal(await text(panel, '[data-stat="method"]'), "Excitor");
-  if ((await text(panel, "#run-status")) === "running") await screenshot(page, "1b-training-kept-knowledge");
+  await panel.locator("#retention").scrollIntoViewIfNeeded();
+  await screenshot(page, "1b-training-kept-knowledge");
   await waitFor(async () => ((await text(panel, "#run-status")) === "done" ? true : undefined), 300_000, "the run to finish");
   assert.ok((await points()) >= 2, "validations during and at the end of the run each add a point");
   const step = await text(panel, '[data-stat="step"]');
@@ -72,7 +73,18 @@ test("the training panel closes and reopens from the Runs view without losing th
   await runCommand(page, "View: Close All Editors");
   await page.locator(".monaco-workbench").waitFor();
   await runCommand(page, "Excitor: Focus on Runs View");
-  await page.locator(".pane-body .monaco-list-row", { hasText: "train-quick" }).first().click();
+  const item = page.locator(".pane-body .monaco-list-row", { hasText: "train-quick" }).first();
+  // Hovering the run: its method and how much of the base model's knowledge it kept.
+  await item.hover();
+  const hover = page.locator(".workbench-hover, .monaco-hover", { hasText: "kept knowledge" }).first();
+  await hover.waitFor({ timeout: 20_000 });
+  const said = (await hover.textContent()) ?? "";
+  assert.match(said, /method: Excitor/);
+  assert.match(said, /kept knowledge: KL to base [\d.e+-]+ nats\/token, ppl ×\d\.\d+ on the retention set/);
+  await screenshot(page, "2a-runs-tooltip");
+  await page.mouse.move(600, 20);
+  await page.keyboard.press("Escape");
+  await item.click();
   const panel = await webviewFrame(page, "training");
   await waitFor(async () => ((await text(panel, '[data-stat="step"]')) === "120 / 120" ? true : undefined), 30_000, "the reopened panel to show the run");
   assert.equal(await text(panel, "#run-status"), "done");

@@ -206,4 +206,7 @@ test("LoRA runs are labelled as such in the chat's adapter list and the attentio
       ["No adapter (base model only)", "built-in demo model"],
     ],
   );
+  // The chat's own adapter, when it is a LoRA one, says so too.
+  const chatLora = attentionChoices({ model: DEMO_MODEL, adapter: path.join(root, "lora") }, listRuns(root), label);
+  assert.deepEqual([chatLora[0].label, chatLora[0].description], ["The chat's adapter: lora", "LoRA · built-in demo model"]);
 });

@@ -91,8 +91,10 @@ test("the attention panel on the LoRA adapter names it in its modes and bars, an
   await runCommand(page, "Excitor: Show Attention");
   const title = () => page.locator(".quick-input-widget .quick-input-title").textContent().catch(() => "");
   await waitFor(async () => ((await title())?.endsWith("which adapter?") ? true : undefined), 20_000, "the adapter question");
-  const row = page.locator(".quick-input-widget .quick-input-list .monaco-list-row", { hasText: "train-custom-lora" }).last();
-  assert.match((await row.textContent()) ?? "", /LoRA · done/);
+  // The chat uses the LoRA adapter now: offered first, as the chat's, marked LoRA.
+  const row = page.locator(".quick-input-widget .quick-input-list .monaco-list-row", { hasText: "The chat's adapter: train-custom-lora" }).first();
+  await row.waitFor({ timeout: 10_000 });
+  assert.match((await row.textContent()) ?? "", /LoRA · built-in demo model/);
   await row.click();
   await waitFor(async () => ((await title())?.endsWith("Show Attention") ? true : undefined), 10_000, "the instruction box");
   await page.locator(".quick-input-widget input.input").fill("What is the name of the bird?");

@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
 import { attentionChoices } from "./attention-target";
+import { adapterKind } from "./chat-adapters";
 import type { EnginePool } from "./engine-pool";
 import { messageOf } from "./errors";
 import { checkAttentionMessage, type AttentionToWebview, type AttentionView } from "./messages";
@@ -59,7 +60,7 @@ export class AttentionPanel {
     const root = this.extensionUri.fsPath;
     this.view = {
       modelLabel: folderLabel(target.model, root),
-      adapterLabel: target.adapter ? path.basename(target.adapter) : "none (base model only)",
+      adapterLabel: target.adapter ? `${path.basename(target.adapter)}${adapterKind(target.adapter) === "LoRA" ? " (LoRA)" : ""}` : "none (base model only)",
       hasAdapter: target.adapter !== null,
       prompt: target.prompt,
       input: target.input,

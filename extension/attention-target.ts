@@ -4,6 +4,7 @@
  * Node; AttentionPanel's askAttentionTarget shows it as a quick pick.
  */
 import * as path from "node:path";
+import { adapterKind } from "./chat-adapters";
 import type { RunInfo } from "./run-manager";
 import { runTime } from "./run-labels";
 
@@ -24,9 +25,10 @@ export const NO_ADAPTER_LABEL = "No adapter (base model only)";
  */
 export function attentionChoices(chat: { model: string; adapter: string | null }, runs: RunInfo[], modelLabel: (dir: string) => string): AttentionChoice[] {
   const choices: AttentionChoice[] = [];
-  if (chat.adapter) choices.push({ label: `The chat's adapter: ${path.basename(chat.adapter)}`, description: modelLabel(chat.model), model: chat.model, adapter: chat.adapter });
+  const kind = (dir: string) => (adapterKind(dir) === "LoRA" ? "LoRA · " : "");
+  if (chat.adapter) choices.push({ label: `The chat's adapter: ${path.basename(chat.adapter)}`, description: `${kind(chat.adapter)}${modelLabel(chat.model)}`, model: chat.model, adapter: chat.adapter });
   const withAdapter = runs.filter((r) => r.hasAdapter && r.status !== "running" && r.dir !== chat.adapter).sort((a, b) => b.createdAt.localeCompare(a.createdAt));
-  for (const r of withAdapter) choices.push({ label: r.name, description: `${r.status} · ${modelLabel(r.spec.model)} · ${runTime(r.createdAt)}`, model: r.spec.model, adapter: r.dir });
+  for (const r of withAdapter) choices.push({ label: r.name, description: `${kind(r.dir)}${r.status} · ${modelLabel(r.spec.model)} · ${runTime(r.createdAt)}`, model: r.spec.model, adapter: r.dir });
   choices.push({ label: NO_ADAPTER_LABEL, description: modelLabel(chat.model), model: chat.model, adapter: null });
   return choices;
 }

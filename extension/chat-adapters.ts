@@ -9,7 +9,9 @@
 import * as path from "node:path";
 import { ADAPTER_WEIGHTS } from "../engine/excitor/adapter";
 import { expectedShapes, readExcitorConfig, tensorName } from "../engine/excitor/config";
-import { readHeader } from "../engine/formats/safetensors";
+import { readHeader, type SafetensorsHeader } from "../engine/formats/safetensors";
+import { LORA_WEIGHTS } from "../engine/lora/adapter";
+import { loraTensorName, moduleShape, readLoraConfig, readPeftType } from "../engine/lora/config";
 import { readModelConfig, type ModelConfig } from "../engine/model/config";
 import type { AdapterOption } from "./messages";
 import type { RunInfo } from "./run-manager";
@@ -45,9 +47,55 @@ export function runNames(runs: readonly RunInfo[], now = new Date()): Map<string
 
 /**
  * Why the adapter in `dir` cannot run on a model with config `model`, in words a user can act on;
- * undefined when it can. Reads adapter_config.json and the safetensors header only.
+ * undefined when it can. Reads adapter_config.json and the safetensors header only. Its
+ * `peft_type` says which kind it is: Excitor's own, or LoRA (PEFT's layout, from Excitor, PEFT or LLaMA-Factory).
  */
 export function incompatibility(dir: string, model: ModelConfig): string | undefined {
+  let type: unknown;
+  try {
+    type = readPeftType(dir);
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
+  return type === "LORA" ? loraIncompatibility(dir, model) : excitorIncompatibility(dir, model);
+}
+
+/** "LoRA" or "Excitor" from an adapter folder's config; undefined when it cannot be read (the entry says why elsewhere). */
+export function adapterKind(dir: string): "LoRA" | "Excitor" | undefined {
+  try {
+    const type = readPeftType(dir);
+    return type === "LORA" ? "LoRA" : type === "EXCITOR" ? "Excitor" : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function loraIncompatibility(dir: string, model: ModelConfig): string | undefined {
+  let config;
+  let tensors: SafetensorsHeader["tensors"];
+  try {
+    config = readLoraConfig(dir, model.numLayers);
+    tensors = readHeader(path.join(dir, LORA_WEIGHTS)).tensors;
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
+  const beyond = config.layers.find((l) => l >= model.numLayers);
+  if (beyond !== undefined) return `it adapts layer ${beyond} and this model has ${model.numLayers} layers (0–${model.numLayers - 1})`;
+  for (const layer of config.layers) {
+    for (const module of config.targets) {
+      const [out, inp] = moduleShape(model, module);
+      const a = tensors[loraTensorName(layer, module, "A")]?.shape; // [r, in]
+      const b = tensors[loraTensorName(layer, module, "B")]?.shape; // [out, r]
+      if (!a || !b) return `${LORA_WEIGHTS} has no LoRA ${a ? "B" : "A"} tensor for ${module} in layer ${layer}`;
+      if (a.length !== 2 || b.length !== 2 || a[0] !== config.r || b[1] !== config.r)
+        return `${module} in layer ${layer} has LoRA tensors A [${a}] and B [${b}]; adapter_config.json says rank r ${config.r}`;
+      if (a[1] !== inp || b[0] !== out) return `it was trained for a model whose ${module} maps ${a[1]} to ${b[0]} features; this model's maps ${inp} to ${out}`;
+    }
+  }
+  return undefined;
+}
+
+function excitorIncompatibility(dir: string, model: ModelConfig): string | undefined {
   let config;
   let tensors;
   try {
@@ -103,7 +151,9 @@ export function adapterOptions(runs: readonly RunInfo[], modelDir: string, model
   const options = shown.map((r): AdapterOption => {
     const name = names.get(r.id)!;
     const trainedOn = path.resolve(r.spec.model) === path.resolve(modelDir) ? "" : ` (trained on ${modelLabel(r.spec.model)})`;
-    const option: AdapterOption = { path: r.dir, name, label: `${name} · ${r.status}`, title: `${r.dir}${trainedOn}` };
+    // LoRA adapters say so; Excitor's, the product's own, go unmarked as they always have.
+    const kind = r.hasAdapter && adapterKind(r.dir) === "LoRA" ? " · LoRA" : "";
+    const option: AdapterOption = { path: r.dir, name: `${name}${kind}`, label: `${name}${kind} · ${r.status}`, title: `${r.dir}${trainedOn}` };
     if (r.status === "running") option.disabled = "still training; it can be chosen when the run ends";
     else if (model) {
       const why = incompatibility(r.dir, model);

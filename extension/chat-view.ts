@@ -14,7 +14,7 @@ import type { ChatMessage } from "../engine/tokenizer/tokenizer";
 import type { EnginePool } from "./engine-pool";
 import { EngineStartError } from "./serve-client";
 import { showEngineError, messageOf } from "./errors";
-import { adapterMisfit, adapterOptions } from "./chat-adapters";
+import { adapterKind, adapterMisfit, adapterOptions } from "./chat-adapters";
 import { checkChatMessage, type ChatParams, type ChatState, type ChatToHost, type ChatToWebview, type ChatTurn } from "./messages";
 import { builtInModel, folderLabel } from "./places";
 import type { RunManager } from "./run-manager";
@@ -108,7 +108,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
     if (this.state.adapter !== "" && !fs.existsSync(this.state.adapter)) this.state.adapter = ""; // its run was deleted
     if (this.state.adapter !== "" && !adapters.some((a) => a.path === this.state.adapter)) {
       // Chosen through Browse…: not a run of this workspace.
-      const name = path.basename(this.state.adapter);
+      const name = `${path.basename(this.state.adapter)}${adapterKind(this.state.adapter) === "LoRA" ? " · LoRA" : ""}`;
       adapters.unshift({ path: this.state.adapter, name, label: name, title: this.state.adapter });
     }
     this.state.adapters = adapters;

@@ -3,6 +3,7 @@
  * and registers the commands. Everything heavy (models, training, generation) runs in engine
  * processes started by extension/engine-process.ts.
  */
+import * as path from "node:path";
 import * as vscode from "vscode";
 import { AttentionPanel, ATTENTION_VIEW_TYPE, askAttentionTarget, type AttentionTarget } from "./attention-panel";
 import { ChatViewProvider, CHAT_VIEW_ID } from "./chat-view";
@@ -18,6 +19,7 @@ import { demoSpec, type RunSpec } from "./run-spec";
 import { readSettings, type ExcitorSettings } from "./settings";
 import { TrainingPanels, TRAINING_VIEW_TYPE } from "./training-panel";
 import { askRunSpec } from "./train-wizard";
+import { compareMethods } from "./compare-command";
 import { followRun } from "./train-progress";
 import { runTime } from "./run-labels";
 
@@ -151,6 +153,8 @@ export function activate(ctx: vscode.ExtensionContext): void {
     }
   });
   command("excitor.refreshRuns", () => tree.refresh());
+  // Its folder sits beside the runs folder: .excitor/compare-… next to .excitor/runs.
+  command("excitor.compareMethods", () => compareMethods(root, settings, launcher, path.dirname(runs.root), (l) => log.info(l)));
   command("excitor.showLog", () => log.show());
 
   ctx.subscriptions.push(

@@ -1,4 +1,8 @@
-/** How a run is named on screen: two runs on the same data with the same preset differ by their start time. */
+/** How a run is named on screen: two runs on the same data with the same preset differ by their start time. No runtime imports: the webviews use it too. */
+import type { TuningMethod } from "../engine/adapters";
+
+/** What each tuning method is called on screen. */
+export const METHOD_LABELS: Record<TuningMethod, string> = { excitor: "Excitor", lora: "LoRA", full: "full fine-tuning" };
 
 /** "2025-03-07 14:05": the run's start in local time, minutes precise. */
 export function runTime(createdAt: string): string {

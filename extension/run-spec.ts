@@ -2,7 +2,10 @@
  * What a training run is asked to do, and the presets the "Train Adapter…" command offers.
  * A run's spec is saved with it (run.json), so that Resume continues with the same settings.
  */
+import type { TuningMethod } from "../engine/adapters";
+import { LORA_DEFAULTS, LORA_MODULES } from "../engine/lora/config";
 import { presetRecipe, type PresetName } from "../engine/train/recipe";
+import { METHOD_LABELS } from "./run-labels";
 import type { TrainDefaults } from "./settings";
 
 export interface RunSpec {
@@ -10,7 +13,13 @@ export interface RunSpec {
   kind: "train" | "demo";
   model: string;
   data: string;
-  /** Unset fields take the engine's defaults from the method spec. */
+  /** What is trained (absent in runs saved before it was added, and in the presets: "excitor"). */
+  method?: TuningMethod;
+  /** LoRA's rank, alpha and adapted modules (method "lora" only; unset: PEFT's defaults, LORA_DEFAULTS). */
+  loraR?: number;
+  loraAlpha?: number;
+  loraTargets?: string[];
+  /** Unset fields take the engine's defaults from the method spec. Prompts K and rank r are Excitor's. */
   prompts?: number;
   rank?: number;
   layers?: number[];
@@ -60,12 +69,26 @@ export function specFromPreset(preset: PresetName, model: string, data: string, 
   };
 }
 
-/** "336 steps of 16, learning rate 2.7e-2, K 30, r 16": what a spec will run, in one line. */
+export { METHOD_LABELS };
+
+/** The method of a spec (runs saved before methods existed trained Excitor adapters). */
+export const methodOf = (spec: RunSpec): TuningMethod => spec.method ?? "excitor";
+
+/** "LoRA r 8, alpha 16 on q_proj, v_proj": the method with its own knobs (defaults shown as what they are). */
+export function methodSummary(spec: RunSpec): string {
+  const method = methodOf(spec);
+  if (method === "excitor") return `Excitor, K ${spec.prompts ?? "by size"}, r ${spec.rank ?? "by size"}`;
+  if (method === "full") return "full fine-tuning (every base weight)";
+  return `LoRA r ${spec.loraR ?? LORA_DEFAULTS.r}, alpha ${spec.loraAlpha ?? LORA_DEFAULTS.alpha} on ${(spec.loraTargets ?? LORA_DEFAULTS.targets).join(", ")}`;
+}
+
+/** "336 steps of 16, learning rate 2.7e-2, K 30, r 16": what a spec will run, in one line (the method named when it is not Excitor). */
 export function recipeSummary(spec: RunSpec, trainExamples: number): string {
   const perEpoch = Math.max(1, Math.ceil(trainExamples / spec.batchSize));
   const steps = Math.min(spec.maxSteps ?? Infinity, spec.epochs * perEpoch);
   const lr = spec.learningRate === undefined ? "the method's learning rate" : `learning rate ${spec.learningRate}`;
-  return `${steps} steps of ${spec.batchSize} (${spec.epochs} epoch${spec.epochs === 1 ? "" : "s"}), ${lr}, K ${spec.prompts ?? "by size"}, r ${spec.rank ?? "by size"}`;
+  const method = methodOf(spec) === "excitor" ? `K ${spec.prompts ?? "by size"}, r ${spec.rank ?? "by size"}` : methodSummary(spec);
+  return `${steps} steps of ${spec.batchSize} (${spec.epochs} epoch${spec.epochs === 1 ? "" : "s"}), ${lr}, ${method}`;
 }
 
 /** The `excitor train` arguments for a spec. */
@@ -74,9 +97,20 @@ export function trainArgs(spec: RunSpec, outDir: string, resume: boolean, backen
   const add = (flag: string, v: number | number[] | undefined) => {
     if (v !== undefined) args.push(flag, Array.isArray(v) ? v.join(",") : String(v));
   };
-  add("--prompts", spec.prompts);
-  add("--rank", spec.rank);
-  add("--layers", spec.layers);
+  const method = methodOf(spec);
+  // Runs saved before methods existed, and Excitor runs, keep the command they always had.
+  if (spec.method !== undefined && method !== "excitor") args.push("--method", method);
+  if (method === "excitor") {
+    add("--prompts", spec.prompts);
+    add("--rank", spec.rank);
+  }
+  if (method === "lora") {
+    add("--lora-r", spec.loraR);
+    add("--lora-alpha", spec.loraAlpha);
+    if (spec.loraTargets) args.push("--lora-targets", spec.loraTargets.join(","));
+  }
+  // Full fine-tuning trains every layer; Excitor and LoRA adapt the chosen ones.
+  if (method !== "full") add("--layers", spec.layers);
   add("--epochs", spec.epochs);
   add("--max-steps", spec.maxSteps);
   add("--lr", spec.learningRate);
@@ -88,18 +122,50 @@ export function trainArgs(spec: RunSpec, outDir: string, resume: boolean, backen
   return args;
 }
 
-/** Editable fields of a spec, as the custom-hyperparameters form shows them. */
-export const EDITABLE: { key: keyof RunSpec; label: string; hint: string; integer: boolean; min: number; max: number; optional: boolean }[] = [
-  { key: "prompts", label: "Prompts K", hint: "learnable prompts per adapted layer (empty: by model size)", integer: true, min: 1, max: 1024, optional: true },
-  { key: "rank", label: "Rank r", hint: "rank of the Excitor query (empty: by model size)", integer: true, min: 1, max: 1024, optional: true },
+/** Editable fields of a spec, as the custom-hyperparameters form shows them; `methods`: the methods it applies to (unset: every method). */
+export const EDITABLE: { key: keyof RunSpec; label: string; hint: string; integer: boolean; min: number; max: number; optional: boolean; methods?: TuningMethod[] }[] = [
+  { key: "prompts", label: "Prompts K", hint: "learnable prompts per adapted layer (empty: by model size)", integer: true, min: 1, max: 1024, optional: true, methods: ["excitor"] },
+  { key: "rank", label: "Rank r", hint: "rank of the Excitor query (empty: by model size)", integer: true, min: 1, max: 1024, optional: true, methods: ["excitor"] },
+  { key: "loraR", label: "LoRA rank r", hint: `rank of each LoRA update (empty: ${LORA_DEFAULTS.r})`, integer: true, min: 1, max: 4096, optional: true, methods: ["lora"] },
+  { key: "loraAlpha", label: "LoRA alpha", hint: `LoRA scaling numerator; updates are scaled by alpha / r (empty: ${LORA_DEFAULTS.alpha})`, integer: false, min: 1e-6, max: 1e6, optional: true, methods: ["lora"] },
   { key: "epochs", label: "Epochs", hint: "passes over the training set", integer: true, min: 1, max: 1000, optional: false },
   { key: "maxSteps", label: "Max steps", hint: "stop after this many optimizer steps (empty: no limit)", integer: true, min: 1, max: 10_000_000, optional: true },
-  { key: "learningRate", label: "Learning rate", hint: "peak learning rate (empty: 9e-3 × batch / 256)", integer: false, min: 1e-8, max: 1, optional: true },
+  { key: "learningRate", label: "Learning rate", hint: "peak learning rate (empty: the method's default)", integer: false, min: 1e-8, max: 1, optional: true },
   { key: "batchSize", label: "Batch size", hint: "examples per optimizer step", integer: true, min: 1, max: 4096, optional: false },
   { key: "maxLength", label: "Max length", hint: "tokens per example; longer ones are cut", integer: true, min: 2, max: 131072, optional: false },
   { key: "validationShare", label: "Validation share", hint: "share of examples held out (0 to 0.99)", integer: false, min: 0, max: 0.99, optional: false },
   { key: "seed", label: "Seed", hint: "random seed", integer: true, min: 0, max: 2 ** 31 - 1, optional: false },
 ];
+
+/** The fields the form asks for with `method`. */
+export const editableFor = (method: TuningMethod): typeof EDITABLE => EDITABLE.filter((f) => !f.methods || f.methods.includes(method));
+
+/**
+ * A spec switched to `method`: the other methods' own knobs are dropped (never passed to the
+ * CLI), and a learning rate planned for Excitor's few parameters is left to the new method's
+ * default (LoRA and full fine-tuning diverge at Excitor's rates).
+ */
+export function withMethod(spec: RunSpec, method: TuningMethod): RunSpec {
+  const was = methodOf(spec);
+  const out: RunSpec = { ...spec, method };
+  const drop = (...keys: (keyof RunSpec)[]) => keys.forEach((k) => delete out[k]);
+  if (method !== "excitor") drop("prompts", "rank");
+  if (method !== "lora") drop("loraR", "loraAlpha", "loraTargets");
+  if (method === "full") drop("layers");
+  if (method !== was) drop("learningRate");
+  return out;
+}
+
+/** "q_proj, v_proj" → the LoRA modules; "" → undefined (PEFT's defaults); an error string for bad text. */
+export function parseLoraTargets(raw: string): string[] | undefined | string {
+  const t = raw.trim();
+  if (t === "") return undefined;
+  const parts = t.split(/[\s,]+/);
+  const known = Object.keys(LORA_MODULES);
+  const bad = parts.find((p) => !known.includes(p));
+  if (bad !== undefined) return `LoRA targets: "${bad}" is not a LLaMA linear layer (use ${known.join(", ")})`;
+  return known.filter((k) => parts.includes(k));
+}
 
 /** Why `raw` is not a valid value for the field, or undefined. Empty is valid for optional fields. */
 export function checkField(field: (typeof EDITABLE)[number], raw: string): string | undefined {

@@ -1,7 +1,9 @@
 /** The "Runs" tree in the Excitor sidebar: one item per run folder, newest first, with its status. */
 import * as vscode from "vscode";
-import { runTime } from "./run-labels";
+import { METHOD_LABELS, runTime } from "./run-labels";
 import type { RunInfo, RunManager } from "./run-manager";
+import { methodOf } from "./run-spec";
+import { runTooltip } from "./run-tooltip";
 
 const ICONS: Record<RunInfo["status"], string> = { running: "sync~spin", done: "pass", stopped: "debug-pause", failed: "error", interrupted: "debug-disconnect", deleted: "trash" };
 
@@ -10,19 +12,8 @@ export class RunItem extends vscode.TreeItem {
     super(run.name, vscode.TreeItemCollapsibleState.None);
     this.id = run.id;
     const where = run.status === "running" && !run.live ? " in another window" : "";
-    this.description = `${run.status}${where}${run.spec.kind === "demo" ? " · demo" : ""} · ${runTime(run.createdAt)}`;
-    this.tooltip = new vscode.MarkdownString(
-      [
-        `**${run.name}** (${run.status}${where})`,
-        `folder: \`${run.dir}\``,
-        `model: \`${run.spec.model}\``,
-        `data: \`${run.spec.data}\``,
-        run.error ? `error: ${run.error.message}` : "",
-        run.status === "interrupted" ? (run.canResume ? "The window it ran in went away; Resume continues it from its last checkpoint." : "The window it ran in went away before its first checkpoint.") : "",
-      ]
-        .filter(Boolean)
-        .join("\n\n"),
-    );
+    const method = methodOf(run.spec) === "excitor" ? "" : ` · ${METHOD_LABELS[methodOf(run.spec)]}`;
+    this.description = `${run.status}${where}${run.spec.kind === "demo" ? " · demo" : ""}${method} · ${runTime(run.createdAt)}`;
     this.iconPath = new vscode.ThemeIcon(ICONS[run.status]);
     // Menus in package.json key on these words: running / idle / adapter / resumable / report.
     // A run training in another window is neither: this window can only open it.
@@ -46,6 +37,12 @@ export class RunsTree implements vscode.TreeDataProvider<RunItem> {
   }
 
   getTreeItem(item: RunItem): vscode.TreeItem {
+    return item;
+  }
+
+  /** The tooltip on hover only: it reads the run's metrics (its kept knowledge), too much for every refresh. */
+  resolveTreeItem(item: vscode.TreeItem, element: RunItem): vscode.TreeItem {
+    item.tooltip = new vscode.MarkdownString(runTooltip(element.run, this.runs().history(element.run.id)));
     return item;
   }
 

@@ -10,7 +10,9 @@ import { showEngineError } from "./errors";
 import { builtInDataset, builtInModel } from "./places";
 import { trainExamplesOf } from "../engine/train/recipe";
 import { checkDataset, checkModel, defaultMaxLength } from "./preflight";
-import { EDITABLE, PRESETS, checkField, parseLayers, recipeSummary, specFromPreset, type PresetName, type RunSpec } from "./run-spec";
+import type { TuningMethod } from "../engine/adapters";
+import { LORA_DEFAULTS } from "../engine/lora/config";
+import { EDITABLE, METHOD_LABELS, PRESETS, checkField, editableFor, methodOf, parseLayers, parseLoraTargets, recipeSummary, specFromPreset, withMethod, type PresetName, type RunSpec } from "./run-spec";
 import type { ExcitorSettings } from "./settings";
 
 type Pick<T> = vscode.QuickPickItem & { value: T };
@@ -39,7 +41,7 @@ export async function askRunSpec(root: string, settings: ExcitorSettings, datase
         const plan = planned(k);
         return { label: PRESETS[k].label, description: recipeSummary(plan, trainExamples), detail: plan.recipe, value: k };
       }),
-      { label: "Custom…", detail: "edit prompts K, rank r, layers, epochs, learning rate, batch, max length, validation share and seed", value: "custom" as const },
+      { label: "Custom…", detail: "choose the method (Excitor, LoRA or full fine-tuning), then edit its knobs, layers, epochs, learning rate, batch, max length, validation share and seed", value: "custom" as const },
     ],
     { title: "Excitor: training preset", placeHolder: "How to train", ignoreFocusOut: true },
   );
@@ -47,14 +49,18 @@ export async function askRunSpec(root: string, settings: ExcitorSettings, datase
   let spec = planned(preset.value === "custom" ? "standard" : preset.value);
   spec = { ...spec, maxLength: defaultMaxLength(spec.maxLength, facts.value.maxPositions) };
   if (preset.value === "custom") {
-    const edited = await editSpec(spec);
+    const method = await askMethod("excitor");
+    if (!method) return undefined;
+    const edited = await editSpec(withMethod(spec, method));
     if (!edited) return undefined;
-    spec = { ...edited, recipe: "Custom: the values you entered" };
+    spec = { ...edited, recipe: `Custom (${METHOD_LABELS[methodOf(edited)]}): the values you entered` };
   }
-  return { spec, name: `${path.basename(data).replace(/\.(jsonl?|json)$/i, "")}-${preset.value}` };
+  // Runs of other methods say so in their name, so the Runs view and the tabs tell them apart.
+  const method = methodOf(spec) === "excitor" ? "" : `-${methodOf(spec)}`;
+  return { spec, name: `${path.basename(data).replace(/\.(jsonl?|json)$/i, "")}-${preset.value}${method}` };
 }
 
-async function askModel(root: string, settings: ExcitorSettings): Promise<string | undefined> {
+export async function askModel(root: string, settings: ExcitorSettings): Promise<string | undefined> {
   const items: Pick<string>[] = [{ label: "Built-in demo model", description: "1 M-parameter LLaMA shipped with Excitor", value: builtInModel(root) }];
   if (settings.modelFolder !== "") items.unshift({ label: path.basename(settings.modelFolder), description: "excitor.modelFolder", detail: settings.modelFolder, value: settings.modelFolder });
   items.push({ label: "Browse…", description: "a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)", value: "" });
@@ -65,7 +71,7 @@ async function askModel(root: string, settings: ExcitorSettings): Promise<string
   return uri?.[0]?.fsPath;
 }
 
-async function askDataset(root: string): Promise<string | undefined> {
+export async function askDataset(root: string): Promise<string | undefined> {
   // Datasets, not the JSON files that sit in model folders or projects.
   const notData = "{**/node_modules/**,**/.excitor/**,**/.vscode/**,**/package*.json,**/tsconfig*.json,**/config.json,**/generation_config.json,**/tokenizer*.json,**/special_tokens_map.json,**/adapter_config.json,**/*.index.json}";
   const found = await vscode.workspace.findFiles("**/*.{jsonl,json}", notData, 50);
@@ -85,28 +91,68 @@ async function askDataset(root: string): Promise<string | undefined> {
 const UNSET: Partial<Record<keyof RunSpec, string>> = {
   prompts: "by model size",
   rank: "by model size",
+  loraR: `${LORA_DEFAULTS.r} (PEFT's default)`,
+  loraAlpha: `${LORA_DEFAULTS.alpha} (PEFT's default)`,
+  loraTargets: `${LORA_DEFAULTS.targets.join(", ")} (PEFT's default)`,
   maxSteps: "no limit",
-  learningRate: "9e-3 × batch / 256",
+  learningRate: "the method's default",
   layers: "the top 15/16 of the layers",
 };
 
-const LAYERS = { key: "layers" as const, label: "Adapted layers" };
+/** What an empty field means for this spec's method (LoRA adapts every layer by default, Excitor the top 15/16). */
+function unsetText(spec: RunSpec, key: Field): string {
+  if (key === "layers" && methodOf(spec) === "lora") return "all layers";
+  return UNSET[key] ?? "default";
+}
 
-/** Every field in turn, each prefilled (Enter keeps it), then the summary until Start or Cancel. */
+const METHODS: { value: TuningMethod; label: string; detail: string }[] = [
+  { value: "excitor", label: "Excitor", detail: "learnable prompts reweight the frozen model's attention; a few thousand parameters, and the base model's knowledge stays put" },
+  { value: "lora", label: "LoRA", detail: `low-rank updates to the chosen linear layers (PEFT layout; defaults r ${LORA_DEFAULTS.r}, alpha ${LORA_DEFAULTS.alpha} on ${LORA_DEFAULTS.targets.join(", ")})` },
+  { value: "full", label: "Full fine-tuning", detail: "every weight of the model is trained; the most memory, and the most forgetting" },
+];
+
+/** The method of a Custom run; the current one is listed first. */
+async function askMethod(current: TuningMethod): Promise<TuningMethod | undefined> {
+  const items = [...METHODS.filter((m) => m.value === current), ...METHODS.filter((m) => m.value !== current)].map((m) => ({
+    ...m,
+    description: m.value === "excitor" ? "default" : undefined,
+  }));
+  const pick = await vscode.window.showQuickPick(items, { title: "Excitor: what to train", placeHolder: "The tuning method", ignoreFocusOut: true });
+  return pick?.value;
+}
+
+const LAYERS = { key: "layers" as const, label: "Adapted layers" };
+const TARGETS = { key: "loraTargets" as const, label: "LoRA targets" };
+const METHOD = { key: "method" as const, label: "Method" };
+
+/** The list-valued fields the form asks for with this spec's method (full fine-tuning trains every layer). */
+function listFields(spec: RunSpec): (typeof LAYERS | typeof TARGETS)[] {
+  const method = methodOf(spec);
+  return [...(method === "full" ? [] : [LAYERS]), ...(method === "lora" ? [TARGETS] : [])];
+}
+
+/** Every field of the spec's method in turn, each prefilled (Enter keeps it), then the summary until Start or Cancel. */
 async function editSpec(start: RunSpec): Promise<RunSpec | undefined> {
-  const spec: RunSpec = { ...start };
-  const steps = EDITABLE.length + 1;
-  for (const [i, field] of EDITABLE.entries()) if (!(await editField(spec, field, `${i + 1}/${steps}`))) return undefined;
-  if (!(await editLayers(spec, `${steps}/${steps}`))) return undefined;
+  let spec: RunSpec = { ...start };
+  const fields = editableFor(methodOf(spec));
+  const lists = listFields(spec);
+  const steps = fields.length + lists.length;
+  for (const [i, field] of fields.entries()) if (!(await editField(spec, field, `${i + 1}/${steps}`))) return undefined;
+  for (const [i, list] of lists.entries()) if (!(await editList(spec, list.key, `${fields.length + i + 1}/${steps}`))) return undefined;
   for (;;) {
     const choice = await summary(spec);
     if (choice === "start") return spec;
     if (choice === undefined || choice === "cancel") return undefined;
     const key = choice === "edit" ? await pickField(spec) : choice;
     if (key === undefined) continue;
+    if (key === "method") {
+      const method = await askMethod(methodOf(spec));
+      if (method) spec = withMethod(spec, method);
+      continue;
+    }
     const field = EDITABLE.find((f) => f.key === key);
     if (field) await editField(spec, field, "edit");
-    else await editLayers(spec, "edit");
+    else if (key === "layers" || key === "loraTargets") await editList(spec, key, "edit");
   }
 }
 
@@ -124,30 +170,39 @@ async function editField(spec: RunSpec, field: (typeof EDITABLE)[number], step: 
   return true;
 }
 
-async function editLayers(spec: RunSpec, step: string): Promise<boolean> {
-  const layers = await vscode.window.showInputBox({
-    title: `Excitor: adapted layers (${step})`,
-    prompt: "comma-separated layer numbers, e.g. 4,5,6,7 (empty: the top 15/16 of the layers); Enter keeps this value",
-    value: spec.layers?.join(",") ?? "",
+async function editList(spec: RunSpec, key: "layers" | "loraTargets", step: string): Promise<boolean> {
+  const parse = key === "layers" ? parseLayers : parseLoraTargets;
+  const raw = await vscode.window.showInputBox({
+    title: key === "layers" ? `Excitor: adapted layers (${step})` : `Excitor: LoRA targets (${step})`,
+    prompt:
+      key === "layers"
+        ? `comma-separated layer numbers, e.g. 4,5,6,7 (empty: ${unsetText(spec, "layers")}); Enter keeps this value`
+        : `comma-separated linear layers, e.g. q_proj,k_proj,v_proj,o_proj (empty: ${LORA_DEFAULTS.targets.join(",")}); Enter keeps this value`,
+    value: spec[key]?.join(",") ?? "",
     ignoreFocusOut: true,
     validateInput: (v) => {
-      const r = parseLayers(v);
+      const r = parse(v);
       return typeof r === "string" ? r : undefined;
     },
   });
-  if (layers === undefined) return false;
-  spec.layers = parseLayers(layers) as number[] | undefined;
+  if (raw === undefined) return false;
+  const value = parse(raw);
+  if (key === "layers") spec.layers = value as number[] | undefined;
+  else spec.loraTargets = value as string[] | undefined;
   return true;
 }
 
 type Field = keyof RunSpec;
 
-/** Each value as the summary lists it. */
+/** Each value as the summary lists it: the method first, then its own fields. */
 function values(spec: RunSpec): { key: Field; label: string; value: string }[] {
-  const show = (key: Field, v: unknown) => (v === undefined ? `${UNSET[key] ?? "default"}` : Array.isArray(v) ? v.join(", ") : String(v));
-  return [...EDITABLE.map((f) => ({ key: f.key, label: f.label, value: show(f.key, spec[f.key]) })), { key: LAYERS.key, label: LAYERS.label, value: show("layers", spec.layers) }];
+  const show = (key: Field, v: unknown) => (v === undefined ? `${unsetText(spec, key)}` : Array.isArray(v) ? v.join(", ") : String(v));
+  return [
+    { key: METHOD.key, label: METHOD.label, value: METHOD_LABELS[methodOf(spec)] },
+    ...editableFor(methodOf(spec)).map((f) => ({ key: f.key, label: f.label, value: show(f.key, spec[f.key]) })),
+    ...listFields(spec).map((l) => ({ key: l.key, label: l.label, value: show(l.key, spec[l.key]) })),
+  ];
 }
-
 async function summary(spec: RunSpec): Promise<"start" | "edit" | "cancel" | Field | undefined> {
   const rows = values(spec);
   const items: (vscode.QuickPickItem & { value?: "start" | "edit" | "cancel" | Field })[] = [

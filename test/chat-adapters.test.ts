@@ -9,8 +9,10 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ExcitorAdapter } from "../engine/excitor/adapter";
+import { LoraAdapter } from "../engine/lora/adapter";
 import { readModelConfig } from "../engine/model/config";
-import { adapterMisfit, adapterOptions, incompatibility, runNames, shortDate } from "../extension/chat-adapters";
+import { adapterKind, adapterMisfit, adapterOptions, incompatibility, runNames, shortDate } from "../extension/chat-adapters";
+import { attentionChoices } from "../extension/attention-target";
 import type { Launcher } from "../extension/engine-process";
 import { RUN_FILE, RunManager, type RunInfo, type RunStatus } from "../extension/run-manager";
 import { tempDir, writeTinyModel } from "./helpers/tiny-model";
@@ -85,8 +87,11 @@ test("a broken adapter folder is refused with the file and what is wrong", () =>
   const demo = readModelConfig(DEMO_MODEL);
   const dir = tempDir();
   fs.cpSync(path.join(GQA, "adapter"), dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, "adapter_config.json"), '{"peft_type": "PREFIX_TUNING"}');
+  assert.match(incompatibility(dir, demo) ?? "", /adapter_config\.json: "peft_type" is "PREFIX_TUNING", expected "EXCITOR"/);
+  // A LoRA config is read as LoRA: what it lacks is named.
   fs.writeFileSync(path.join(dir, "adapter_config.json"), '{"peft_type": "LORA"}');
-  assert.match(incompatibility(dir, demo) ?? "", /adapter_config\.json: "peft_type" is "LORA", expected "EXCITOR"/);
+  assert.match(incompatibility(dir, demo) ?? "", /adapter_config\.json: "r" must be a positive integer/);
   const noWeights = tempDir();
   fs.copyFileSync(path.join(GQA, "adapter", "adapter_config.json"), path.join(noWeights, "adapter_config.json"));
   assert.match(incompatibility(noWeights, demo) ?? "", /adapter_model\.safetensors: file not found/);
@@ -139,4 +144,69 @@ test("the list for the demo model: its adapters first, newest first, then the ot
   const live = withLive.find((o) => o.path === path.join(root, "live"))!;
   assert.equal(live.label, "train-standard · 5 Dec 08:59 · running");
   assert.match(live.disabled ?? "", /still training/);
+});
+
+test("LoRA adapters (PEFT's layout) are checked against the model's shapes from config.json and the safetensors header, in words", () => {
+  const demo = readModelConfig(DEMO_MODEL); // hidden 128, 4 heads of 32, 2 KV heads, MLP 384, 4 layers
+  const gqa = readModelConfig(path.join(GQA, "model")); // hidden 64, 8 heads, MLP 112, 4 layers
+  const forDemo = tempDir();
+  LoraAdapter.create(demo, { r: 4, alpha: 8, targets: ["q_proj", "v_proj", "down_proj"], layers: [2, 3], seed: 1 }).save(forDemo);
+  assert.equal(incompatibility(forDemo, demo), undefined, "the model it was made for");
+  assert.equal(adapterMisfit(forDemo, DEMO_MODEL), undefined);
+  assert.equal(adapterKind(forDemo), "LoRA");
+  assert.equal(adapterKind(path.join(GQA, "adapter")), "Excitor");
+  // Another model: its first target's in and out features, its and ours.
+  assert.equal(incompatibility(forDemo, gqa), "it was trained for a model whose q_proj maps 128 to 128 features; this model's maps 64 to 64");
+  // Layers beyond the model's.
+  const twoLayers = readModelConfig(writeTinyModel(path.join(tempDir(), "m"), { layers: 2 }));
+  assert.equal(incompatibility(forDemo, twoLayers), "it adapts layer 2 and this model has 2 layers (0–1)");
+  // A config whose rank disagrees with its tensors.
+  const wrongRank = tempDir();
+  fs.cpSync(forDemo, wrongRank, { recursive: true });
+  const cfg = JSON.parse(fs.readFileSync(path.join(wrongRank, "adapter_config.json"), "utf8"));
+  fs.writeFileSync(path.join(wrongRank, "adapter_config.json"), JSON.stringify({ ...cfg, r: 8 }));
+  assert.equal(incompatibility(wrongRank, demo), "q_proj in layer 2 has LoRA tensors A [4,128] and B [128,4]; adapter_config.json says rank r 8");
+  // A config naming a module the weights lack.
+  const moreTargets = tempDir();
+  fs.cpSync(forDemo, moreTargets, { recursive: true });
+  fs.writeFileSync(path.join(moreTargets, "adapter_config.json"), JSON.stringify({ ...cfg, target_modules: ["q_proj", "k_proj", "v_proj", "down_proj"] }));
+  assert.equal(incompatibility(moreTargets, demo), "adapter_model.safetensors has no LoRA A tensor for k_proj in layer 2");
+  // PEFT's unsupported variants are refused by name.
+  const dora = tempDir();
+  fs.cpSync(forDemo, dora, { recursive: true });
+  fs.writeFileSync(path.join(dora, "adapter_config.json"), JSON.stringify({ ...cfg, use_dora: true }));
+  assert.match(incompatibility(dora, demo) ?? "", /"use_dora" is true; DoRA adapters are not supported/);
+});
+
+test("LoRA runs are labelled as such in the chat's adapter list and the attention picker; Excitor runs read as before", () => {
+  const root = tempDir();
+  writeRun(root, "excitor", { name: "train-quick", createdAt: at(2025, 12, 4, 10, 30), status: "done", model: DEMO_MODEL, adapter: "demo" });
+  const lora = tempDir();
+  LoraAdapter.create(readModelConfig(DEMO_MODEL), { seed: 2 }).save(lora);
+  writeRun(root, "lora", { name: "train-custom-lora", createdAt: at(2025, 12, 4, 11, 0), status: "done", model: DEMO_MODEL, adapter: lora });
+  const gqaLora = tempDir();
+  LoraAdapter.create(readModelConfig(path.join(GQA, "model")), { seed: 3 }).save(gqaLora);
+  writeRun(root, "gqa-lora", { name: "gqa-lora", createdAt: at(2025, 12, 3, 8, 0), status: "done", model: path.join(GQA, "model"), adapter: gqaLora });
+  const options = adapterOptions(listRuns(root), DEMO_MODEL, label, NOW);
+  assert.deepEqual(
+    options.map((o) => [o.label, o.disabled ?? ""]),
+    [
+      ["train-custom-lora · 4 Dec 11:00 · LoRA · done", ""],
+      ["train-quick · 4 Dec 10:30 · done", ""],
+      ["gqa-lora · 3 Dec 08:00 · LoRA · done — for model", "not for built-in demo model: it was trained for a model whose q_proj maps 64 to 64 features; this model's maps 128 to 128"],
+    ],
+  );
+  const choices = attentionChoices({ model: DEMO_MODEL, adapter: null }, listRuns(root), label);
+  assert.deepEqual(
+    choices.map((c) => [c.label, c.description.split(" · ")[0]]),
+    [
+      ["train-custom-lora", "LoRA"],
+      ["train-quick", "done"],
+      ["gqa-lora", "LoRA"],
+      ["No adapter (base model only)", "built-in demo model"],
+    ],
+  );
+  // The chat's own adapter, when it is a LoRA one, says so too.
+  const chatLora = attentionChoices({ model: DEMO_MODEL, adapter: path.join(root, "lora") }, listRuns(root), label);
+  assert.deepEqual([chatLora[0].label, chatLora[0].description], ["The chat's adapter: lora", "LoRA · built-in demo model"]);
 });

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { DEFAULT_SETTINGS, readSettings } from "../extension/settings";
-import { EDITABLE, checkField, parseLayers, recipeSummary, specFromPreset, trainArgs } from "../extension/run-spec";
+import { EDITABLE, checkField, editableFor, methodSummary, parseLayers, parseLoraTargets, recipeSummary, specFromPreset, trainArgs, withMethod } from "../extension/run-spec";
 
 const from = (values: Record<string, unknown>) => readSettings((k) => values[k]);
 
@@ -78,4 +78,53 @@ test("custom hyperparameters are checked field by field", () => {
   assert.deepEqual(parseLayers(" 4, 5 6 "), [4, 5, 6]);
   assert.equal(parseLayers(""), undefined);
   assert.match(parseLayers("1,x") as string, /not a list of layer numbers/);
+});
+
+test("the Custom preset's method becomes --method, with each method's own flags only", () => {
+  const standard = { ...specFromPreset("standard", "/m", "/d.jsonl", DEFAULT_SETTINGS.train, 760), layers: [2, 3] };
+  const flags = (args: string[]) => args.filter((a) => a.startsWith("--"));
+  const common = ["--epochs", "--lr", "--batch-size", "--max-length", "--validation-share", "--seed"];
+  // Excitor (the default, and runs saved before methods existed): the command it always had.
+  assert.deepEqual(trainArgs(withMethod(standard, "excitor"), "/out", false, "auto"), trainArgs(standard, "/out", false, "auto"));
+  assert.ok(!trainArgs(standard, "/out", false, "auto").includes("--method"));
+
+  // LoRA: its defaults are left to the CLI (PEFT's), Excitor's K and r never passed; the Excitor-sized learning rate is dropped.
+  const lora = withMethod(standard, "lora");
+  assert.equal(lora.learningRate, undefined);
+  const loraArgs = trainArgs(lora, "/out", false, "auto");
+  assert.deepEqual(loraArgs.slice(11, 13), ["--method", "lora"]);
+  assert.deepEqual(flags(loraArgs).filter((f) => !["--backend", "--json", "--stdin-control", "--model", "--data", "--out"].includes(f)), ["--method", "--layers", "--epochs", "--batch-size", "--max-length", "--validation-share", "--seed"]);
+  const tuned = trainArgs({ ...lora, loraR: 16, loraAlpha: 32, loraTargets: ["q_proj", "k_proj", "v_proj", "o_proj"], learningRate: 2e-4 }, "/out", false, "auto");
+  const after = (flag: string) => tuned[tuned.indexOf(flag) + 1];
+  assert.deepEqual([after("--lora-r"), after("--lora-alpha"), after("--lora-targets"), after("--lr"), after("--layers")], ["16", "32", "q_proj,k_proj,v_proj,o_proj", "0.0002", "2,3"]);
+
+  // Full fine-tuning: every layer, no adapter knobs at all.
+  const full = trainArgs(withMethod({ ...lora, loraR: 16 }, "full"), "/out", true, "auto");
+  assert.deepEqual(flags(full).filter((f) => !["--backend", "--json", "--stdin-control", "--model", "--data", "--out"].includes(f)), ["--method", ...common.filter((f) => f !== "--lr"), "--resume"]);
+  assert.equal(full[full.indexOf("--method") + 1], "full");
+
+  // Switching back to Excitor keeps what was entered for the shared fields, not LoRA's knobs.
+  const back = withMethod({ ...lora, loraR: 16, epochs: 4 }, "excitor");
+  assert.deepEqual([back.loraR, back.epochs, back.method], [undefined, 4, "excitor"]);
+});
+
+test("the Custom form asks each method for its own fields, and the summary names the method with LoRA's defaults", () => {
+  const keys = (m: "excitor" | "lora" | "full") => editableFor(m).map((f) => f.key);
+  assert.deepEqual(keys("excitor").slice(0, 2), ["prompts", "rank"]);
+  assert.equal(keys("excitor").length, 9, "with the layers, ten fields as before methods existed");
+  assert.deepEqual(keys("lora").slice(0, 2), ["loraR", "loraAlpha"]);
+  assert.ok(!keys("lora").includes("prompts") && !keys("full").includes("rank") && !keys("full").includes("loraR"));
+  const spec = { ...specFromPreset("standard", "/m", "/d.jsonl", DEFAULT_SETTINGS.train, 760) };
+  assert.equal(methodSummary(spec), "Excitor, K 30, r 16");
+  assert.equal(methodSummary(withMethod(spec, "lora")), "LoRA r 8, alpha 16 on q_proj, v_proj");
+  assert.equal(methodSummary({ ...withMethod(spec, "lora"), loraR: 4, loraTargets: ["q_proj"] }), "LoRA r 4, alpha 16 on q_proj");
+  assert.equal(methodSummary(withMethod(spec, "full")), "full fine-tuning (every base weight)");
+  assert.match(recipeSummary(withMethod(spec, "lora"), 760), /, the method's learning rate, LoRA r 8, alpha 16 on q_proj, v_proj$/);
+  assert.match(recipeSummary(spec, 760), /, K 30, r 16$/);
+  assert.deepEqual(parseLoraTargets(" v_proj, q_proj down_proj"), ["q_proj", "v_proj", "down_proj"], "in the model's order");
+  assert.equal(parseLoraTargets(""), undefined);
+  assert.equal(parseLoraTargets("q_proj,lm_head"), 'LoRA targets: "lm_head" is not a LLaMA linear layer (use q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)');
+  const alpha = EDITABLE.find((f) => f.key === "loraAlpha")!;
+  assert.equal(checkField(alpha, "0.5"), undefined, "alpha need not be whole");
+  assert.match(checkField(alpha, "0")!, /must be from/);
 });

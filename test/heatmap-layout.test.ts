@@ -18,6 +18,8 @@ import {
   MAX_SIDE,
   sceneToSvg,
   tokenLabel,
+  tunedName,
+  colourScale,
   visibleTokens,
   zoomCell,
   type HeatmapData,
@@ -133,4 +135,14 @@ test("on screen at fit, a 150-token map has span bars but no axis labels", () =>
   const bars = s.prims.filter((p) => p.t === "rect" && p.role === "span");
   assert.equal(bars.length, 2 * 3, "instruction, input, response: one bar each on each axis");
   assert.ok(s.width <= 1000 + 8);
+});
+
+test("a LoRA adapter's report (adapted layers without gates) is named LoRA in the difference caption; Excitor's keeps its name", () => {
+  const layer = (adapted: boolean, gates: number[] | null) => ({ adapted, gates });
+  assert.equal(tunedName([layer(false, null), layer(true, null), layer(true, null)]), "LoRA");
+  assert.equal(tunedName([layer(false, null), layer(true, [0.1, 0.2])]), "Excitor");
+  assert.equal(tunedName([layer(false, null), layer(false, null)]), "Excitor", "no adapter: nothing to name, the default label");
+  const captionOf = (tuned?: string) => colourScale("diff", 0.1, theme, 0, 0, tuned).prims.flatMap((p) => (p.t === "text" && p.role === "caption" && p.text.includes("base") ? [p.text] : []));
+  assert.deepEqual(captionOf("LoRA"), ["LoRA − base (share of the query token's attention)"]);
+  assert.deepEqual(captionOf(), ["Excitor − base (share of the query token's attention)"]);
 });

@@ -15,6 +15,7 @@ import {
   EXPORT_CELL,
   fitCell,
   heatmapScene,
+  tunedName,
   kindsOf,
   percent,
   scaleOf,
@@ -44,6 +45,8 @@ const host = connect<AttentionToHost, AttentionToWebview, Selection>((m) => m.ty
 const sel: Selection = { layer: -1, head: -1, mode: "tuned", hideTemplate: true, zoom: null, ...host.getState() };
 let view: AttentionView | undefined;
 let scene: Scene | undefined;
+/** What tuned the model shown, as labels name it: "Excitor", or "LoRA" (its adapted layers have no gates). */
+let tuned = "Excitor";
 /** The theme's colours, read again at each full redraw (a theme switch triggers one). */
 let theme: Theme | undefined;
 /** The keyboard cursor: [query token, key token], indices into the report's tokens. */
@@ -132,11 +135,19 @@ function show(v: AttentionView): void {
   const L = r.layers.length;
   if (sel.layer < 0 || sel.layer >= L) sel.layer = r.layers.findLast((l) => l.adapted)?.layer ?? L - 1;
   if (sel.head >= r.numHeads) sel.head = -1;
+  tuned = tunedName(r.layers);
+  // The mode radios name the method: "LoRA" and "Difference (LoRA − base)" for a LoRA adapter.
+  for (const radio of modePick.el.querySelectorAll("vscode-radio")) {
+    const v = radio.getAttribute("value");
+    if (v === "tuned") radio.textContent = tuned;
+    if (v === "diff") radio.textContent = `Difference (${tuned} − base)`;
+  }
   layerPick.setOptions(r.layers.map((l) => [String(l.layer), `${l.layer}${l.adapted ? " (adapted)" : ""}`]), String(sel.layer));
   headPick.setOptions([["-1", "mean over heads"], ...Array.from({ length: r.numHeads }, (_, i) => [String(i), `head ${i}`] as [string, string])], String(sel.head));
   // Without an adapter there is only the base model: no tuned map and no difference to show.
   modePick.el.hidden = !v.hasAdapter;
-  gatesHead.hidden = gates.hidden = !v.hasAdapter;
+  // LoRA changes weights, not gates: its adapted layers have none to show.
+  gatesHead.hidden = gates.hidden = !v.hasAdapter || !r.layers.some((l) => l.gates !== null);
   const first = (kind: SpanKind) => r.spans.find((s) => s.kind === kind)?.start;
   cursor = [first("response") ?? 0, first("instruction") ?? first("input") ?? 0];
   crossed = undefined;
@@ -176,12 +187,12 @@ function data(): HeatmapData | undefined {
   const r = view?.report;
   if (!r) return undefined;
   const kinds = kindsOf(r.spans, r.tokens.length);
-  return { tokens: r.tokens, values: matrix(r, sel.layer, sel.head, mode()), mode: mode(), kinds, visible: visibleTokens(kinds, sel.hideTemplate) };
+  return { tokens: r.tokens, values: matrix(r, sel.layer, sel.head, mode()), mode: mode(), kinds, visible: visibleTokens(kinds, sel.hideTemplate), tuned };
 }
 
 function caption(): string {
   const m = mode();
-  const what = m === "base" ? (view?.hasAdapter ? "base model" : "base model (no adapter)") : m === "tuned" ? "with the Excitor adapter" : "difference, Excitor − base";
+  const what = m === "base" ? (view?.hasAdapter ? "base model" : "base model (no adapter)") : m === "tuned" ? `with the ${tuned} adapter` : `difference, ${tuned} − base`;
   return `Layer ${sel.layer}, ${sel.head < 0 ? "mean over heads" : `head ${sel.head}`}, ${what}`;
 }
 
@@ -216,7 +227,7 @@ function redraw(): void {
   const note = templateNote(d);
   legend.textContent = `${caption()}. Rows: the token that attends (query); columns: the token attended to (key). The bars along the axes mark the parts of the sequence${note ? `; ${note}` : ""}.${d.mode === "diff" ? " Blue: more attention with the adapter; red: less." : " Brighter: more attention."}`;
   drawSpansLegend(d);
-  const s = colourScale(d.mode, scaleOf(d), theme, 0, 0);
+  const s = colourScale(d.mode, scaleOf(d), theme, 0, 0, tuned);
   paint(scaleCanvas, { width: s.width + 8, height: 42, background: "transparent", origin: [0, 0], layout: scene.layout, prims: s.prims });
   stripBox.hidden = L.labels;
   marks();
@@ -279,7 +290,7 @@ function describe(cell: [number, number] = cursor): void {
   }
   const [q, k] = cell;
   const b = matrix(r, sel.layer, sel.head, "base")[q][k];
-  const both = view?.hasAdapter ? ` (base ${percent(b, 2)}, Excitor ${percent(matrix(r, sel.layer, sel.head, "tuned")[q][k], 2)})` : " (base model)";
+  const both = view?.hasAdapter ? ` (base ${percent(b, 2)}, ${tuned} ${percent(matrix(r, sel.layer, sel.head, "tuned")[q][k], 2)})` : " (base model)";
   tip.textContent = `query ${q} ${JSON.stringify(r.tokens[q])} (${kindName(d.kinds[q])}) → key ${k} ${JSON.stringify(r.tokens[k])} (${kindName(d.kinds[k])}): ${d.mode === "diff" ? (d.values[q][k] >= 0 ? "+" : "") : ""}${percent(d.values[q][k], 2)} of its attention${both}`;
 }
 
@@ -291,7 +302,7 @@ function tokenReadout(r: AttentionReport, d: HeatmapData, i: number): string {
   const mean = (m: number[][]) => rows.reduce((s, q) => s + m[q][i], 0) / rows.length;
   const b = mean(matrix(r, sel.layer, sel.head, "base"));
   const t = mean(matrix(r, sel.layer, sel.head, "tuned"));
-  return `${head}: the response gives it ${view?.hasAdapter ? `base ${percent(b, 2)}, Excitor ${percent(t, 2)}` : percent(b, 2)} of its attention (row ${i}: what it attends to; column ${i}: what attends to it)`;
+  return `${head}: the response gives it ${view?.hasAdapter ? `base ${percent(b, 2)}, ${tuned} ${percent(t, 2)}` : percent(b, 2)} of its attention (row ${i}: what it attends to; column ${i}: what attends to it)`;
 }
 
 /** Keeps the cursor's cell in sight inside the scrolling map, and the map in the window. */
@@ -437,16 +448,16 @@ strip.addEventListener("keydown", (e) => {
 // ---------------------------------------------------------------- per-layer chart and gates
 
 /** Per layer, horizontal bars with percentages: base, and tuned when there is an adapter. */
-function drawMass(r: AttentionReport, tuned: boolean): void {
+function drawMass(r: AttentionReport, withAdapter: boolean): void {
   const rows = r.instructionAndInputMass;
-  const max = Math.max(1e-9, ...rows.flatMap((m) => (tuned ? [m.base, m.tuned] : [m.base])));
+  const max = Math.max(1e-9, ...rows.flatMap((m) => (withAdapter ? [m.base, m.tuned] : [m.base])));
   // Bars share one scale, up to the next 10 % above the largest value (printed beside the legend).
   const top = Math.min(1, Math.ceil(max * 10) / 10);
-  massNote.hidden = tuned;
-  massNote.textContent = tuned ? "" : "No adapter: only the base model is shown. Choose an adapter (Excitor: Show Attention asks which) to compare it with the tuned model.";
+  massNote.hidden = withAdapter;
+  massNote.textContent = withAdapter ? "" : "No adapter: only the base model is shown. Choose an adapter (Excitor: Show Attention asks which) to compare it with the tuned model.";
   const key = h("div", "mass-key");
   key.append(h("span", "mass-swatch base"), h("span", undefined, "Base model"));
-  if (tuned) key.append(h("span", "mass-swatch tuned"), h("span", undefined, "Excitor (tuned)"));
+  if (withAdapter) key.append(h("span", "mass-swatch tuned"), h("span", undefined, `${tuned} (tuned)`));
   key.append(h("span", "muted", `bar length: 0 to ${percent(top, 0)}`));
   const bar = (cls: "base" | "tuned", v: number, label: string) => {
     const line = h("div", `mass-bar ${cls}`);
@@ -463,7 +474,7 @@ function drawMass(r: AttentionReport, tuned: boolean): void {
     const line = h("div", "mass-row");
     line.dataset.layer = String(m.layer);
     line.append(h("div", "mass-layer", `Layer ${m.layer}${l.adapted ? " · adapted" : ""}`), bar("base", m.base, "Base"));
-    if (tuned) line.append(bar("tuned", m.tuned, "Excitor"));
+    if (withAdapter) line.append(bar("tuned", m.tuned, tuned));
     return line;
   });
   massChart.replaceChildren(key, ...lines);
@@ -476,7 +487,7 @@ function drawGates(r: AttentionReport): void {
   table.append(hr);
   for (const l of r.layers) {
     const tr = h("tr");
-    tr.append(h("th", undefined, String(l.layer)), ...(l.gates ? l.gates.map((g) => h("td", undefined, g.toFixed(4))) : [Object.assign(h("td", "muted", "not adapted"), { colSpan: r.numHeads })]));
+    tr.append(h("th", undefined, String(l.layer)), ...(l.gates ? l.gates.map((g) => h("td", undefined, g.toFixed(4))) : [Object.assign(h("td", "muted", l.adapted ? "adapted, no gate" : "not adapted"), { colSpan: r.numHeads })]));
     table.append(tr);
   }
   gates.replaceChildren(table);

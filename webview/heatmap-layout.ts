@@ -29,6 +29,16 @@ export interface HeatmapData {
   kinds: SpanKind[];
   /** The tokens drawn, in order (all of them, or all but the template's). */
   visible: number[];
+  /** What tuned the model, as captions name it (default "Excitor"). */
+  tuned?: string;
+}
+
+/**
+ * What tuned the model of an attention report, from its layers: Excitor layers carry gates, the
+ * layers a LoRA adapter changes carry none (the engine sends gates: null for them).
+ */
+export function tunedName(layers: readonly { adapted: boolean; gates: number[] | null }[]): "Excitor" | "LoRA" {
+  return layers.some((l) => l.adapted) && layers.every((l) => !l.adapted || l.gates === null) ? "LoRA" : "Excitor";
 }
 
 export const SPAN_NAMES: Record<SpanKind, string> = { template: "Template", instruction: "Instruction", input: "Input", response: "Response" };
@@ -225,7 +235,7 @@ export function heatmapScene(d: HeatmapData, theme: Theme, o: SceneOptions): Sce
   let height = oy + n * L.cell + 6;
   if (o.colourScale) {
     const y = height + 8;
-    const { prims: sp, width: sw } = colourScale(d.mode, scale, theme, 4, y);
+    const { prims: sp, width: sw } = colourScale(d.mode, scale, theme, 4, y, d.tuned);
     prims.push(...sp);
     width = Math.max(width, sw + 8);
     height = y + 40;
@@ -237,13 +247,13 @@ export function heatmapScene(d: HeatmapData, theme: Theme, o: SceneOptions): Sce
  * The colour scale: a bar of the map's colours with value ticks. Attention maps use sqrt
  * shading, so ticks sit at the square root of their values along the bar.
  */
-export function colourScale(mode: Mode, scale: number, theme: Theme, x: number, y: number): { prims: Prim[]; width: number } {
+export function colourScale(mode: Mode, scale: number, theme: Theme, x: number, y: number, tuned = "Excitor"): { prims: Prim[]; width: number } {
   const W = 240;
   const H = 10;
   const steps = 60;
   const fg = css(theme.foreground);
   const prims: Prim[] = [];
-  const caption = mode === "diff" ? "Excitor − base (share of the query token's attention)" : "Attention (share of the query token's attention)";
+  const caption = mode === "diff" ? `${tuned} − base (share of the query token's attention)` : "Attention (share of the query token's attention)";
   prims.push({ t: "text", x, y: y + 8, text: caption, size: 11, fill: fg, anchor: "start", role: "caption" });
   const bx = x;
   const by = y + 14;

@@ -39,14 +39,18 @@ export function fmt(v: number): string {
   return Number(v.toPrecision(3)).toString();
 }
 
-/** `legend: false` for a chart whose title already names its one series. */
-export function lineChart(title: string, series: Series[], xLabel: string, opts: { legend?: boolean } = {}): SVGSVGElement {
+/**
+ * `legend: false` for a chart whose title already names its one series; `empty`: what the chart
+ * says before its first point; `nonNegative`: the y axis starts at 0 at the lowest. The svg's data-points counts the points drawn.
+ */
+export function lineChart(title: string, series: Series[], xLabel: string, opts: { legend?: boolean; empty?: string; nonNegative?: boolean } = {}): SVGSVGElement {
   const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img" });
   const all = series.flatMap((s) => s.points);
+  svg.dataset.points = String(all.length);
   svg.append(el("title", {}, `${title}: ${series.map((s) => `${s.name} ${s.points.length ? fmt(s.points[s.points.length - 1][1]) : "–"}`).join(", ")}`));
   svg.append(el("text", { x: PAD.l, y: 14, class: "chart-title" }, title));
   if (all.length === 0) {
-    svg.append(el("text", { x: W / 2, y: H / 2, class: "chart-empty", "text-anchor": "middle" }, "waiting for the first step…"));
+    svg.append(el("text", { x: W / 2, y: H / 2, class: "chart-empty", "text-anchor": "middle" }, opts.empty ?? "waiting for the first step…"));
     return svg;
   }
   const xs = all.map((p) => p[0]);
@@ -54,6 +58,8 @@ export function lineChart(title: string, series: Series[], xLabel: string, opts:
   const [x0, x1] = [Math.min(...xs), Math.max(...xs, Math.min(...xs) + 1)];
   let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
   if (y1 - y0 < 1e-9) [y0, y1] = [y0 - 0.5 * Math.abs(y0 || 1), y1 + 0.5 * Math.abs(y1 || 1)];
+  // A quantity that cannot fall below zero (a KL) keeps its axis there when the padding above would cross it.
+  if (opts.nonNegative && y0 < 0) y0 = 0;
   const sx = (x: number) => PAD.l + ((x - x0) / (x1 - x0)) * (W - PAD.l - PAD.r);
   const sy = (y: number) => H - PAD.b - ((y - y0) / (y1 - y0)) * (H - PAD.t - PAD.b);
   for (const t of niceTicks(y0, y1)) {

@@ -2,6 +2,8 @@
 import type { TrainEvent } from "../engine/train/events";
 import type { TrainingSnapshot, TrainingToHost, TrainingToWebview } from "../extension/messages";
 import { fmtDuration, fmtInt } from "../cli/format";
+import { fmtKl, pplText, retentionSource, runRetention } from "../extension/retention";
+import { METHOD_LABELS } from "../extension/run-labels";
 import { runProgress } from "../extension/train-history";
 import { lineChart, fmt, type Series } from "./line-chart";
 import { button, h, row } from "./ui";
@@ -32,10 +34,19 @@ const verdict = h("p", "verdict");
 verdict.id = "verdict";
 verdict.setAttribute("role", "status");
 const charts = h("div", "charts");
+/**
+ * Kept knowledge beside the validation loss: the KL from the base model's next-token
+ * predictions on the retention set, charted at each validation, with the latest perplexity ratio.
+ */
+const retention = h("figure", "retention");
+retention.id = "retention";
+const retentionNote = h("figcaption", "muted");
+retentionNote.id = "retention-note";
 const gates = h("div", "gates");
 const logs = h("ul", "logs");
 const head = row(title, badge, stop, resume, folder);
-app.append(head, verdict, stats, charts, h("h3", undefined, "Gate values (latest step)"), gates, h("h3", undefined, "Log"), logs);
+const gatesHead = h("h3", undefined, "Gate values (latest step)");
+app.append(head, verdict, stats, charts, gatesHead, gates, h("h3", undefined, "Log"), logs);
 
 let pending = false;
 /** Many events can arrive at once; draw at most once per frame. */
@@ -77,10 +88,16 @@ function draw(): void {
     ["elapsed", elapsed !== undefined ? fmtDuration(elapsed) : "–"],
     ["ETA", run.status === "running" && last ? fmtDuration(last.etaSeconds) : run.status === "done" ? "finished" : "–"],
     ["recipe", start ? `${start.totalSteps} steps of ${start.effectiveBatch} (${start.epochs} epoch${start.epochs === 1 ? "" : "s"}), peak learning rate ${fmt(start.learningRate)}` : "–"],
-    ["trainable parameters", start ? `${fmtInt(start.trainableParams)} (${((100 * start.trainableParams) / (start.baseParams + start.trainableParams)).toFixed(2)} %)` : "–"],
+    [
+      "trainable parameters",
+      // An adapter's parameters come on top of the base's; full fine-tuning trains the base's own.
+      start ? `${fmtInt(start.trainableParams)} (${start.method === "full" ? "every weight of the model" : `${((100 * start.trainableParams) / (start.baseParams + start.trainableParams)).toFixed(2)} %`})` : "–",
+    ],
     ["examples", start ? `${start.trainExamples} train, ${start.validationExamples} validation${start.truncatedExamples ? `, ${start.truncatedExamples} cut to max length` : ""}` : "–"],
     ["backend", start?.backend ?? "–"],
   ];
+  // Runs from before methods existed trained Excitor adapters.
+  if (start) rows.splice(1, 0, ["method", METHOD_LABELS[start.method ?? "excitor"]]);
   stats.replaceChildren(
     ...rows.flatMap(([k, v]) => {
       const dd = h("dd", undefined, v);
@@ -95,20 +112,38 @@ function draw(): void {
   verdict.className = `verdict ${done?.verdict ? (done.verdict.learned ? "learned" : "flat") : ""}`;
   verdict.hidden = !done?.verdict;
 
+  const method = start?.method ?? "excitor";
+  // Only Excitor has gates; LoRA and full fine-tuning report none.
+  const gated = method === "excitor";
   const layers = start?.layers ?? [];
   const gateSeries: Series[] = layers.map((layer, i) => ({
     name: `layer ${layer}`,
     cls: `s${i % 8}`,
     points: steps.map((s) => [s.step, s.gates[i] ? s.gates[i].reduce((a, g) => a + Math.abs(g), 0) / s.gates[i].length : 0] as [number, number]),
   }));
+  const kept = runRetention(ev);
+  if (kept.set) {
+    retention.replaceChildren(lineChart("kept knowledge: KL to base", [{ name: "KL(base ‖ tuned), nats/token", cls: "s3", points: kept.kl }], "step", { legend: false, empty: "waiting for the first validation…", nonNegative: true }), retentionNote);
+    retentionNote.textContent = kept.last
+      ? `${pplText(kept.last)} · KL ${fmtKl(kept.last.kl)} nats/token (0: the base model's own predictions) · retention set: ${retentionSource(kept.set)}`
+      : `Measured at each validation on ${retentionSource(kept.set)}: 0 means the tuned model still predicts what the base model knows.`;
+  } else {
+    // Nothing to chart: say why, once the run has said it measures nothing.
+    retentionNote.textContent = kept.started ? "Kept knowledge is not measured in this run: it has no retention set (--retain none, or a run from before it was measured)." : "";
+    retention.replaceChildren(retentionNote);
+  }
+  retention.hidden = !kept.started;
   charts.replaceChildren(
     lineChart("Loss", [{ name: "training", cls: "s0", points: steps.map((s) => [s.step, s.loss]) }, { name: "validation", cls: "s1", dashed: true, points: vals.map((v) => [v.step, v.loss]) }], "step"),
+    retention,
     lineChart("Learning rate", [{ name: "learning rate", cls: "s2", points: steps.map((s) => [s.step, s.learningRate]) }], "step", { legend: false }),
-    lineChart("Mean |gate| per layer", gateSeries, "step"),
+    ...(gated ? [lineChart("Mean |gate| per layer", gateSeries, "step")] : []),
   );
 
   gates.replaceChildren();
-  if (last) {
+  gatesHead.hidden = !gated;
+  if (!gated) gates.append(h("p", "muted", `${METHOD_LABELS[method]} has no gates: it changes the model's weights${method === "lora" ? " through low-rank updates" : ""}, not its attention through a gate.`));
+  else if (last && last.gates.length > 0) {
     const table = h("table", "gate-table");
     const hr = h("tr");
     hr.append(h("th", undefined, "layer"), ...last.gates[0].map((_, i) => h("th", undefined, `head ${i}`)));

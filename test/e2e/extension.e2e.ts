@@ -39,7 +39,18 @@ test("Train Adapter… from the command palette on the demo model: the training 
     "a training step in the panel",
   );
   await screenshot(page, "1-training-progress");
+  // Kept knowledge, live beside the validation loss: the engine validates before the first step
+  // (the tuned model starts as the base, KL 0) and then as it goes; each adds a point.
+  const retention = panel.locator("#retention svg.chart");
+  const points = async () => Number((await retention.getAttribute("data-points")) ?? 0);
+  await waitFor(async () => ((await points()) >= 1 ? true : undefined), 120_000, "a point on the kept-knowledge chart");
+  assert.equal(await panel.locator("#retention .chart-title").textContent(), "kept knowledge: KL to base");
+  assert.match(await text(panel, "#retention-note"), /^ppl ×\d\.\d+ on the retention set · KL [\d.e+-]+ nats\/token/);
+  assert.equal(await text(panel, '[data-stat="method"]'), "Excitor");
+  await panel.locator("#retention").scrollIntoViewIfNeeded();
+  await screenshot(page, "1b-training-kept-knowledge");
   await waitFor(async () => ((await text(panel, "#run-status")) === "done" ? true : undefined), 300_000, "the run to finish");
+  assert.ok((await points()) >= 2, "validations during and at the end of the run each add a point");
   const step = await text(panel, '[data-stat="step"]');
   // Quick on the demo data (760 training examples at batch 8): 120 steps, its plan shown in the panel.
   assert.match(step, /^120 \/ 120$/, "the quick preset runs 120 steps");
@@ -62,7 +73,18 @@ test("the training panel closes and reopens from the Runs view without losing th
   await runCommand(page, "View: Close All Editors");
   await page.locator(".monaco-workbench").waitFor();
   await runCommand(page, "Excitor: Focus on Runs View");
-  await page.locator(".pane-body .monaco-list-row", { hasText: "train-quick" }).first().click();
+  const item = page.locator(".pane-body .monaco-list-row", { hasText: "train-quick" }).first();
+  // Hovering the run: its method and how much of the base model's knowledge it kept.
+  await item.hover();
+  const hover = page.locator(".workbench-hover, .monaco-hover", { hasText: "kept knowledge" }).first();
+  await hover.waitFor({ timeout: 20_000 });
+  const said = (await hover.textContent()) ?? "";
+  assert.match(said, /method: Excitor/);
+  assert.match(said, /kept knowledge: KL to base [\d.e+-]+ nats\/token, ppl ×\d\.\d+ on the retention set/);
+  await screenshot(page, "2a-runs-tooltip");
+  await page.mouse.move(600, 20);
+  await page.keyboard.press("Escape");
+  await item.click();
   const panel = await webviewFrame(page, "training");
   await waitFor(async () => ((await text(panel, '[data-stat="step"]')) === "120 / 120" ? true : undefined), 30_000, "the reopened panel to show the run");
   assert.equal(await text(panel, "#run-status"), "done");

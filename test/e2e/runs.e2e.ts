@@ -70,6 +70,13 @@ test("the Custom preset: Enter keeps every prefilled value, a summary lists them
   await pickQuick(page, "Custom…");
   const title = page.locator(".quick-input-widget .quick-input-title");
   const input = page.locator(".quick-input-widget input.input");
+  // The method first: Excitor is the default, listed first; LoRA and full fine-tuning follow.
+  await waitFor(async () => ((await title.textContent())?.includes("what to train") ? true : undefined), 10_000, "the method page");
+  // A row's first .label-name is its label (its detail line has one too).
+  const methods = () => page.locator(".quick-input-widget .quick-input-list .monaco-list-row").evaluateAll((rs) => rs.map((r) => r.querySelector(".label-name")?.textContent?.trim()));
+  await waitFor(async () => ((await methods()).length === 3 ? true : undefined), 10_000, "three methods");
+  assert.deepEqual(await methods(), ["Excitor", "LoRA", "Full fine-tuning"]);
+  await pickQuick(page, "Excitor");
   // Ten fields, each prefilled: Enter accepts each as it is.
   for (let i = 1; i <= 10; i++) {
     await waitFor(async () => ((await title.textContent())?.includes(`(${i}/10)`) ? true : undefined), 10_000, `field ${i} of 10`);
@@ -78,9 +85,10 @@ test("the Custom preset: Enter keeps every prefilled value, a summary lists them
   }
   await waitFor(async () => ((await title.textContent())?.includes("summary") ? true : undefined), 10_000, "the summary page");
   const row = (label: string) => page.locator(".quick-input-list .monaco-list-row", { hasText: label }).first();
-  for (const label of ["Start training", "Edit a value…", "Cancel", "Prompts K", "Rank r", "Epochs", "Max steps", "Learning rate", "Batch size", "Max length", "Validation share", "Seed", "Adapted layers"])
+  for (const label of ["Start training", "Edit a value…", "Cancel", "Method", "Prompts K", "Rank r", "Epochs", "Max steps", "Learning rate", "Batch size", "Max length", "Validation share", "Seed", "Adapted layers"])
     await row(label).waitFor({ timeout: 5_000 });
   assert.match((await row("Max length").textContent()) ?? "", /256/);
+  assert.match((await row("Method").textContent()) ?? "", /Method\s*Excitor\b/);
   // Custom starts from the Standard preset's plan for this data: K 30, 480 steps over 10 epochs at 3e-2.
   assert.match((await row("Prompts K").textContent()) ?? "", /Prompts K\s*30\b/);
   assert.match((await row("Epochs").textContent()) ?? "", /Epochs\s*10\b/);

@@ -44,26 +44,28 @@ test("the plan: Excitor, LoRA r 8 on q,v, LoRA at Excitor's size and full fine-t
   rates("full").forEach((x, i) => assert.ok(Math.abs(x * 10 - rates("excitor")[i]) < 1e-9));
 });
 
-test("a comparison on a tiny model writes report.json, report.md and the scatter plot with every method", async () => {
+test("a comparison on a tiny model writes report.json, report.md and the scatter plot with every method (held-out: the validation split; domain: base samples)", async () => {
   const root = tempDir();
   const model = writeTinyModel(path.join(root, "m"), { hidden: 32, heads: 4, kvHeads: 2, layers: 2, seed: 8 });
   const records = Array.from({ length: 24 }, (_, i) => ({ instruction: `say ${"abc"[i % 3]}`, input: i % 2 ? "x" : "", output: `${"abc"[i % 3]}.` }));
   const data = writeAlpaca(path.join(root, "train.jsonl"), records);
-  const heldout = writeAlpaca(path.join(root, "heldout.jsonl"), records.slice(0, 4));
-  const domain = path.join(root, "domain.txt");
-  fs.writeFileSync(domain, "abc abc abc.\n\nbca bca.\n");
   const out = path.join(root, "out");
   const events: string[] = [];
   const result = await compareMethods({
-    modelDir: model, dataFile: data, heldoutFile: heldout, domainFile: domain, outDir: out, backend: "ort", seed: 0,
-    epochs: 1, batchSize: 8, microBatch: 8, excitor: { numPrompts: 4, rank: 3 }, attentionRecords: 2,
+    modelDir: model, dataFile: data, outDir: out, backend: "ort", seed: 0,
+    epochs: 1, batchSize: 8, microBatch: 8, excitor: { numPrompts: 4, rank: 3 }, retainWeight: 0, attentionRecords: 2,
     onEvent: (e) => events.push(e.type === "compare-train" ? `train:${e.event.type}` : e.type),
   });
-  const report = writeCompareReport(out, result, { model, data, heldout, domain });
+  const report = writeCompareReport(out, result, { model, data });
   assert.equal(report, path.join(out, "report.md"));
   const json = JSON.parse(fs.readFileSync(path.join(out, "report.json"), "utf8"));
   assert.deepEqual([...new Set(json.methods.map((m: { method: string }) => m.method))], ["excitor", "lora", "full"]);
   assert.equal(json.methods.length, 12);
+  // 24 records, 5 % held out for validation: one record, the one no run trains on.
+  assert.equal(result.heldout, 1);
+  assert.equal(json.heldout, "the validation split");
+  assert.equal(json.domain, "the base model's own samples");
+  assert.equal(result.domainTexts, 64);
   for (const m of json.methods) {
     for (const key of ["method", "config", "exactMatch", "storyPerplexity", "retentionKL", "trainableParameters", "trainSeconds"]) assert.ok(key in m, `${m.config}: ${key}`);
     assert.ok(m.exactMatch >= 0 && m.exactMatch <= 1);

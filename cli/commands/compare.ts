@@ -16,8 +16,8 @@ import { interruptSignal, stdinStopSignal } from "../session";
 interface Opts {
   model: string;
   data: string;
-  heldout: string;
-  domain: string;
+  heldout?: string;
+  domain?: string;
   out: string;
   backend: BackendChoice;
   seed: number;
@@ -41,8 +41,8 @@ export function registerCompare(program: Command, run: Runner): void {
     .description("train Excitor, LoRA and full fine-tuning on the same data (3 learning rates each) and report accuracy against forgetting")
     .requiredOption("--model <dir>", "base model folder (Hugging Face layout)")
     .requiredOption("--data <file>", "training data (Alpaca, chat or ShareGPT records)")
-    .requiredOption("--heldout <file>", "held-out Alpaca records the answers are judged on")
-    .requiredOption("--domain <file>", "text the base model knows (JSON Lines with a \"text\" field, or a .txt file of paragraphs): its perplexity before and after")
+    .option("--heldout <file>", "held-out Alpaca records the answers are judged on (default: the data's validation split)")
+    .option("--domain <file>", "text the base model knows (JSON Lines with a \"text\" field, or a .txt file of paragraphs): its perplexity before and after (default: 64 texts the base model writes)")
     .option("--out <dir>", "folder for report.md, report.json, accuracy-vs-retention.svg and the runs", "out/compare")
     .addOption(numberOption("--seed <n>", "one seed for every run", NON_NEGATIVE_INT, 0))
     .addOption(numberOption("--epochs <n>", "passes over the data, the same for every run", POSITIVE_INT, DEMO_COMPARE.epochs))
@@ -50,7 +50,7 @@ export function registerCompare(program: Command, run: Runner): void {
     .addOption(numberOption("--prompts <K>", "Excitor: prompts per adapted layer", POSITIVE_INT, DEMO_COMPARE.prompts))
     .addOption(numberOption("--rank <r>", "Excitor: rank of the Excitor query", POSITIVE_INT, DEMO_COMPARE.rank))
     .addOption(intListOption("--layers <list>", "Excitor: adapted layers (default: the spec's)"))
-    .addOption(numberOption("--retain-weight <x>", "Excitor: weight of the KL-to-base term on the base model's own text (0: off)", NON_NEGATIVE, 0))
+    .addOption(numberOption("--retain-weight <x>", "weight of the KL-to-base term on the base model's own text, for every method alike (0: off)", NON_NEGATIVE, 0))
     .addOption(numberOption("--attention-records <n>", "held-out prompts whose attention is measured", NON_NEGATIVE_INT, 20))
     .option("--json", "print progress as JSON lines on stdout")
     .option("--stdin-control", 'for editors: a line "stop" on stdin, or its end, stops the comparison')
@@ -88,12 +88,13 @@ async function compareCommand(o: Opts): Promise<number> {
       epochs: o.epochs,
       batchSize: o.batchSize,
       microBatch: Math.min(o.batchSize, 16),
-      excitor: { numPrompts: o.prompts, rank: o.rank, layers: o.layers, retainWeight: o.retainWeight || undefined },
+      excitor: { numPrompts: o.prompts, rank: o.rank, layers: o.layers },
+      retainWeight: o.retainWeight,
       attentionRecords: o.attentionRecords,
       signal: control ? AbortSignal.any([interrupt.signal, control.signal]) : interrupt.signal,
       onEvent,
     });
-    const report = writeCompareReport(o.out, result, { model: o.model, data: o.data, heldout: o.heldout, domain: o.domain });
+    const report = writeCompareReport(o.out, result, { model: o.model, data: o.data });
     if (o.json) process.stdout.write(JSON.stringify({ type: "compare-done", report: path.resolve(report) } satisfies CompareEvent) + "\n");
     else say(`report written to ${report}`);
     return EXIT.ok;

@@ -13,11 +13,14 @@ const NAMES: Record<string, string> = { excitor: "Excitor", lora: "LoRA (PEFT de
 const COLORS: Record<string, string> = { excitor: "#1b9e77", lora: "#d95f02", "lora-matched": "#7570b3", full: "#e7298a" };
 
 /** Writes the three files into `dir` (each atomically); returns report.md's path. */
-export function writeCompareReport(dir: string, r: CompareResult, context: { model: string; data: string; heldout: string; domain: string }): string {
+export function writeCompareReport(dir: string, r: CompareResult, context: { model: string; data: string }): string {
   const json = {
     ...context,
+    heldout: r.heldoutSource,
+    domain: r.domainSource,
     seed: r.seed,
     steps: r.steps,
+    retainWeight: r.retainWeight,
     base: r.base,
     methods: r.methods.map((m) => ({
       method: m.method,
@@ -46,7 +49,7 @@ export function writeCompareReport(dir: string, r: CompareResult, context: { mod
 const pct = (x: number) => `${(100 * x).toFixed(0)} %`;
 const num = (x: number, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : "–");
 
-export function compareMarkdown(r: CompareResult, c: { model: string; data: string; heldout: string; domain: string }): string {
+export function compareMarkdown(r: CompareResult, c: { model: string; data: string }): string {
   const selected = r.methods.filter((m) => m.selected);
   const row = (m: MethodResult) =>
     `| ${NAMES[m.family] ?? m.family} | ${m.config} | ${pct(m.exactMatch)} | ${num(m.answerPerplexity, 2)} | ${num(m.storyPerplexity.tuned / m.storyPerplexity.base)} | ${num(m.retentionKL, 4)} | ${m.trainableParameters.toLocaleString("en-US")} | ${m.trainSeconds.toFixed(0)} s |`;
@@ -58,7 +61,7 @@ export function compareMarkdown(r: CompareResult, c: { model: string; data: stri
   return [
     "# Excitor against LoRA and full fine-tuning",
     "",
-    `Model \`${c.model}\`, training data \`${c.data}\` (${r.steps} steps, seed ${r.seed}, the same for every run), held-out answers \`${c.heldout}\` (${r.heldout} prompts), domain text \`${c.domain}\` (${r.domainTexts} texts).`,
+    `Model \`${c.model}\`, training data \`${c.data}\` (${r.steps} steps, seed ${r.seed}, ${r.retainWeight > 0 ? `--retain-weight ${r.retainWeight}` : "no regulariser"}: the same for every run), held-out answers from ${r.heldoutSource} (${r.heldout} prompts), domain text from ${r.domainSource} (${r.domainTexts} texts).`,
     `The base model: exact match ${pct(r.base.exactMatch)}, answer perplexity ${num(r.base.answerPerplexity, 2)}, story perplexity ${num(r.base.storyPerplexity)}.`,
     "",
     "## Each method at its best learning rate",

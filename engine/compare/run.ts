@@ -8,12 +8,13 @@ import * as path from "node:path";
 import { readDataset } from "../data/datasets";
 import { defaultLayers, expectedShapes } from "../excitor/config";
 import type { ModelConfig } from "../model/config";
-import { ExcitorInputError } from "../errors";
 import { openModel, type BackendChoice } from "../load";
 import type { ModelRuntime } from "../runtime";
 import { TextTokenizer } from "../tokenizer/tokenizer";
 import type { TrainEvent } from "../train/events";
-import { RETAIN_DEFAULT, readTexts } from "../train/retention";
+import { splitTrainValidation } from "../data/encode";
+import { ExcitorInputError, check } from "../errors";
+import { RETAIN_DEFAULT, baseSamples, readTexts } from "../train/retention";
 import { TRAIN_DEFAULTS, train, type TrainOptions } from "../train/trainer";
 import { instructionAttention, type AlpacaTriple, type LayerInstructionMass } from "../analysis/instruction-attention";
 import { answerPerplexity, exactMatch, perplexity } from "./heldout";
@@ -22,10 +23,17 @@ import { comparePlan, type CompareRun } from "./plan";
 export interface CompareOptions {
   modelDir: string;
   dataFile: string;
-  /** Alpaca records to judge answers on (default: none beyond the validation loss; the demo has its own). */
-  heldoutFile: string;
-  /** Plain text the base model knows (JSONL `text` or .txt paragraphs): "story perplexity". */
-  domainFile: string;
+  /**
+   * Alpaca records to judge answers on; without one, the data's validation split (the examples
+   * every run holds out of training; the same split also picks each method's rate).
+   */
+  heldoutFile?: string;
+  /**
+   * Plain text the base model knows (JSONL `text` or .txt paragraphs), whose perplexity before and
+   * after is the report's "story perplexity"; without one, 64 texts the base model writes itself
+   * (another seed stream than the retention set's).
+   */
+  domainFile?: string;
   outDir: string;
   backend: BackendChoice;
   seed: number;
@@ -34,7 +42,9 @@ export interface CompareOptions {
   batchSize: number;
   microBatch: number;
   /** Excitor's own settings (the demo's recipe). */
-  excitor: { numPrompts: number; rank: number; layers?: number[]; retainWeight?: number };
+  excitor: { numPrompts: number; rank: number; layers?: number[] };
+  /** --retain-weight for every method alike (the KL-to-base term works for all three); 0: off. */
+  retainWeight: number;
   /** Held-out records whose attention is measured (a capture per record and model). */
   attentionRecords: number;
   signal?: AbortSignal;
@@ -67,25 +77,33 @@ export interface MethodResult {
 }
 
 export interface CompareResult {
+  retainWeight: number;
   base: { exactMatch: number; answerPerplexity: number; storyPerplexity: number };
   methods: MethodResult[];
   steps: number;
   seed: number;
   heldout: number;
   domainTexts: number;
+  /** Where the held-out answers and the domain text came from (files, or what stood in for them). */
+  heldoutSource: string;
+  domainSource: string;
 }
 
 export class CompareCancelled extends Error {}
 
+/** The base samples standing in for domain text draw from their own stream (0 is the retention set's, 1 the replay set's). */
+const DOMAIN_STREAM = 2;
+
 export async function compareMethods(o: CompareOptions): Promise<CompareResult> {
   const tok = TextTokenizer.fromFolder(o.modelDir);
-  const heldout = alpacaRecords(o.heldoutFile);
-  const domain = readTexts(o.domainFile, "--domain");
+  const heldout = o.heldoutFile ? alpacaRecords(o.heldoutFile) : splitTrainValidation(alpacaRecords(o.dataFile), TRAIN_DEFAULTS.validationShare, o.seed).validation;
+  check(heldout.length > 0, `${o.dataFile}: too few records to hold any out; pass --heldout FILE`, o.dataFile);
   const attentionSet = heldout.slice(0, o.attentionRecords);
   fs.mkdirSync(o.outDir, { recursive: true });
 
   // The base model once: its answers, its perplexities, and Excitor's size for the matched LoRA.
   const baseRt = await openModel(o.modelDir, { backend: o.backend });
+  const domain = o.domainFile ? readTexts(o.domainFile, "--domain") : (await baseSamples(baseRt, tok, { seed: o.seed, stream: DOMAIN_STREAM })).map((s) => s.text);
   const base = {
     exactMatch: await exactMatch(baseRt, tok, heldout, false),
     answerPerplexity: await answerPerplexity(baseRt, tok, heldout, false),
@@ -94,7 +112,7 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
   const model = baseRt.config;
   baseRt.dispose();
 
-  const excitorConfig = `K ${o.excitor.numPrompts}, r ${o.excitor.rank}, layers ${o.excitor.layers?.join(",") ?? "all"}${o.excitor.retainWeight ? `, retain-weight ${o.excitor.retainWeight}` : ""}`;
+  const excitorConfig = `K ${o.excitor.numPrompts}, r ${o.excitor.rank}, layers ${o.excitor.layers?.join(",") ?? "all"}`;
   const plan = comparePlan(model, { config: excitorConfig, parameters: excitorParameterCount(model, o.excitor) });
   o.onEvent?.({ type: "compare-start", runs: plan.length });
   const methods: MethodResult[] = [];
@@ -136,7 +154,7 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
     const best = runs.reduce((a, b) => (b.validationLoss < a.validationLoss ? b : a));
     best.selected = true;
   }
-  return { base, methods, steps: methods[0]?.steps ?? 0, seed: o.seed, heldout: heldout.length, domainTexts: domain.length };
+  return { retainWeight: o.retainWeight, base, methods, steps: methods[0]?.steps ?? 0, seed: o.seed, heldout: heldout.length, domainTexts: domain.length, heldoutSource: o.heldoutFile ?? "the validation split", domainSource: o.domainFile ?? "the base model's own samples" };
 }
 
 interface TrainedRun {
@@ -164,7 +182,8 @@ async function trainOne(rt: ModelRuntime, tok: TextTokenizer, o: CompareOptions,
     learningRate: run.learningRate,
     checkpointEvery: 0,
     retain: retentionFile ? { base: false, files: [retentionFile] } : RETAIN_DEFAULT,
-    ...(run.method === "excitor" ? { numPrompts: o.excitor.numPrompts, rank: o.excitor.rank, layers: o.excitor.layers, retainWeight: o.excitor.retainWeight } : {}),
+    retainWeight: o.retainWeight,
+    ...(run.method === "excitor" ? { numPrompts: o.excitor.numPrompts, rank: o.excitor.rank, layers: o.excitor.layers } : {}),
     ...(run.lora ? { loraR: run.lora.r, loraAlpha: run.lora.alpha, loraTargets: run.lora.targets } : {}),
     signal: o.signal,
     onEvent: (e) => {

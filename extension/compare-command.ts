@@ -11,6 +11,7 @@ import type { Launcher } from "./engine-process";
 import { showEngineError } from "./errors";
 import { checkDataset, checkModel } from "./preflight";
 import type { ExcitorSettings } from "./settings";
+import { builtInDataset, builtInHeldout } from "./places";
 import { askDataset, askModel } from "./train-wizard";
 
 /** `outRoot`: the folder the comparison's own folder is made in (next to the runs). */
@@ -29,7 +30,8 @@ export async function compareMethods(root: string, settings: ExcitorSettings, la
     { location: vscode.ProgressLocation.Notification, title: "Excitor: comparing Excitor, LoRA and full fine-tuning", cancellable: true },
     (progress, token) => {
       let shown = 0;
-      const handle = runCompare(launcher, { model, data, out, backend: settings.backend }, (p) => {
+      const judged = data === builtInDataset(root) ? builtInHeldout(root) : {};
+      const handle = runCompare(launcher, { model, data, out, backend: settings.backend, ...judged }, (p) => {
         const pct = comparePercent(p);
         progress.report({ increment: Math.max(0, pct - shown), message: compareMessage(p) });
         shown = Math.max(shown, pct);

@@ -16,6 +16,9 @@ export interface CompareRequest {
   /** The folder the CLI writes report.md, report.json and the chart into. */
   out: string;
   backend: string;
+  /** Held-out Alpaca records and domain text (the built-in demo has its own; otherwise the CLI's defaults). */
+  heldout?: string;
+  domain?: string;
 }
 
 /** Where the comparison stands. */
@@ -56,7 +59,8 @@ export function comparePercent(p: CompareProgress): number {
 }
 
 export function compareArgs(r: CompareRequest): string[] {
-  return ["--backend", r.backend, "compare", "--json", "--model", r.model, "--data", r.data, "--out", r.out];
+  const extra = [...(r.heldout ? ["--heldout", r.heldout] : []), ...(r.domain ? ["--domain", r.domain] : [])];
+  return ["--backend", r.backend, "compare", "--json", "--stdin-control", "--model", r.model, "--data", r.data, ...extra, "--out", r.out];
 }
 
 export interface CompareHandle {

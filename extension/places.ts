@@ -11,6 +11,11 @@ export function builtInDataset(root: string): string {
   return path.join(root, "demo", "data", "train.jsonl");
 }
 
+/** The demo's held-out questions and stories, which `npm run compare` judges on too. */
+export function builtInHeldout(root: string): { heldout: string; domain: string } {
+  return { heldout: path.join(root, "demo", "data", "heldout.jsonl"), domain: path.join(root, "demo", "data", "stories-heldout.jsonl") };
+}
+
 /** The model folder from the settings, or the built-in demo model. */
 export function modelFolder(s: ExcitorSettings, root: string): string {
   return s.modelFolder !== "" ? s.modelFolder : builtInModel(root);

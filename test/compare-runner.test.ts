@@ -67,7 +67,7 @@ test("a comparison runs `excitor compare --json`, reports run i of N with its me
   const seen: CompareProgress[] = [];
   const log: string[] = [];
   const outcome = await runCompare(launcher, { model: "/models/demo", data: "/data/train.jsonl", out, backend: "auto" }, (p) => seen.push(p), (l) => log.push(l)).done;
-  assert.deepEqual(JSON.parse(fs.readFileSync(argsFile, "utf8")), ["--backend", "auto", "compare", "--json", "--model", "/models/demo", "--data", "/data/train.jsonl", "--out", out]);
+  assert.deepEqual(JSON.parse(fs.readFileSync(argsFile, "utf8")), ["--backend", "auto", "compare", "--json", "--stdin-control", "--model", "/models/demo", "--data", "/data/train.jsonl", "--out", out]);
   assert.deepEqual(outcome, { status: "done", report: path.join(out, "report.md") });
   assert.ok(fs.existsSync(path.join(out, "report.md")));
   const messages = seen.map(compareMessage);

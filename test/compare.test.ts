@@ -7,7 +7,7 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { comparePlan, matchedLoraRank, rateGrid } from "../engine/compare/plan";
 import { compareMethods } from "../engine/compare/run";
 import { writeCompareReport } from "../engine/compare/report";
@@ -104,4 +104,30 @@ test("excitor compare names a missing held-out file in one line and exits 2", ()
   assert.equal(r.status, 2);
   assert.match(r.stderr.trim(), /nope\.jsonl.*not found/);
   assert.equal(r.stderr.trim().split("\n").length, 1);
+});
+
+test("excitor compare --json --stdin-control stops on \"stop\" (as the editor's Cancel sends it): exit 130, no report", async () => {
+  const root = tempDir();
+  const model = writeTinyModel(path.join(root, "m"));
+  const records = Array.from({ length: 40 }, (_, i) => ({ instruction: `say ${i % 5}`, output: `${i % 5}.` }));
+  const data = writeAlpaca(path.join(root, "train.jsonl"), records);
+  const out = path.join(root, "o");
+  const child = spawn(process.execPath, [CLI, "compare", "--json", "--stdin-control", "--model", model, "--data", data, "--epochs", "50", "--out", out], { stdio: ["pipe", "pipe", "pipe"] });
+  let buffered = "";
+  const types: string[] = [];
+  child.stdout.on("data", (d: Buffer) => {
+    buffered += d;
+    const lines = buffered.split("\n");
+    buffered = lines.pop()!;
+    for (const l of lines) {
+      const e = JSON.parse(l) as { type: string };
+      types.push(e.type);
+      if (e.type === "step" && !child.stdin.writableEnded) child.stdin.end("stop\n");
+    }
+  });
+  const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+  assert.equal(code, 130);
+  assert.deepEqual(types.slice(0, 2), ["compare-start", "compare-run"]);
+  assert.ok(!types.includes("compare-done"));
+  assert.equal(fs.existsSync(path.join(out, "report.md")), false);
 });

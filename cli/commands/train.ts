@@ -64,8 +64,8 @@ export function registerTrain(program: Command, run: Runner): void {
     .addOption(numberOption("--batch-size <n>", "examples per optimizer step", POSITIVE_INT, D.batchSize))
     .addOption(numberOption("--micro-batch <n>", "examples per forward/backward pass (memory)", POSITIVE_INT, D.microBatch))
     .addOption(numberOption("--lr <x>", "peak learning rate (default 9e-3 × batch size / 256)", POSITIVE))
-    .addOption(numberOption("--prompts <K>", "learnable prompts per adapted layer (default 10, or 30 from 100M parameters)", POSITIVE_INT))
-    .addOption(numberOption("--rank <r>", "rank of the Excitor query (default 8, or 16 from 100M parameters)", POSITIVE_INT))
+    .addOption(numberOption("--prompts <K>", "--method excitor: learnable prompts per adapted layer (default 10, or 30 from 100M parameters)", POSITIVE_INT))
+    .addOption(numberOption("--rank <r>", "--method excitor: rank of the Excitor query (default 8, or 16 from 100M parameters)", POSITIVE_INT))
     .addOption(intListOption("--layers <list>", "adapted layers, e.g. 4,5,6,7 (default: the top 15/16 for Excitor, all for LoRA)"))
     .addOption(numberOption("--lora-r <r>", `--method lora: rank (default ${LORA_DEFAULTS.r})`, POSITIVE_INT))
     .addOption(numberOption("--lora-alpha <x>", `--method lora: alpha; updates are scaled by alpha / r (default ${LORA_DEFAULTS.alpha})`, POSITIVE))
@@ -73,8 +73,8 @@ export function registerTrain(program: Command, run: Runner): void {
     .addOption(
       repeatableOption(
         "--retain <what>",
-        "forgetting monitor's retention set: base (the base model's own samples, the default), none (off), or a .txt (blank-line paragraphs) / .jsonl (\"text\") file of your text, which replaces the base samples unless listed with base (base,FILE); repeatable",
-      ),
+        "forgetting monitor's retention set: base (the base model's own samples), none (off), or a .txt (blank-line paragraphs) / .jsonl (\"text\") file of your text, which replaces the base samples unless listed with base (base,FILE); repeatable",
+      ).default([], "base"),
     )
     .addOption(numberOption("--retain-weight <x>", "λ of a KL-to-base term on replayed base-model samples each step, against forgetting (0: off)", NON_NEGATIVE, 0))
     .addOption(numberOption("--max-length <n>", "tokens per example; longer ones are cut", { integer: true, min: 2 }, D.maxLength))

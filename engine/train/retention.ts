@@ -221,25 +221,59 @@ export interface RetentionSums {
 }
 
 /**
- * `base`, `tuned`: log-softmax rows [B·T, V]; positions with weight 0 are skipped.
- * KL(p‖q) = Σ_v p_v (log p_v − log q_v), p the base's distribution.
+ * What the KL needs of the base model's rows, computed once per batch: its probabilities p and,
+ * per counted position, Σ_v p·log p and −log p(actual next token).
  */
-export function retentionSums(base: Float32Array, tuned: Float32Array, batch: TrainBatch, V: number): RetentionSums {
-  const s: RetentionSums = { kl: 0, nllBase: 0, nllTuned: 0, tokens: 0 };
+export interface BaseRows {
+  /** [B·T, V] probabilities (exp of the log-softmax rows). */
+  p: Float32Array;
+  /** [B·T] Σ_v p_v·log p_v (0 at positions that do not count). */
+  plogp: Float64Array;
+  /** Σ over counted positions of −log p_base(next token). */
+  nll: number;
+}
+
+export function baseRows(logp: Float32Array, batch: TrainBatch, V: number): BaseRows {
+  const rows = batch.batch * batch.seqLen;
+  const p = new Float32Array(logp.length);
+  const plogp = new Float64Array(rows);
+  let nll = 0;
+  for (let r = 0; r < rows; r++) {
+    if (!batch.weights[r]) continue;
+    const o = r * V;
+    let h = 0;
+    for (let v = 0; v < V; v++) {
+      const e = Math.exp(logp[o + v]);
+      p[o + v] = e;
+      h += e * logp[o + v];
+    }
+    plogp[r] = h;
+    nll -= logp[o + batch.targets[r]];
+  }
+  return { p, plogp, nll };
+}
+
+/**
+ * `tuned`: the tuned model's log-softmax rows [B·T, V]; positions with weight 0 are skipped.
+ * KL(p‖q) = Σ_v p_v (log p_v − log q_v) = Σ p·log p − Σ p·log q, p the base's distribution.
+ */
+export function retentionSumsFrom(base: BaseRows, tuned: Float32Array, batch: TrainBatch, V: number): RetentionSums {
+  const s: RetentionSums = { kl: 0, nllBase: base.nll, nllTuned: 0, tokens: 0 };
   for (let r = 0; r < batch.batch * batch.seqLen; r++) {
     if (!batch.weights[r]) continue;
     const o = r * V;
-    let kl = 0;
-    for (let v = 0; v < V; v++) {
-      const lp = base[o + v];
-      kl += Math.exp(lp) * (lp - tuned[o + v]);
-    }
-    s.kl += kl;
-    s.nllBase -= base[o + batch.targets[r]];
+    let cross = 0;
+    for (let v = 0; v < V; v++) cross += base.p[o + v] * tuned[o + v];
+    s.kl += base.plogp[r] - cross;
     s.nllTuned -= tuned[o + batch.targets[r]];
     s.tokens++;
   }
   return s;
+}
+
+/** As retentionSumsFrom, from the base model's log-softmax rows. */
+export function retentionSums(base: Float32Array, tuned: Float32Array, batch: TrainBatch, V: number): RetentionSums {
+  return retentionSumsFrom(baseRows(base, batch, V), tuned, batch, V);
 }
 
 export function retentionMeasure(parts: readonly RetentionSums[]): RetentionMeasure {
@@ -256,7 +290,8 @@ export function retentionMeasure(parts: readonly RetentionSums[]): RetentionMeas
 export class RetentionMonitor {
   readonly batches: TrainBatch[];
   readonly tokens: number;
-  private baseRows: Float32Array[] | undefined;
+  private readonly keep: boolean;
+  private base: BaseRows[] | undefined;
 
   constructor(
     private readonly rt: ModelRuntime,
@@ -265,16 +300,19 @@ export class RetentionMonitor {
   ) {
     this.batches = retentionBatches(samples, padId);
     this.tokens = samples.reduce((n, s) => n + s.ids.length, 0);
+    this.keep = this.batches.reduce((n, b) => n + b.batch * b.seqLen, 0) * rt.config.vocabSize <= CACHE_FLOATS;
   }
 
   async measure(): Promise<RetentionMeasure> {
     const V = this.rt.config.vocabSize;
-    const keep = this.batches.reduce((n, b) => n + b.batch * b.seqLen * V, 0) <= CACHE_FLOATS;
     const parts: RetentionSums[] = [];
     for (const [i, b] of this.batches.entries()) {
-      const base = this.baseRows?.[i] ?? (await this.rt.logprobRows(b.ids, b.batch, b.seqLen, false));
-      if (keep) (this.baseRows ??= [])[i] = base;
-      parts.push(retentionSums(base, await this.rt.logprobRows(b.ids, b.batch, b.seqLen, true), b, V));
+      let base = this.base?.[i];
+      if (!base) {
+        base = baseRows(await this.rt.logprobRows(b.ids, b.batch, b.seqLen, false), b, V);
+        if (this.keep) (this.base ??= [])[i] = base;
+      }
+      parts.push(retentionSumsFrom(base, await this.rt.logprobRows(b.ids, b.batch, b.seqLen, true), b, V));
     }
     return retentionMeasure(parts);
   }

@@ -4,7 +4,7 @@
  */
 import type { TuningMethod } from "../engine/adapters";
 import { LORA_DEFAULTS, LORA_MODULES } from "../engine/lora/config";
-import { presetRecipe, type PresetName } from "../engine/train/recipe";
+import { DEMO_RECIPE, presetRecipe, type PresetName } from "../engine/train/recipe";
 import { METHOD_LABELS } from "./run-labels";
 import type { TrainDefaults } from "./settings";
 
@@ -30,6 +30,8 @@ export interface RunSpec {
   maxLength: number;
   validationShare: number;
   seed: number;
+  /** Weight of the KL-to-base term on the base model's own samples (--retain-weight; unset: off). */
+  retainWeight?: number;
   /** How a preset chose these numbers, in one line (shown in the wizard and the training panel). */
   recipe?: string;
 }
@@ -118,6 +120,7 @@ export function trainArgs(spec: RunSpec, outDir: string, resume: boolean, backen
   add("--max-length", spec.maxLength);
   add("--validation-share", spec.validationShare);
   add("--seed", spec.seed);
+  add("--retain-weight", spec.retainWeight);
   if (resume) args.push("--resume");
   return args;
 }
@@ -190,9 +193,13 @@ export function parseLayers(raw: string): number[] | undefined | string {
 
 /**
  * What "Excitor: Run Demo" runs, as the Runs view shows it: the demo program's own recipe
- * (demo/run.ts: 6 epochs of batch 16 at 3e-2, K=30, r=16, max length 512 cut to the model's
- * context). The demo program does not read it; a test compares it with what the program trains.
+ * (DEMO_RECIPE, max length 512 cut to the model's context). The demo program does not read this
+ * spec; a test compares it with what the program trains.
  */
 export function demoSpec(model: string, data: string, maxPositions?: number): RunSpec {
-  return { kind: "demo", model, data, prompts: 30, rank: 16, epochs: 6, batchSize: 16, learningRate: 3e-2, maxLength: Math.min(512, maxPositions ?? 512), validationShare: 0.05, seed: 0 };
+  const r = DEMO_RECIPE;
+  return {
+    kind: "demo", model, data, prompts: r.numPrompts, rank: r.rank, epochs: r.epochs, batchSize: r.batchSize, learningRate: r.learningRate,
+    retainWeight: r.retainWeight, maxLength: Math.min(512, maxPositions ?? 512), validationShare: r.validationShare, seed: 0,
+  };
 }

@@ -9,6 +9,7 @@ import type { Command } from "commander";
 import { CompareCancelled, compareMethods, type CompareEvent } from "../../engine/compare/run";
 import { writeCompareReport } from "../../engine/compare/report";
 import type { BackendChoice } from "../../engine/load";
+import { DEMO_RECIPE } from "../../engine/train/recipe";
 import { EXIT } from "../errors";
 import { NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE_INT, intListOption, numberOption, type Runner } from "../options";
 import { interruptSignal, stdinStopSignal } from "../session";
@@ -32,8 +33,6 @@ interface Opts {
   stdinControl?: boolean;
 }
 
-/** The demo's recipe: what `npm run compare` runs (and `npm run demo` trains Excitor with). */
-export const DEMO_COMPARE = { epochs: 6, batchSize: 16, prompts: 30, rank: 16 } as const;
 
 export function registerCompare(program: Command, run: Runner): void {
   program
@@ -45,10 +44,10 @@ export function registerCompare(program: Command, run: Runner): void {
     .option("--domain <file>", "text the base model knows (JSON Lines with a \"text\" field, or a .txt file of paragraphs): its perplexity before and after (default: 64 texts the base model writes)")
     .option("--out <dir>", "folder for report.md, report.json, accuracy-vs-retention.svg and the runs", "out/compare")
     .addOption(numberOption("--seed <n>", "one seed for every run", NON_NEGATIVE_INT, 0))
-    .addOption(numberOption("--epochs <n>", "passes over the data, the same for every run", POSITIVE_INT, DEMO_COMPARE.epochs))
-    .addOption(numberOption("--batch-size <n>", "examples per step, the same for every run", POSITIVE_INT, DEMO_COMPARE.batchSize))
-    .addOption(numberOption("--prompts <K>", "Excitor: prompts per adapted layer", POSITIVE_INT, DEMO_COMPARE.prompts))
-    .addOption(numberOption("--rank <r>", "Excitor: rank of the Excitor query", POSITIVE_INT, DEMO_COMPARE.rank))
+    .addOption(numberOption("--epochs <n>", "passes over the data, the same for every run", POSITIVE_INT, DEMO_RECIPE.epochs))
+    .addOption(numberOption("--batch-size <n>", "examples per step, the same for every run", POSITIVE_INT, DEMO_RECIPE.batchSize))
+    .addOption(numberOption("--prompts <K>", "Excitor: prompts per adapted layer", POSITIVE_INT, DEMO_RECIPE.numPrompts))
+    .addOption(numberOption("--rank <r>", "Excitor: rank of the Excitor query", POSITIVE_INT, DEMO_RECIPE.rank))
     .addOption(intListOption("--layers <list>", "Excitor: adapted layers (default: the spec's)"))
     .addOption(numberOption("--retain-weight <x>", "weight of the KL-to-base term on the base model's own text, for every method alike (0: off)", NON_NEGATIVE, 0))
     .addOption(numberOption("--attention-records <n>", "held-out prompts whose attention is measured", NON_NEGATIVE_INT, 20))

@@ -184,8 +184,13 @@ export function readRetentionFile(file: string): RetentionSample[] {
     });
 }
 
-/** Samples → right-padded next-token batches of about ROWS_PER_PASS positions; weights mark real positions. */
-export function retentionBatches(samples: readonly RetentionSample[], padId: number, rowsPerPass = ROWS_PER_PASS): TrainBatch[] {
+/**
+ * Samples → right-padded next-token batches of about ROWS_PER_PASS positions; weights mark real
+ * positions. Longest first, so that a batch holds samples of like length and little padding
+ * (the measures are sums, so the order does not matter to them).
+ */
+export function retentionBatches(unsorted: readonly RetentionSample[], padId: number, rowsPerPass = ROWS_PER_PASS): TrainBatch[] {
+  const samples = [...unsorted].sort((a, b) => b.ids.length - a.ids.length);
   const out: TrainBatch[] = [];
   let i = 0;
   while (i < samples.length) {

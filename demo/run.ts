@@ -107,11 +107,12 @@ async function main(): Promise<void> {
 
   const median = [...speeds].sort((a, b) => a - b)[Math.floor(speeds.length / 2)] ?? 0;
   const wallSeconds = (performance.now() - t0) / 1000;
+  const monitor = { retention: result.retention ?? null, monitorSeconds: result.monitorSeconds };
   const report = renderReport({
     before, after, heldout: heldout.length, domain: domain.length, trainable: result.adapter.parameterCount, baseParams,
-    steps: result.step, tokensPerSecond: median, trainSeconds, attention, onInstruction, wallSeconds, out: OUT,
+    steps: result.step, tokensPerSecond: median, trainSeconds, attention, onInstruction, wallSeconds, out: OUT, retention: result.retention, monitorSeconds: result.monitorSeconds,
   });
-  writeFileAtomic(path.join(OUT, "report.json"), JSON.stringify(reportNumbers(before, after, attention, onInstruction, result.adapter.parameterCount, baseParams, result.step, median, trainSeconds, wallSeconds), null, 2) + "\n");
+  writeFileAtomic(path.join(OUT, "report.json"), JSON.stringify({ ...reportNumbers(before, after, attention, onInstruction, result.adapter.parameterCount, baseParams, result.step, median, trainSeconds, wallSeconds), ...monitor }, null, 2) + "\n");
   writeFileAtomic(path.join(OUT, "loss.svg"), lossChartSvg(losses, validation, "Excitor on the demo instruction set"));
   writeFileAtomic(path.join(OUT, "report.md"), report);
   say("\n" + report);
@@ -128,6 +129,9 @@ interface ReportData {
   steps: number;
   tokensPerSecond: number;
   trainSeconds: number;
+  /** The forgetting monitor's last measure, and what measuring cost. */
+  retention?: { kl: number; pplRatio: number };
+  monitorSeconds: number;
   wallSeconds: number;
   attention: AnswerAttention;
   onInstruction: LayerInstructionMass[];
@@ -149,7 +153,10 @@ function renderReport(d: ReportData): string {
     `| held-out story perplexity (${d.domain} stories, the base model's own domain) | ${d.before.ppl.toFixed(3)} | ${d.after.ppl.toFixed(3)} |`,
     "",
     `- Trainable parameters: ${d.trainable.toLocaleString("en-US")} (${((100 * d.trainable) / d.baseParams).toFixed(2)} % of the base model's ${d.baseParams.toLocaleString("en-US")}); the base weights stay frozen.`,
-    `- Training: ${d.steps} steps, median ${d.tokensPerSecond.toFixed(0)} tokens/s, ${d.trainSeconds.toFixed(0)} s; whole demo ${d.wallSeconds.toFixed(0)} s.`,
+    `- Training: ${d.steps} steps, median ${d.tokensPerSecond.toFixed(0)} tokens/s, ${d.trainSeconds.toFixed(0)} s with the KL-to-base term (--retain-weight ${DEMO_RECIPE.retainWeight}); whole demo ${d.wallSeconds.toFixed(0)} s.`,
+    ...(d.retention
+      ? [`- Forgetting monitor (the base model's own samples): KL to base ${d.retention.kl.toFixed(4)} nats/token, perplexity ×${d.retention.pplRatio.toFixed(3)} on them; measuring took ${d.monitorSeconds.toFixed(1)} s (${((100 * d.monitorSeconds) / d.trainSeconds).toFixed(1)} % of training).`]
+      : []),
     `- Adapter: \`${d.out}\` (adapter_config.json, adapter_model.safetensors, metrics.jsonl).`,
     "",
     "![loss curve](loss.svg)",

@@ -15,9 +15,9 @@ import { ExcitorInputError } from "../engine/errors";
 import { Rng } from "../engine/rng";
 import type { TrainBatch } from "../engine/runtime";
 import { FIXTURES } from "./fixtures";
-import { makeBatch } from "../engine/train/batches";
 import { randomBatch, softRows } from "./helpers/batches";
 import { maxAbsDiff, relDiff } from "./helpers/compare";
+import { checkFullGradients } from "./helpers/finite-differences";
 import { copyModelWith, tempDir, writeTinyModel, type TinyModelOptions } from "./helpers/tiny-model";
 
 const TOL = 1e-4;
@@ -60,16 +60,7 @@ for (const c of CASES) {
       assert.ok(maxAbsDiff(ao.base[l], at.base[l]) < TOL, `base attention, layer ${l}`);
     }
 
-    // Two right-padded rows with prompt tokens masked, as the trainer makes them.
-    const B = 2;
-    const T = 9;
-    const batch: TrainBatch = {
-      batch: B,
-      seqLen: T,
-      ids: Int32Array.from({ length: B * T }, () => 3 + rng.int(V - 3)),
-      targets: Int32Array.from({ length: B * T }, () => 3 + rng.int(V - 3)),
-      weights: Float32Array.from({ length: B * T }, (_, i) => (i % T < 3 || i >= B * T - 2 ? 0 : 1)),
-    };
+    const batch = randomBatch(rng, V); // two right-padded rows, prompt tokens masked, uneven weights
     const [eo, et] = [await ort.evalLoss(batch, true), await tfjs.evalLoss(batch, true)];
     assert.equal(eo.tokens, et.tokens);
     assert.ok(Math.abs(eo.lossSum - et.lossSum) < TOL * Math.abs(et.lossSum));
@@ -80,7 +71,7 @@ for (const c of CASES) {
     for (const [name, g] of gt.grads) assert.ok(relDiff(go.grads.get(name)!, g) < TOL, `gradient of ${name}: ${relDiff(go.grads.get(name)!, g)}`);
 
     // Soft targets (the retention monitor's base distributions).
-    const soft = { ...batch, soft: softRows(rng, B * T, V) };
+    const soft = { ...batch, soft: softRows(rng, batch.batch * batch.seqLen, V) };
     const [so, st] = [await ort.lossAndGrads(soft, 0.25), await tfjs.lossAndGrads(soft, 0.25)];
     assert.ok(Math.abs(so.lossSum - st.lossSum) < TOL * Math.abs(st.lossSum), "soft training loss");
     assert.ok(Math.abs((await ort.evalLoss(soft, true)).lossSum - st.lossSum) < TOL * Math.abs(st.lossSum), "soft validation loss");
@@ -192,30 +183,8 @@ for (const c of FULL_CASES) {
 test("full fine-tuning on onnxruntime: gradients match central finite differences (embedding, linears, biases, norms, head)", async () => {
   const dir = writeTinyModel(path.join(tempDir(), "m"), { seed: 73, layers: 2, hidden: 16, heads: 2, kvHeads: 1, intermediate: 24, qkvBias: 0.2, architecture: "Qwen2ForCausalLM" });
   const rt = await openModel(dir, { backend: "ort", forTraining: true });
-  const weights = rt.beginFullTraining();
-  const ex = [1, 40, 51, 62, 73, 40, 2];
-  const batch = makeBatch([{ ids: ex, lossMask: Uint8Array.from(ex.map((_, i) => (i > 0 ? 1 : 0))), truncated: false, line: 1 }], 0);
-  const { grads } = await rt.lossAndGrads(batch, 1);
-  const values = new Map([...weights].map(([n, t]) => [n, t.data]));
-  const eps = 1e-2;
   const names = ["model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.bias", "model.layers.0.mlp.down_proj.weight", "model.layers.0.input_layernorm.weight", "model.layers.1.post_attention_layernorm.weight", "model.layers.1.self_attn.o_proj.weight", "model.norm.weight", "lm_head.weight"];
-  for (const name of names) {
-    const g = grads.get(name)!;
-    assert.equal(g.length, weights.get(name)!.data.length, `${name}: gradient in the checkpoint's layout`);
-    const i = Array.from(g.keys()).sort((a, b) => Math.abs(g[b]) - Math.abs(g[a]))[0];
-    const w = values.get(name)!;
-    const orig = w[i];
-    w[i] = orig + eps;
-    rt.setBaseWeights(values);
-    const plus = (await rt.evalLoss(batch, true)).lossSum;
-    w[i] = orig - eps;
-    rt.setBaseWeights(values);
-    const minus = (await rt.evalLoss(batch, true)).lossSum;
-    w[i] = orig;
-    rt.setBaseWeights(values);
-    const fd = (plus - minus) / (2 * eps);
-    assert.ok(Math.abs(fd - g[i]) <= 0.03 * Math.abs(g[i]) + 2e-3, `${name}[${i}]: hand-derived ${g[i]} vs finite difference ${fd}`);
-  }
+  await checkFullGradients(rt, names, true, "hand-derived");
   rt.dispose();
 });
 

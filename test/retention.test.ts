@@ -170,6 +170,9 @@ test("a training run measures forgetting at every validation: none at step 0, mo
   const [done] = of(events, "done");
   assert.deepEqual(done.retention, last);
   assert.deepEqual(res.retention, last);
+  // What the monitor cost is reported, and is a part of the run's time.
+  assert.ok(done.monitorSeconds! > 0 && done.monitorSeconds! < done.elapsedSeconds, `monitor ${done.monitorSeconds} s of ${done.elapsedSeconds} s`);
+  assert.equal(res.monitorSeconds, done.monitorSeconds);
 
   // metrics.jsonl holds the same fields.
   const logged = fs.readFileSync(path.join(out, METRICS_FILE), "utf8").trim().split("\n").map((l) => JSON.parse(l));
@@ -186,7 +189,9 @@ test("--retain none: no retention set, no retention fields", async () => {
   assert.ok(of(events, "validation").length > 0);
   for (const v of of(events, "validation")) assert.equal(v.retention, undefined);
   assert.equal(of(events, "done")[0].retention, undefined);
+  assert.equal(of(events, "done")[0].monitorSeconds, undefined);
   assert.equal(res.retention, undefined);
+  assert.equal(res.monitorSeconds, 0);
   assert.ok(!fs.readFileSync(path.join(out, METRICS_FILE), "utf8").includes('"retention"'));
 });
 

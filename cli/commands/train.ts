@@ -201,7 +201,7 @@ async function trainCommand(o: Opts): Promise<number> {
           `final loss       ${Number.isFinite(result.loss) ? result.loss.toFixed(4) : "- (no step left to run)"}`,
           `validation loss  ${val}`,
           ...(result.verdict ? [`learned          ${result.verdict.message}`] : []),
-          `kept knowledge   ${result.retention ? keptKnowledge(result.retention) : o.retain.join(",") === "none" ? "not measured (--retain none)" : "not measured"}`,
+          `kept knowledge   ${result.retention ? `${keptKnowledge(result.retention)} (measuring it took ${result.monitorSeconds.toFixed(1)} s)` : o.retain.join(",") === "none" ? "not measured (--retain none)" : "not measured"}`,
           `wall time        ${wallTime((performance.now() - t0) / 1000)}`,
           full ? `model            ${result.adapterDir} (use it with --model)` : `adapter          ${result.adapterDir} (${o.method === "lora" ? "LoRA" : "Excitor"})`,
           full

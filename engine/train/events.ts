@@ -67,5 +67,7 @@ export type TrainEvent =
       verdict?: LearningVerdict;
       /** The last retention measurement (the final validation's), absent with `--retain none`. */
       retention?: RetentionMeasure;
+      /** Seconds this run's forgetting monitor took (making its set, every measure), with `retention`. */
+      monitorSeconds?: number;
     }
   | { type: "cancelled"; step: number; adapterDir: string };

@@ -112,6 +112,8 @@ export interface TrainResult {
   verdict?: LearningVerdict;
   /** The last forgetting-monitor measure (absent with the monitor off). */
   retention?: RetentionMeasure;
+  /** Seconds the monitor took (0 with it off). */
+  monitorSeconds: number;
 }
 
 export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOptions): Promise<TrainResult> {
@@ -168,8 +170,18 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
   } else fs.rmSync(metrics, { force: true });
   const params = new Map(Object.entries(target.tensors).map(([n, t]) => [n, t.data]));
   const pad = padId(tok);
+  // What the forgetting monitor costs (making its set, every measure), reported in the done event.
+  let monitorSeconds = 0;
+  const timed = async <T>(work: () => Promise<T>): Promise<T> => {
+    const start = performance.now();
+    try {
+      return await work();
+    } finally {
+      monitorSeconds += (performance.now() - start) / 1000;
+    }
+  };
   const monitor =
-    retainOff(retain) || baseGone ? undefined : new RetentionMonitor(rt, await retentionSet(rt, tok, retain, { seed: o.seed, outDir: o.outDir, resume: o.resume }), pad);
+    retainOff(retain) || baseGone ? undefined : await timed(async () => new RetentionMonitor(rt, await retentionSet(rt, tok, retain, { seed: o.seed, outDir: o.outDir, resume: o.resume }), pad));
   const replay = retainWeight > 0 ? new ReplayRegulariser(rt, await replaySet(rt, tok, { seed: o.seed, outDir: o.outDir, resume: o.resume }), pad, retainWeight) : undefined;
   emit({
     type: "start",
@@ -211,7 +223,7 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
       n += r.tokens;
     }
     const loss = sum / n;
-    if (monitor) lastRetention = await monitor.measure();
+    if (monitor) lastRetention = await timed(() => monitor.measure());
     emit({ type: "validation", step, loss, ...(lastRetention ? { retention: lastRetention } : {}) });
     return loss;
   };
@@ -232,7 +244,7 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
     if (o.signal?.aborted) {
       checkpoint();
       emit({ type: "cancelled", step, adapterDir: o.outDir });
-      return { status: "cancelled", step, adapter, trainableParams: target.parameterCount, adapterDir: o.outDir, loss: lastLoss, validationLoss };
+      return { status: "cancelled", step, adapter, trainableParams: target.parameterCount, adapterDir: o.outDir, loss: lastLoss, validationLoss, monitorSeconds };
     }
     const epoch = Math.floor(step / stepsPerEpoch);
     if (epoch !== orderEpoch) [order, orderEpoch] = [epochOrder(trainSet.length, o.seed, epoch), epoch];
@@ -286,7 +298,7 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
     if (atCheckpoint) checkpoint();
   }
   validationLoss = await validate();
-  if (monitor && !validation.length) lastRetention = await monitor.measure();
+  if (monitor && !validation.length) lastRetention = await timed(() => monitor.measure());
   checkpoint();
   const verdict = learningVerdict(stepLosses(metrics), rt.config.vocabSize);
   emit({
@@ -297,9 +309,9 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
     elapsedSeconds: (performance.now() - t0) / 1000,
     adapterDir: o.outDir,
     verdict,
-    ...(lastRetention ? { retention: lastRetention } : {}),
+    ...(lastRetention ? { retention: lastRetention, monitorSeconds } : {}),
   });
-  return { status: "done", step, adapter, trainableParams: target.parameterCount, adapterDir: o.outDir, loss: lastLoss, validationLoss, verdict, retention: lastRetention };
+  return { status: "done", step, adapter, trainableParams: target.parameterCount, adapterDir: o.outDir, loss: lastLoss, validationLoss, verdict, retention: lastRetention, monitorSeconds };
 }
 
 /** The order of training examples in an epoch: a function of (seed, epoch) alone, so a resume needs no RNG state. */

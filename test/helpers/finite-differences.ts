@@ -1,0 +1,33 @@
+/** Full-training gradients against central finite differences, on the coordinate of largest gradient of each named weight. */
+import * as assert from "node:assert/strict";
+import { makeBatch } from "../../engine/train/batches";
+import type { ModelRuntime } from "../../engine/runtime";
+
+/**
+ * Calls beginFullTraining on `rt`, takes the gradients of one short example, and checks them
+ * against (loss(w + ε) − loss(w − ε)) / 2ε for each of `names`. `useAdapter`: which weights the
+ * loss reads after setBaseWeights (the trained copy on an engine that keeps the base).
+ */
+export async function checkFullGradients(rt: ModelRuntime, names: string[], useAdapter: boolean, label: string): Promise<void> {
+  const weights = rt.beginFullTraining();
+  const ex = [1, 40, 51, 62, 73, 40, 2];
+  const batch = makeBatch([{ ids: ex, lossMask: Uint8Array.from(ex.map((_, i) => (i > 0 ? 1 : 0))), truncated: false, line: 1 }], 0);
+  const { grads } = await rt.lossAndGrads(batch, 1);
+  const values = new Map([...weights].map(([n, t]) => [n, t.data]));
+  const eps = 1e-2;
+  for (const name of names) {
+    const g = grads.get(name)!;
+    assert.equal(g.length, weights.get(name)!.data.length, `${name}: gradient in the checkpoint's layout`);
+    const i = Array.from(g.keys()).sort((a, b) => Math.abs(g[b]) - Math.abs(g[a]))[0];
+    const w = values.get(name)!;
+    const orig = w[i];
+    const lossAt = async (v: number) => {
+      w[i] = v;
+      rt.setBaseWeights(values);
+      return (await rt.evalLoss(batch, useAdapter)).lossSum;
+    };
+    const fd = ((await lossAt(orig + eps)) - (await lossAt(orig - eps))) / (2 * eps);
+    await lossAt(orig);
+    assert.ok(Math.abs(fd - g[i]) <= 0.03 * Math.abs(g[i]) + 2e-3, `${name}[${i}]: ${label} ${g[i]} vs finite difference ${fd}`);
+  }
+}

@@ -139,7 +139,7 @@ test("train without --json shows progress on stderr and a summary", () => {
   assert.match(r.stderr, /step 0: validation loss [\d.]+ \| kept knowledge: KL 0\.0000 · ppl ×1\.00\n/, "at step 0 the tuned model is the base");
   assert.match(r.stderr, /step 2: validation loss [\d.]+ \| kept knowledge: KL \d+\.\d{4} · ppl ×\d+\.\d{2}\n/);
   assert.match(r.stderr, /forgetting monitor: 64 retention samples \([\d,]+ tokens, base\)/);
-  assert.match(r.stdout, /kept knowledge\s+KL \d+\.\d{4} · ppl ×\d+\.\d{2}\n/);
+  assert.match(r.stdout, /kept knowledge\s+KL \d+\.\d{4} · ppl ×\d+\.\d{2} \(measuring it took \d+\.\d s\)\n/);
   assert.match(r.stderr, /\nbackend: onnxruntime [\d.]+ on the CPU/, "the header says which backend runs and why");
   assert.match(r.stdout, /steps\s+2\n/);
   assert.match(r.stdout, /trainable params\s+[\d,]+ \(/);

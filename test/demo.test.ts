@@ -86,15 +86,17 @@ interface DemoNumbers {
   before: { accuracy: number; accuracyByTask: Record<string, number>; answerPerplexity: number; storyPerplexity: number };
   after: { accuracy: number; accuracyByTask: Record<string, number>; answerPerplexity: number; storyPerplexity: number };
   steps: number;
+  instructionAttention: { layer: number; base: number; tuned: number }[];
+  retention: { kl: number; pplRatio: number };
 }
 
-// Measured with `npm run demo` (deterministic for its seed): base 0 %, tuned 61 % (name 68, object 68,
-// colour 47), story perplexity 1.49 -> 2.66. The bounds leave room for floating-point differences.
+// Measured with `npm run demo` (deterministic for its seed): base 0 %, tuned 98 %, story perplexity
+// 1.491 -> ×1.025. The bounds are the demo's promise (issue 12): at least 90 % exact match with the
+// base model's own domain kept within 1.10× its perplexity.
 const MAX_BASE_ACCURACY = 0.1;
-const MIN_TUNED_ACCURACY = 0.45;
-const MIN_TASK_ACCURACY = 0.3;
-/** A regression guard, not the paper's claim: the demo's adapter does raise story perplexity. */
-const MAX_STORY_PPL_RATIO = 2.2;
+const MIN_TUNED_ACCURACY = 0.9;
+const MIN_TASK_ACCURACY = 0.6;
+const MAX_STORY_PPL_RATIO = 1.1;
 
 /**
  * The train command line the extension's run manager starts, less --stdin-control: the editor
@@ -129,7 +131,14 @@ test("npm run demo: the tuned model follows held-out instructions that the base 
   assert.match(report, /Trainable parameters: [\d,]+/);
   assert.match(report, new RegExp(`Training: ${n.steps} steps, median \\d+ tokens/s`));
   assert.equal((report.match(/^\| (What|Who|Where)/gm) ?? []).length, 3, "three prompts side by side");
-  assert.equal((report.match(/^\| \d \| \d+ % \| \d+ % \|$/gm) ?? []).length, 4, "where the answers look: one row per layer");
+  // Where the answers look: the answer word's attention, then the whole answer's on the instruction and input; one row per layer each.
+  assert.equal((report.match(/^\| \d \| \d+ % \| \d+ % \|$/gm) ?? []).length, 8, "two attention tables, one row per layer");
+  assert.match(report, /share of the response tokens' attention that goes to the instruction and its input/);
+  assert.equal(n.instructionAttention.length, 4);
+  for (const a of n.instructionAttention) assert.ok(a.base > 0 && a.base < 1 && a.tuned > 0 && a.tuned < 1, `layer ${a.layer}: ${a.base} / ${a.tuned}`);
+  // The forgetting monitor ran on the base model's own samples, and its cost is reported.
+  assert.ok(n.retention.kl > 0 && n.retention.pplRatio > 0, JSON.stringify(n.retention));
+  assert.match(report, /Forgetting monitor \(the base model's own samples\): KL to base \d+\.\d{4} nats\/token, perplexity ×\d\.\d{3} on them; measuring took \d+\.\d s \(\d+\.\d % of training\)/);
   assert.match(fs.readFileSync(path.join(out, "loss.svg"), "utf8"), /^<svg[^>]*>[\s\S]*<polyline[\s\S]*<\/svg>\n$/);
   assert.ok(r.stdout.includes("# Excitor demo report"), "the report is printed too");
 });

@@ -9,6 +9,7 @@ import { tensorName, defaultLayers } from "../engine/excitor/config";
 import { ExcitorInputError } from "../engine/errors";
 import { makeBatch } from "../engine/train/batches";
 import { Rng } from "../engine/rng";
+import { adapterFiniteDifference } from "./helpers/finite-differences";
 import { ENGINES } from "./helpers/engines";
 import { tempDir, writeTinyModel } from "./helpers/tiny-model";
 
@@ -75,22 +76,13 @@ for (const backend of ENGINES) {
     const ex = [1, 40, 51, 62, 73, 84, 2];
     const batch = makeBatch([{ ids: ex, lossMask: Uint8Array.from(ex.map((_, i) => (i > 2 ? 1 : 0))), truncated: false, line: 1 }], 0);
     const { grads } = await rt.lossAndGrads(batch, 1);
-    const eps = 1e-2;
     let checked = 0;
     for (const [name, t] of Object.entries(adapter.namedTensors())) {
       const g = grads.get(name)!;
       // The three largest entries of each tensor (small ones drown in float32 noise).
       const top = Array.from(g.keys()).sort((a, b) => Math.abs(g[b]) - Math.abs(g[a])).slice(0, 3);
       for (const i of top) {
-        const orig = t.data[i];
-        t.data[i] = orig + eps;
-        rt.setAdapter(adapter);
-        const plus = (await rt.evalLoss(batch, true)).lossSum;
-        t.data[i] = orig - eps;
-        rt.setAdapter(adapter);
-        const minus = (await rt.evalLoss(batch, true)).lossSum;
-        t.data[i] = orig;
-        const fd = (plus - minus) / (2 * eps);
+        const fd = await adapterFiniteDifference(rt, adapter, batch, t.data, i);
         assert.ok(Math.abs(fd - g[i]) <= 0.03 * Math.abs(g[i]) + 2e-3, `${name}[${i}]: autodiff ${g[i]} vs finite difference ${fd}`);
         checked++;
       }

@@ -16,6 +16,7 @@ import { LoraAdapter, LORA_WEIGHTS } from "../engine/lora/adapter";
 import { LORA_MODULES, type LoraModule, loraTensorName } from "../engine/lora/config";
 import { Rng } from "../engine/rng";
 import { makeBatch } from "../engine/train/batches";
+import { adapterFiniteDifference } from "./helpers/finite-differences";
 import { randomBatch, softRows } from "./helpers/batches";
 import { maxAbsDiff, relDiff } from "./helpers/compare";
 import { ENGINES } from "./helpers/engines";
@@ -145,20 +146,10 @@ test("onnxruntime's LoRA gradients match central finite differences (every modul
   let checked = 0;
   for (const batch of [hard, soft]) {
     const { grads } = await rt.lossAndGrads(batch, 1);
-    const eps = 1e-2;
     for (const [name, t] of Object.entries(adapter.namedTensors())) {
       const g = grads.get(name)!;
       const i = Array.from(g.keys()).sort((a, b) => Math.abs(g[b]) - Math.abs(g[a]))[0]; // the largest entry (small ones drown in float32 noise)
-      const orig = t.data[i];
-      t.data[i] = orig + eps;
-      rt.setAdapter(adapter);
-      const plus = (await rt.evalLoss(batch, true)).lossSum;
-      t.data[i] = orig - eps;
-      rt.setAdapter(adapter);
-      const minus = (await rt.evalLoss(batch, true)).lossSum;
-      t.data[i] = orig;
-      rt.setAdapter(adapter);
-      const fd = (plus - minus) / (2 * eps);
+      const fd = await adapterFiniteDifference(rt, adapter, batch, t.data, i);
       assert.ok(Math.abs(fd - g[i]) <= 0.03 * Math.abs(g[i]) + 2e-3, `${name}[${i}] (soft ${!!batch.soft}): hand-derived ${g[i]} vs finite difference ${fd}`);
       checked++;
     }

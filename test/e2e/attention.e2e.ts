@@ -12,7 +12,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
 import type { Frame, Page } from "playwright-core";
-import { ARTIFACTS, pickQuick, runCommand, screenshot, setTheme, waitFor, webviewFrame, workbenchForFile } from "./harness";
+import { trainFromPalette, ARTIFACTS, pickQuick, runCommand, screenshot, setTheme, waitFor, webviewFrame, workbenchForFile } from "./harness";
 
 const wb = workbenchForFile("attention", "attention-");
 
@@ -63,10 +63,7 @@ test("Show Attention asks which adapter; with none, only the base model is shown
 
 test("train a quick adapter to look at", async () => {
   const { page } = wb();
-  await runCommand(page, "Excitor: Train Adapter");
-  await pickQuick(page, "Built-in demo model");
-  await pickQuick(page, "Built-in demo instructions");
-  await pickQuick(page, "Quick");
+  await trainFromPalette(page, "Quick");
   const training = await webviewFrame(page, "training");
   await waitFor(async () => ((await text(training, "#run-status")) === "done" ? true : undefined), 300_000, "the run to finish");
   await runCommand(page, "View: Close All Editors");

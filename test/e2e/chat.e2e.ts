@@ -11,7 +11,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
 import type { Frame, Page } from "playwright-core";
-import { pickQuick, REPO, runCommand, screenshot, setTheme, waitFor, webviewFrame, workbenchForFile } from "./harness";
+import { trainFromPalette, pickQuick, REPO, runCommand, screenshot, setTheme, waitFor, webviewFrame, workbenchForFile } from "./harness";
 
 /** A model of another shape than the demo model (hidden size 64, 8 heads), and a run on disk that tuned it. */
 let otherModel: string;
@@ -192,10 +192,7 @@ test("a run trained while the chat is open appears in its adapter list, live, as
   await page.keyboard.press("Escape");
   assert.equal(await dropdownValue(chat), "");
 
-  await runCommand(page, "Excitor: Train Adapter");
-  await pickQuick(page, "Built-in demo model");
-  await pickQuick(page, "Built-in demo instructions");
-  await pickQuick(page, "Quick");
+  await trainFromPalette(page, "Quick");
   const entry = async () => (await adapterEntries(chat)).find((e) => e.text.startsWith("train-quick · "));
   const running = await waitFor(async () => {
     const e = await entry();

@@ -10,23 +10,15 @@ import * as path from "node:path";
 import { test } from "node:test";
 import type { Frame, Page } from "playwright-core";
 import { writeTinyModel } from "../helpers/tiny-model";
-import { pickQuick, runCommand, screenshot, setTheme, waitFor, webviewFrame, workbenchForFile } from "./harness";
+import { trainFromPalette, pickQuick, runCommand, screenshot, setTheme, waitFor, webviewFrame, workbenchForFile } from "./harness";
 
 const wb = workbenchForFile("main", "");
-
-/** "Excitor: Train Adapter…" on the built-in demo model, then the dataset and preset rows with these labels. */
-async function trainFromPalette(page: Page, dataset: string, preset: "Quick" | "Standard"): Promise<void> {
-  await runCommand(page, "Excitor: Train Adapter");
-  await pickQuick(page, "Built-in demo model");
-  await pickQuick(page, dataset);
-  await pickQuick(page, preset);
-}
 
 const text = async (f: Frame, selector: string) => (await f.locator(selector).first().textContent()) ?? "";
 
 test("Train Adapter… from the command palette on the demo model: the training panel shows progress, then finishes", async () => {
   const { page } = wb();
-  await trainFromPalette(page, "Built-in demo instructions", "Quick");
+  await trainFromPalette(page, "Quick");
   const panel = await webviewFrame(page, "training");
   // Progress: a step count above zero while the run is still going.
   await waitFor(
@@ -96,7 +88,7 @@ test("the training panel closes and reopens from the Runs view without losing th
 
 test("Cancel in the progress notification stops the run with a checkpoint; Resume Training and Stop Training act on it", async () => {
   const { page } = wb();
-  await trainFromPalette(page, "Built-in demo instructions", "Standard");
+  await trainFromPalette(page, "Standard");
   // Two training panels are open now; this one is found by its run's name, afresh at each look.
   const panel = () => webviewFrame(page, "training", 30_000, "train-standard");
   const stepOf = async () => Number(/^(\d+) \//.exec(await text(await panel(), '[data-stat="step"]'))?.[1] ?? 0);

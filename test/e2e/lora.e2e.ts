@@ -10,17 +10,14 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
 import type { Frame } from "playwright-core";
-import { pickQuick, runCommand, screenshot, waitFor, webviewFrame, workbenchForFile } from "./harness";
+import { trainFromPalette, pickQuick, runCommand, screenshot, waitFor, webviewFrame, workbenchForFile } from "./harness";
 
 const wb = workbenchForFile("lora", "lora-");
 const text = async (f: Frame, selector: string) => ((await f.locator(selector).first().textContent()) ?? "").trim();
 
 test("the Custom preset trains a LoRA adapter: method first, PEFT's defaults on the summary, --method lora on the command", async () => {
   const { page } = wb();
-  await runCommand(page, "Excitor: Train Adapter");
-  await pickQuick(page, "Built-in demo model");
-  await pickQuick(page, "Built-in demo instructions");
-  await pickQuick(page, "Custom…");
+  await trainFromPalette(page, "Custom…");
   const title = page.locator(".quick-input-widget .quick-input-title");
   const input = page.locator(".quick-input-widget input.input");
   await waitFor(async () => ((await title.textContent())?.includes("what to train") ? true : undefined), 10_000, "the method page");

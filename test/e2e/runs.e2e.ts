@@ -10,7 +10,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
 import type { Frame, Page } from "playwright-core";
-import { pickQuick, runCommand, screenshot, waitFor, webviewFrame, workbenchForFile } from "./harness";
+import { trainFromPalette, pickQuick, runCommand, screenshot, waitFor, webviewFrame, workbenchForFile } from "./harness";
 
 const wb = workbenchForFile("runs", "runs-");
 
@@ -64,10 +64,7 @@ test("a bad dataset chosen from the Explorer: the error names the line, Open Fil
 
 test("the Custom preset: Enter keeps every prefilled value, a summary lists them all, one is edited there, and Start training starts", async () => {
   const { page } = wb();
-  await runCommand(page, "Excitor: Train Adapter");
-  await pickQuick(page, "Built-in demo model");
-  await pickQuick(page, "Built-in demo instructions");
-  await pickQuick(page, "Custom…");
+  await trainFromPalette(page, "Custom…");
   const title = page.locator(".quick-input-widget .quick-input-title");
   const input = page.locator(".quick-input-widget input.input");
   // The method first: Excitor is the default, listed first; LoRA and full fine-tuning follow.

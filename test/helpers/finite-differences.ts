@@ -1,7 +1,8 @@
 /** Full-training gradients against central finite differences, on the coordinate of largest gradient of each named weight. */
 import * as assert from "node:assert/strict";
 import { makeBatch } from "../../engine/train/batches";
-import type { ModelRuntime } from "../../engine/runtime";
+import type { Adapter } from "../../engine/adapters";
+import type { ModelRuntime, TrainBatch } from "../../engine/runtime";
 
 /**
  * Calls beginFullTraining on `rt`, takes the gradients of one short example, and checks them
@@ -30,4 +31,21 @@ export async function checkFullGradients(rt: ModelRuntime, names: string[], useA
     await lossAt(orig);
     assert.ok(Math.abs(fd - g[i]) <= 0.03 * Math.abs(g[i]) + 2e-3, `${name}[${i}]: ${label} ${g[i]} vs finite difference ${fd}`);
   }
+}
+
+/**
+ * (loss(θ_i + ε) − loss(θ_i − ε)) / 2ε for entry i of one of an adapter's tensors, uploading the
+ * adapter around each evaluation; the entry is restored (and uploaded) afterwards.
+ */
+export async function adapterFiniteDifference(rt: ModelRuntime, adapter: Adapter, batch: TrainBatch, data: Float32Array, i: number, eps = 1e-2): Promise<number> {
+  const orig = data[i];
+  const lossAt = async (v: number) => {
+    data[i] = v;
+    rt.setAdapter(adapter);
+    return (await rt.evalLoss(batch, true)).lossSum;
+  };
+  const fd = ((await lossAt(orig + eps)) - (await lossAt(orig - eps))) / (2 * eps);
+  data[i] = orig;
+  rt.setAdapter(adapter);
+  return fd;
 }

@@ -96,15 +96,19 @@ export function compareMarkdown(r: CompareResult, c: { model: string; data: stri
 /** Exact match (y) against retention KL (x) for every run; selected runs drawn filled. */
 export function scatterSvg(methods: MethodResult[]): string {
   const W = 640, H = 360, L = 56, R = 200, T = 36, B = 48;
-  const points = methods.filter((m) => Number.isFinite(m.retentionKL));
-  const maxX = Math.max(1e-6, ...points.map((m) => m.retentionKL)) * 1.08;
-  const x = (v: number) => L + (v / maxX) * (W - L - R);
+  const points = methods.filter((m) => Number.isFinite(m.retentionKL) && m.retentionKL > 0);
+  // KL spans decades across a sweep (0.006 to 9 on the demo): a log axis, whole decades.
+  const lo = Math.floor(Math.log10(Math.min(1, ...points.map((m) => m.retentionKL))));
+  const hi = Math.max(lo + 1, Math.ceil(Math.log10(Math.max(1e-6, ...points.map((m) => m.retentionKL)))));
+  const x = (v: number) => L + ((Math.log10(v) - lo) / (hi - lo)) * (W - L - R);
   const y = (v: number) => T + (1 - v) * (H - T - B);
   const f = (n: number) => n.toFixed(1);
   const ticks = (n: number, top: number) => Array.from({ length: n + 1 }, (_, i) => (top * i) / n);
   const grid =
     ticks(4, 1).map((v) => `<line x1="${L}" x2="${W - R}" y1="${f(y(v))}" y2="${f(y(v))}" stroke="#ddd"/><text x="${L - 6}" y="${f(y(v) + 4)}" text-anchor="end">${pct(v)}</text>`).join("") +
-    ticks(4, maxX).map((v) => `<text x="${f(x(v))}" y="${H - B + 18}" text-anchor="middle">${v.toPrecision(2)}</text>`).join("");
+    Array.from({ length: hi - lo + 1 }, (_, i) => 10 ** (lo + i))
+      .map((v) => `<line x1="${f(x(v))}" x2="${f(x(v))}" y1="${T}" y2="${H - B}" stroke="#eee"/><text x="${f(x(v))}" y="${H - B + 18}" text-anchor="middle">${v >= 1 ? v.toFixed(0) : v.toPrecision(1)}</text>`)
+      .join("");
   const dots = points
     .map((m) => {
       const color = COLORS[m.family] ?? "#666";
@@ -119,7 +123,7 @@ export function scatterSvg(methods: MethodResult[]): string {
 <rect width="${W}" height="${H}" fill="white"/>
 <text x="${(L + W - R) / 2}" y="20" text-anchor="middle" font-size="14">Held-out exact match against forgetting</text>
 ${grid}
-<text x="${(L + W - R) / 2}" y="${H - 10}" text-anchor="middle">retention KL to the base model (nats/token; left is better)</text>
+<text x="${(L + W - R) / 2}" y="${H - 10}" text-anchor="middle">retention KL to the base model (nats/token, log scale; left is better)</text>
 ${dots}
 <g transform="translate(${W - R + 16},${T + 10})">${legend}<text x="0" y="${families.length * 20 + 10}">filled: best rate (validation loss)</text></g>
 </svg>

@@ -279,9 +279,12 @@ test("Change… offers the built-in demo model and the models runs were trained 
   const chat = await openChat();
   await chat.locator("#change-model").click();
   const rows = page.locator(".quick-input-widget .quick-input-list .monaco-list-row");
-  await rows.first().waitFor({ timeout: 20_000 });
-  // A row's first .label-name is its label (its detail line has one too).
-  const labels = await rows.evaluateAll((rs) => rs.map((r) => r.querySelector(".label-name")?.textContent?.trim()));
+  // A row's first .label-name is its label (its detail line has one too). The command palette that
+  // opened the chat may still be fading out with its own rows: wait for the picker's last entry.
+  const labels = await waitFor(async () => {
+    const l = await rows.evaluateAll((rs) => rs.map((r) => r.querySelector(".label-name")?.textContent?.trim()));
+    return l.includes("Browse…") ? l : undefined;
+  }, 20_000, "the model picker's rows");
   assert.deepEqual(labels, ["Built-in demo model", "gqa-model", "Browse…"]);
   await pickQuick(page, "gqa-model");
   await waitFor(async () => ((await chat.locator(".model-label").textContent()) === "gqa-model" ? true : undefined), 20_000, "the other model to be chosen");

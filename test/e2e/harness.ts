@@ -140,7 +140,6 @@ export async function pickQuick(page: Page, label: string): Promise<void> {
   await row.click();
 }
 
-/** Switches the colour theme through its picker ("Dark High Contrast", "Light Modern", ...). */
 /** "Excitor: Train Adapter…" on the built-in demo model, then the dataset and preset rows with these labels. */
 export async function trainFromPalette(page: Page, preset: "Quick" | "Standard" | "Custom…", dataset = "Built-in demo instructions"): Promise<void> {
   await runCommand(page, "Excitor: Train Adapter");
@@ -149,6 +148,7 @@ export async function trainFromPalette(page: Page, preset: "Quick" | "Standard" 
   await pickQuick(page, preset);
 }
 
+/** Switches the colour theme through its picker ("Dark High Contrast", "Light Modern", ...). */
 export async function setTheme(page: Page, label: string): Promise<void> {
   await runCommand(page, "Preferences: Color Theme");
   await page.locator(".quick-input-widget input.input").fill(label);

@@ -47,6 +47,8 @@ export type ServeEvent =
       type: "ready";
       model: string;
       adapter: string | null;
+      /** Which kind of adapter it is (its adapter_config.json's peft_type), null without one. */
+      adapterMethod: "excitor" | "lora" | null;
       backend: string;
       numLayers: number;
       numHeads: number;

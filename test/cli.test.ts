@@ -180,7 +180,6 @@ test("train: options of another method are errors, and unknown LoRA targets are 
   for (let i = 1; i <= 7; i++) assert.ok(!fs.existsSync(path.join(root, `m${i}`)), "nothing is written");
 });
 
-// Needs the onnxruntime engine's LoRA training (h-engine): passes once that is merged.
 test("train --method lora writes a PEFT adapter folder that generate, chat, score, attention and info load", () => {
   const out = path.join(root, "lora");
   const r = excitor(["train", ...TRAIN, "--out", out, "--max-steps", "4", "--method", "lora", "--lora-r", "4", "--lora-alpha", "8", "--lora-targets", "q_proj,v_proj,o_proj"]);
@@ -210,7 +209,6 @@ test("train --method lora writes a PEFT adapter folder that generate, chat, scor
   assert.match(info.stdout, /LoRA/);
 });
 
-// Needs full fine-tuning on the onnxruntime engine (h-engine): passes once that is merged.
 test("train --method full writes a model folder that generate opens with --model", () => {
   const out = path.join(root, "full");
   const r = excitor(["train", ...TRAIN.filter((a) => a !== "--json"), "--out", out, "--max-steps", "3", "--method", "full"]);

@@ -9,6 +9,9 @@ import { spawn } from "node:child_process";
 import * as path from "node:path";
 import { nodeLauncher } from "../extension/engine-process";
 import { EngineStartError, ServeClient } from "../extension/serve-client";
+import { openModel } from "../engine/load";
+import { LoraAdapter } from "../engine/lora/adapter";
+import { Rng } from "../engine/rng";
 import { tempDir, writeTinyModel } from "./helpers/tiny-model";
 
 const REPO = path.resolve(__dirname, "../..");
@@ -24,6 +27,7 @@ test("ready says what the engine loaded", async () => {
   const ready = await client.ready;
   assert.equal(ready.model, model);
   assert.equal(ready.adapter, null);
+  assert.equal(ready.adapterMethod, null);
   assert.equal(ready.numLayers, 2);
   assert.equal(ready.template, "alpaca", "no chat template and no adapter: Alpaca");
   assert.equal(ready.hasChatTemplate, false);
@@ -95,4 +99,26 @@ test("a bad model folder rejects with the engine's one-line message", async () =
   const bad = new ServeClient(launcher, path.join(REPO, "no-such-model"), null, "tfjs-wasm", () => {});
   await assert.rejects(bad.ready, (e: unknown) => e instanceof EngineStartError && e.message.includes("no-such-model") && e.message.includes("not found"));
   await assert.rejects(bad.generate(generateReq, () => {}).done, /ended|not found/);
+});
+
+test("a LoRA adapter (PEFT's layout) serves like an Excitor one: ready names its method, and it changes the answers", async () => {
+  const adapterDir = path.join(tempDir("excitor-serve-lora-"), "lora");
+  const rt = await openModel(model, { backend: "tfjs" });
+  const lora = LoraAdapter.create(rt.config, { seed: 2, template: "alpaca" });
+  rt.dispose();
+  const rng = new Rng(5);
+  for (const p of lora.pairs) for (let i = 0; i < p.B.data.length; i++) p.B.data[i] = rng.normal() * 0.5;
+  lora.save(adapterDir);
+  const withLora = new ServeClient(launcher, model, adapterDir, "tfjs-wasm", (l) => logs.push(l));
+  try {
+    const ready = await withLora.ready;
+    assert.equal(ready.adapter, adapterDir);
+    assert.equal(ready.adapterMethod, "lora");
+    assert.equal(ready.template, "alpaca", "the template recorded in the adapter");
+    const base = await withLora.generate({ ...generateReq, useAdapter: false }, () => undefined).done;
+    const tuned = await withLora.generate({ ...generateReq, useAdapter: true }, () => undefined).done;
+    assert.notEqual(tuned.text, base.text);
+  } finally {
+    withLora.dispose();
+  }
 });

@@ -165,9 +165,6 @@ test("full training on an engine that replaces the base weights: no monitor (a w
   rt.dispose();
 });
 
-// The tests below need the engine work of h-engine (LoRA and full training on onnxruntime, soft
-// targets); they pass once it is merged.
-
 test("LoRA: trains q_proj and v_proj with PEFT's defaults, saves a PEFT folder that loads back, and reports a verdict and the monitor", async () => {
   const root = tempDir();
   const events: TrainEvent[] = [];

@@ -25,6 +25,7 @@ import * as path from "node:path";
 import { ExcitorInputError, check } from "../errors";
 import { writeFileAtomic } from "../fs-atomic";
 import { sampleSet } from "../generate/sample-set";
+import { makeBatch } from "./batches";
 import { Rng } from "../rng";
 import type { ModelRuntime, TrainBatch } from "../runtime";
 import type { TextTokenizer } from "../tokenizer/tokenizer";
@@ -197,19 +198,8 @@ export function retentionBatches(unsorted: readonly RetentionSample[], padId: nu
     let j = i + 1;
     let T = samples[i].ids.length - 1;
     while (j < samples.length && (j + 1 - i) * Math.max(T, samples[j].ids.length - 1) <= rowsPerPass) T = Math.max(T, samples[j++].ids.length - 1);
-    const part = samples.slice(i, j);
-    const B = part.length;
-    const ids = new Int32Array(B * T).fill(padId);
-    const targets = new Int32Array(B * T).fill(padId);
-    const weights = new Float32Array(B * T);
-    part.forEach((s, b) => {
-      for (let t = 0; t + 1 < s.ids.length; t++) {
-        ids[b * T + t] = s.ids[t];
-        targets[b * T + t] = s.ids[t + 1];
-        weights[b * T + t] = 1;
-      }
-    });
-    out.push({ batch: B, seqLen: T, ids, targets, weights });
+    // Plain text: every token after BOS is a target.
+    out.push(makeBatch(samples.slice(i, j).map((x) => ({ ids: x.ids, lossMask: new Uint8Array(x.ids.length).fill(1), truncated: false, line: 0 })), padId));
     i = j;
   }
   return out;

@@ -15,20 +15,11 @@ export async function checkFullGradients(rt: ModelRuntime, names: string[], useA
   const batch = makeBatch([{ ids: ex, lossMask: Uint8Array.from(ex.map((_, i) => (i > 0 ? 1 : 0))), truncated: false, line: 1 }], 0);
   const { grads } = await rt.lossAndGrads(batch, 1);
   const values = new Map([...weights].map(([n, t]) => [n, t.data]));
-  const eps = 1e-2;
   for (const name of names) {
     const g = grads.get(name)!;
     assert.equal(g.length, weights.get(name)!.data.length, `${name}: gradient in the checkpoint's layout`);
     const i = Array.from(g.keys()).sort((a, b) => Math.abs(g[b]) - Math.abs(g[a]))[0];
-    const w = values.get(name)!;
-    const orig = w[i];
-    const lossAt = async (v: number) => {
-      w[i] = v;
-      rt.setBaseWeights(values);
-      return (await rt.evalLoss(batch, useAdapter)).lossSum;
-    };
-    const fd = ((await lossAt(orig + eps)) - (await lossAt(orig - eps))) / (2 * eps);
-    await lossAt(orig);
+    const fd = await centralDifference(values.get(name)!, i, () => rt.setBaseWeights(values), async () => (await rt.evalLoss(batch, useAdapter)).lossSum);
     assert.ok(Math.abs(fd - g[i]) <= 0.03 * Math.abs(g[i]) + 2e-3, `${name}[${i}]: ${label} ${g[i]} vs finite difference ${fd}`);
   }
 }
@@ -37,15 +28,20 @@ export async function checkFullGradients(rt: ModelRuntime, names: string[], useA
  * (loss(θ_i + ε) − loss(θ_i − ε)) / 2ε for entry i of one of an adapter's tensors, uploading the
  * adapter around each evaluation; the entry is restored (and uploaded) afterwards.
  */
-export async function adapterFiniteDifference(rt: ModelRuntime, adapter: Adapter, batch: TrainBatch, data: Float32Array, i: number, eps = 1e-2): Promise<number> {
+export function adapterFiniteDifference(rt: ModelRuntime, adapter: Adapter, batch: TrainBatch, data: Float32Array, i: number): Promise<number> {
+  return centralDifference(data, i, () => rt.setAdapter(adapter), async () => (await rt.evalLoss(batch, true)).lossSum);
+}
+
+/** (loss(x_i + ε) − loss(x_i − ε)) / 2ε, uploading `data` before each loss; x_i is restored and uploaded after. */
+async function centralDifference(data: Float32Array, i: number, upload: () => void, loss: () => Promise<number>, eps = 1e-2): Promise<number> {
   const orig = data[i];
-  const lossAt = async (v: number) => {
+  const at = async (v: number) => {
     data[i] = v;
-    rt.setAdapter(adapter);
-    return (await rt.evalLoss(batch, true)).lossSum;
+    upload();
+    return loss();
   };
-  const fd = ((await lossAt(orig + eps)) - (await lossAt(orig - eps))) / (2 * eps);
+  const fd = ((await at(orig + eps)) - (await at(orig - eps))) / (2 * eps);
   data[i] = orig;
-  rt.setAdapter(adapter);
+  upload();
   return fd;
 }

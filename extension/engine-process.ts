@@ -23,7 +23,9 @@ export interface LaunchOptions {
 export function nodeLauncher(root: string, options: () => LaunchOptions): Launcher {
   const run = (script: string, args: string[]) => {
     const { threads } = options();
-    const env: NodeJS.ProcessEnv = { ...process.env, ELECTRON_RUN_AS_NODE: "1" };
+    // The engine sets ORT_DISABLE_TELEMETRY itself before onnxruntime loads; set here too so no
+    // future entry point of the engine can forget it (see engine/backends/onnxruntime.ts).
+    const env: NodeJS.ProcessEnv = { ...process.env, ELECTRON_RUN_AS_NODE: "1", ORT_DISABLE_TELEMETRY: "1" };
     if (threads > 0) {
       // EXCITOR_THREADS sizes onnxruntime's pool; TensorFlow's native library (tfjs-node, tfjs-node-gpu)
       // reads the other two; the wasm backend runs one thread.

@@ -37,8 +37,19 @@ export function ortThreads(): number {
   return Number.isInteger(n) && n > 0 ? n : os.availableParallelism();
 }
 
+/**
+ * onnxruntime-node's native library queues usage events with a device id in
+ * ~/.cache/Microsoft/DeveloperTools/.onnxruntime/onnxruntime.db for upload to Microsoft, and
+ * leaves a /tmp/mat-debug-<pid>.log, unless ORT_DISABLE_TELEMETRY is set when it loads. A local
+ * tuning tool sends and queues nothing, so every process that loads it (CLI, serve, bench,
+ * tests, anything built on the engine) goes through here. A user's own value is overridden:
+ * there is no setting that turns it back on.
+ */
+export const ORT_TELEMETRY_ENV = "ORT_DISABLE_TELEMETRY";
+
 /** onnxruntime-node, or a one-line reason it cannot load. */
 export function loadOrt(): Ort | string {
+  process.env[ORT_TELEMETRY_ENV] = "1"; // before the native library is first loaded: it reads the variable then
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require("onnxruntime-node") as Ort;

@@ -20,5 +20,6 @@ export function loadAdapter(dir: string, model: ModelConfig): Adapter {
   const type = readPeftType(dir);
   if (type === "EXCITOR") return ExcitorAdapter.load(dir, model);
   if (type === "LORA") return LoraAdapter.load(dir, model);
-  throw new ExcitorInputError(`${dir}/adapter_config.json: "peft_type" is ${JSON.stringify(type)}; Excitor runs "EXCITOR" and "LORA" adapters`, dir);
+  const what = type === undefined ? "is missing" : `is ${JSON.stringify(type)}`;
+  throw new ExcitorInputError(`${dir}/adapter_config.json: "peft_type" ${what}; Excitor runs "EXCITOR" and "LORA" adapters`, dir);
 }

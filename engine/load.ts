@@ -48,7 +48,7 @@ const TFJS_PREF: Partial<Record<BackendChoice, TfjsPreference>> = {
 
 export async function openModel(dir: string, opts: OpenOptions = {}): Promise<ModelRuntime> {
   const config: ModelConfig = readModelConfig(dir);
-  const files = WeightFiles.open(dir);
+  const files = WeightFiles.open(dir, config);
   const choice = opts.backend ?? "auto";
   const ortPref = ORT_PREF[choice];
   let ortMissing: string | undefined;

@@ -39,7 +39,7 @@ export function checkModel(dir: string): Checked<ModelFacts> {
     const tokenizer = path.join(dir, "tokenizer.json");
     // The engine's words when it opens the tokenizer (engine/tokenizer/tokenizer.ts).
     if (!fs.existsSync(tokenizer)) throw new ExcitorInputError(`${tokenizer}: file not found (a tokenizer folder needs tokenizer.json)`, tokenizer);
-    WeightFiles.open(dir); // headers only: names and shapes, no weights
+    WeightFiles.open(dir, config); // headers only: names and shapes, no weights
     return { maxPositions: config.maxPositions };
   });
 }

@@ -8,6 +8,7 @@ import { tf } from "../engine/backends/tfjs";
 import { ExcitorInputError } from "../engine/errors";
 import { parseModelConfig } from "../engine/model/config";
 import { ropeInverseFrequencies } from "../engine/model/rope";
+import { expectedWeights } from "../engine/model/weights";
 import { readHeader, readTensorF32, halfToFloat } from "../engine/formats/safetensors";
 import { tempDir, writeTinyModel } from "./helpers/tiny-model";
 
@@ -149,15 +150,21 @@ test("a model whose float32 weights exceed the wasm heap is refused with what wo
   fs.mkdirSync(dir);
   const cfg = { architectures: ["LlamaForCausalLM"], hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32, num_attention_heads: 32, vocab_size: 32000 };
   fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(cfg));
-  // A sparse file: a header that declares 7 GB of BF16 weights, no real data on disk.
-  const n = 3.5e9;
-  const json = Buffer.from(JSON.stringify({ "model.embed_tokens.weight": { dtype: "BF16", shape: [n / 4096, 4096], data_offsets: [0, n * 2] } }));
+  // A sparse file: a header that declares every weight of a 7B model in BF16 (13 GB), no real data on disk.
+  const header: Record<string, unknown> = {};
+  let end = 0;
+  for (const [name, shape] of expectedWeights(parseModelConfig(cfg))) {
+    const bytes = shape.reduce((a, b) => a * b, 1) * 2;
+    header[name] = { dtype: "BF16", shape, data_offsets: [end, end + bytes] };
+    end += bytes;
+  }
+  const json = Buffer.from(JSON.stringify(header));
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(json.length));
   const file = path.join(dir, "model.safetensors");
   fs.writeFileSync(file, Buffer.concat([len, json]));
-  fs.truncateSync(file, 8 + json.length + n * 2);
-  await assert.rejects(openModel(dir, { backend: "tfjs-wasm" }), /needs 13\.0 GiB of float32 weights, but the tfjs wasm backend's memory is capped at 4\.0 GiB; run it on the onnxruntime engine \(--backend ort\), install @tensorflow\/tfjs-node-gpu/);
+  fs.truncateSync(file, 8 + json.length + end);
+  await assert.rejects(openModel(dir, { backend: "tfjs-wasm" }), /needs 25\.1 GiB of float32 weights, but the tfjs wasm backend's memory is capped at 4\.0 GiB; run it on the onnxruntime engine \(--backend ort\), install @tensorflow\/tfjs-node-gpu/);
 });
 
 test("missing folder, missing config and non-safetensors weights are named", async () => {

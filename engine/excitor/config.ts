@@ -1,8 +1,7 @@
 /** The adapter's own config (`adapter_config.json`), per ../shared/docs/excitor-method.md. */
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { ExcitorInputError } from "../errors";
 import type { ModelConfig } from "../model/config";
+import { readAdapterConfigJson } from "../lora/config";
 
 export interface ExcitorConfig {
   /** K: learnable prompts per adapted layer. */
@@ -27,15 +26,7 @@ export function tensorName(layer: number, part: "prompts" | "down.weight" | "up.
 }
 
 export function readExcitorConfig(dir: string): ExcitorConfig {
-  const file = path.join(dir, "adapter_config.json");
-  if (!fs.existsSync(dir)) throw new ExcitorInputError(`${dir}: adapter folder not found`, dir);
-  if (!fs.existsSync(file)) throw new ExcitorInputError(`${file}: not found; an adapter folder needs adapter_config.json`, file);
-  let json: Record<string, unknown>;
-  try {
-    json = JSON.parse(fs.readFileSync(file, "utf8"));
-  } catch (e) {
-    throw new ExcitorInputError(`${file}: not valid JSON (${(e as Error).message})`, file);
-  }
+  const { file, json } = readAdapterConfigJson(dir);
   const fail = (field: string, msg: string): never => {
     throw new ExcitorInputError(`${file}: "${field}" ${msg}`, file);
   };

@@ -6,6 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ExcitorInputError } from "../errors";
+import { readJsonObject, type JsonObject } from "../json-file";
 import type { ModelConfig } from "../model/config";
 
 /** The linear layers LoRA can adapt, by their Hugging Face module name, and where they sit. */
@@ -61,22 +62,21 @@ export function loraTensorName(layer: number, module: LoraModule, part: "A" | "B
   return `base_model.model.model.layers.${layer}.${LORA_MODULES[module]}.${module}.lora_${part}.weight`;
 }
 
-/** Whether an adapter folder's config says LoRA (PEFT's peft_type), without validating the rest. */
-export function readPeftType(dir: string): unknown {
+/** An adapter folder's adapter_config.json as a JSON object; both kinds of adapter read it here, so their errors read alike. */
+export function readAdapterConfigJson(dir: string): { file: string; json: JsonObject } {
   const file = path.join(dir, "adapter_config.json");
   if (!fs.existsSync(dir)) throw new ExcitorInputError(`${dir}: adapter folder not found`, dir);
   if (!fs.existsSync(file)) throw new ExcitorInputError(`${file}: not found; an adapter folder needs adapter_config.json`, file);
-  try {
-    return (JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown> | null)?.peft_type;
-  } catch (e) {
-    throw new ExcitorInputError(`${file}: not valid JSON (${(e as Error).message})`, file);
-  }
+  return { file, json: readJsonObject(file) };
+}
+
+/** Whether an adapter folder's config says LoRA (PEFT's peft_type), without validating the rest. */
+export function readPeftType(dir: string): unknown {
+  return readAdapterConfigJson(dir).json.peft_type;
 }
 
 export function readLoraConfig(dir: string, numLayers: number): LoraConfig {
-  const file = path.join(dir, "adapter_config.json");
-  readPeftType(dir); // existence and JSON errors, worded as for Excitor adapters
-  const json = JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>;
+  const { file, json } = readAdapterConfigJson(dir);
   const fail = (field: string, msg: string): never => {
     throw new ExcitorInputError(`${file}: "${field}" ${msg}`, file);
   };

@@ -5,8 +5,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ExcitorInputError } from "../errors";
+import { readJsonObject, type JsonObject } from "../json-file";
 
 export const SUPPORTED_ARCHITECTURES = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"] as const;
+/** config.json's `model_type` of those architectures; another one is a model they would misread. */
+export const SUPPORTED_MODEL_TYPES = ["llama", "mistral", "qwen2"] as const;
 export type Architecture = (typeof SUPPORTED_ARCHITECTURES)[number];
 
 export type RopeScaling =
@@ -44,19 +47,13 @@ export interface ModelConfig {
   eosTokenIds: number[];
 }
 
-type Json = Record<string, unknown>;
+type Json = JsonObject;
 
 export function readModelConfig(dir: string): ModelConfig {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new ExcitorInputError(`${dir}: model folder not found`, dir);
   const file = path.join(dir, "config.json");
   if (!fs.existsSync(file)) throw new ExcitorInputError(`${file}: not found; a model folder needs a Hugging Face config.json`, file);
-  let json: Json;
-  try {
-    json = JSON.parse(fs.readFileSync(file, "utf8"));
-  } catch (e) {
-    throw new ExcitorInputError(`${file}: not valid JSON (${(e as Error).message})`, file);
-  }
-  return parseModelConfig(json, file);
+  return parseModelConfig(readJsonObject(file), file);
 }
 
 export function parseModelConfig(json: Json, file = "config.json"): ModelConfig {
@@ -68,6 +65,8 @@ export function parseModelConfig(json: Json, file = "config.json"): ModelConfig 
   if (!arch) fail("architectures", `is missing; supported: ${SUPPORTED_ARCHITECTURES.join(", ")}`);
   if (!(SUPPORTED_ARCHITECTURES as readonly string[]).includes(arch!))
     fail("architectures", `names ${arch}, which Excitor does not support; supported: ${SUPPORTED_ARCHITECTURES.join(", ")}`);
+  if (json.model_type !== undefined && !(SUPPORTED_MODEL_TYPES as readonly unknown[]).includes(json.model_type))
+    fail("model_type", `is ${JSON.stringify(json.model_type)}, which Excitor does not support; supported: ${SUPPORTED_MODEL_TYPES.join(", ")}`);
   const int = (key: string, dflt?: number): number => {
     const v = json[key] ?? dflt;
     if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) fail(key, `must be a positive integer (got ${JSON.stringify(json[key])})`);

@@ -5,6 +5,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ExcitorInputError } from "../errors";
+import { isJsonObject, jsonType, readJsonObject } from "../json-file";
+import type { ModelConfig } from "./config";
 import { readHeader, readTensorF32, numel, type F32Tensor, type SafetensorsHeader } from "../formats/safetensors";
 
 export class WeightFiles {
@@ -13,7 +15,8 @@ export class WeightFiles {
     private readonly where: Map<string, SafetensorsHeader>,
   ) {}
 
-  static open(dir: string): WeightFiles {
+  /** Opens the checkpoint in `dir` and checks that it holds exactly the weights `config` describes (checkFits). */
+  static open(dir: string, config: ModelConfig): WeightFiles {
     const single = path.join(dir, "model.safetensors");
     const index = path.join(dir, "model.safetensors.index.json");
     const where = new Map<string, SafetensorsHeader>();
@@ -21,21 +24,17 @@ export class WeightFiles {
       const h = readHeader(single);
       for (const name of Object.keys(h.tensors)) where.set(name, h);
     } else if (fs.existsSync(index)) {
-      let map: Record<string, string>;
-      try {
-        map = JSON.parse(fs.readFileSync(index, "utf8")).weight_map;
-      } catch (e) {
-        throw new ExcitorInputError(`${index}: not valid JSON (${(e as Error).message})`, index);
-      }
-      if (!map || typeof map !== "object") throw new ExcitorInputError(`${index}: "weight_map" is missing`, index);
+      const map = readJsonObject(index).weight_map;
+      if (map === undefined) throw new ExcitorInputError(`${index}: "weight_map" is missing`, index);
+      if (!isJsonObject(map)) throw new ExcitorInputError(`${index}: "weight_map" must be an object of tensor name to shard file, not ${jsonType(map)}`, index);
       const headers = new Map<string, SafetensorsHeader>();
       for (const [name, shard] of Object.entries(map)) {
-        const file = path.join(dir, shard);
-        if (!headers.has(file)) {
-          if (!fs.existsSync(file)) throw new ExcitorInputError(`${index}: shard ${shard} (holding ${name}) is missing from ${dir}`, index);
-          headers.set(file, readHeader(file));
-        }
-        where.set(name, headers.get(file)!);
+        if (typeof shard !== "string") throw new ExcitorInputError(`${index}: the shard of ${name} must be a file name, not ${jsonType(shard)}`, index);
+        const file = shardFile(dir, index, shard, name);
+        if (!headers.has(file)) headers.set(file, readHeader(file));
+        const h = headers.get(file)!;
+        if (!Object.hasOwn(h.tensors, name)) throw new ExcitorInputError(`${index}: lists ${name} in shard ${shard}, which does not hold it`, index);
+        where.set(name, h);
       }
     } else {
       const bins = fs.readdirSync(dir).filter((f) => /\.(bin|pth|pt|gguf)$/.test(f));
@@ -44,7 +43,35 @@ export class WeightFiles {
         dir,
       );
     }
-    return new WeightFiles(dir, where);
+    const files = new WeightFiles(dir, where);
+    files.checkFits(config);
+    return files;
+  }
+
+  /**
+   * The checkpoint must hold exactly the model's weights with their shapes: a layer count that
+   * differs from config.json or a tensor the model would not use means the two do not belong
+   * together, and ignoring it would run a different model than the one on disk.
+   */
+  private checkFits(config: ModelConfig): void {
+    const configFile = path.join(this.dir, "config.json");
+    const layers = new Set<number>();
+    for (const name of this.where.keys()) {
+      const m = /^model\.layers\.(\d+)\./.exec(name);
+      if (m && !KNOWN_NON_WEIGHT.test(name)) layers.add(Number(m[1]));
+    }
+    const held = layers.size ? Math.max(...layers) + 1 : 0;
+    if (held !== config.numLayers)
+      throw new ExcitorInputError(`${configFile}: "num_hidden_layers" is ${config.numLayers}, but the checkpoint in ${this.dir} holds ${held} layers`, configFile);
+    const expected = expectedWeights(config);
+    for (const [name, h] of this.where) {
+      if (expected.has(name) || KNOWN_NON_WEIGHT.test(name) || (name === LM_HEAD && config.tieWordEmbeddings)) continue;
+      throw new ExcitorInputError(`${h.file}: tensor ${name} is not a weight of this model (per ${configFile}); the checkpoint and config.json do not belong together`, h.file);
+    }
+    for (const [name, shape] of expected) {
+      if (name === LM_HEAD && !this.has(name)) continue; // absent: the engines tie it to the embedding
+      this.shapeMatches(name, shape);
+    }
   }
 
   has(name: string): boolean {
@@ -56,11 +83,16 @@ export class WeightFiles {
   }
 
   read(name: string, expectShape?: number[]): F32Tensor {
+    const h = expectShape ? this.shapeMatches(name, expectShape) : this.header(name);
+    return readTensorF32(h, name);
+  }
+
+  private shapeMatches(name: string, expectShape: number[]): SafetensorsHeader {
     const h = this.header(name);
     const shape = h.tensors[name].shape;
-    if (expectShape && shape.join(",") !== expectShape.join(","))
+    if (shape.join(",") !== expectShape.join(","))
       throw new ExcitorInputError(`${h.file}: tensor ${name} has shape [${shape}], but config.json implies [${expectShape}]`, h.file);
-    return readTensorF32(h, name);
+    return h;
   }
 
   /** Bytes the weights take once converted to float32. */
@@ -75,4 +107,66 @@ export class WeightFiles {
     if (!h) throw new ExcitorInputError(`${this.dir}: weight ${name} is missing from the checkpoint`, this.dir);
     return h;
   }
+}
+
+/**
+ * The shard's path. The index is data from the download, so a name that leads out of the model
+ * folder (`..`, an absolute path, a link to elsewhere) would load another model's weights or
+ * open any file: it is refused. One kind of link is the norm, not an escape: the Hugging Face
+ * hub cache keeps `snapshots/<revision>/<file>` as links into the same repository's `blobs/`.
+ */
+function shardFile(dir: string, index: string, shard: string, name: string): string {
+  const refuse = (why: string) => new ExcitorInputError(`${index}: shard "${shard}" ${why}; a shard must be a file inside the model folder`, index);
+  if (path.isAbsolute(shard) || path.win32.isAbsolute(shard)) throw refuse("is an absolute path");
+  const root = path.resolve(dir);
+  const file = path.resolve(root, shard);
+  if (!isInside(root, file)) throw refuse("leads out of the model folder");
+  if (!fs.existsSync(file)) throw new ExcitorInputError(`${index}: shard ${shard} (holding ${name}) is missing from ${dir}`, index);
+  const realRoot = fs.realpathSync(root);
+  const real = fs.realpathSync(file);
+  const hubRepo = path.basename(path.dirname(realRoot)) === "snapshots" ? path.join(path.dirname(path.dirname(realRoot)), "blobs") : undefined;
+  if (!isInside(realRoot, real) && !(hubRepo && isInside(hubRepo, real))) throw refuse(`is a link to ${real}, outside the model folder`);
+  if (!fs.statSync(real).isFile()) throw refuse("is not a file");
+  return file;
+}
+
+/** Whether `p` lies strictly inside the folder `root` (both resolved). */
+function isInside(root: string, p: string): boolean {
+  const rel = path.relative(root, p);
+  return rel !== "" && rel !== ".." && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel);
+}
+
+const LM_HEAD = "lm_head.weight";
+/** Buffers some checkpoints carry that are derived, not learned (RoPE's inverse frequencies). */
+const KNOWN_NON_WEIGHT = /(^|\.)rotary_emb\.inv_freq$/;
+
+/**
+ * Every weight a LLaMA-family model of this config has, with its shape: what the engines read.
+ * lm_head.weight is listed unless the embeddings are tied; a checkpoint may still leave it out
+ * (the engines then tie it).
+ */
+export function expectedWeights(c: ModelConfig): Map<string, number[]> {
+  const cq = c.numHeads * c.headDim;
+  const ckv = c.numKvHeads * c.headDim;
+  const out = new Map<string, number[]>();
+  const linear = (name: string, outDim: number, inDim: number, bias: boolean) => {
+    out.set(`${name}.weight`, [outDim, inDim]);
+    if (bias) out.set(`${name}.bias`, [outDim]);
+  };
+  out.set("model.embed_tokens.weight", [c.vocabSize, c.hiddenSize]);
+  for (let i = 0; i < c.numLayers; i++) {
+    const p = `model.layers.${i}`;
+    out.set(`${p}.input_layernorm.weight`, [c.hiddenSize]);
+    linear(`${p}.self_attn.q_proj`, cq, c.hiddenSize, c.qkvBias);
+    linear(`${p}.self_attn.k_proj`, ckv, c.hiddenSize, c.qkvBias);
+    linear(`${p}.self_attn.v_proj`, ckv, c.hiddenSize, c.qkvBias);
+    linear(`${p}.self_attn.o_proj`, c.hiddenSize, cq, c.oBias);
+    out.set(`${p}.post_attention_layernorm.weight`, [c.hiddenSize]);
+    linear(`${p}.mlp.gate_proj`, c.intermediateSize, c.hiddenSize, false);
+    linear(`${p}.mlp.up_proj`, c.intermediateSize, c.hiddenSize, false);
+    linear(`${p}.mlp.down_proj`, c.hiddenSize, c.intermediateSize, false);
+  }
+  out.set("model.norm.weight", [c.hiddenSize]);
+  if (!c.tieWordEmbeddings) out.set(LM_HEAD, [c.vocabSize, c.hiddenSize]);
+  return out;
 }

@@ -357,3 +357,18 @@ test("a tensor the model does not use is refused; RoPE inv_freq buffers, a tied 
   (await openModel(writeTinyModel(path.join(root, "qwen"), { architecture: "Qwen2ForCausalLM", qkvBias: 0.1 }))).dispose();
   (await openModel(writeTinyModel(path.join(root, "tied"), { tieWordEmbeddings: true }))).dispose();
 });
+
+test("an Excitor adapter holding a tensor its config does not list is refused, naming it", async () => {
+  const model = writeTinyModel(path.join(tempDir(), "m"));
+  const config = tinyConfig(model);
+  const dir = path.join(tempDir(), "excitor");
+  ExcitorAdapter.create(config, { numPrompts: 2, rank: 2, seed: 1, layers: [1] }).save(dir);
+  const file = path.join(dir, "adapter_model.safetensors");
+  const h = readHeader(file);
+  const tensors: Record<string, F32Tensor> = Object.fromEntries(Object.keys(h.tensors).map((n) => [n, readTensorF32(h, n)]));
+  // Layer 0's prompts, as an adapter trained on more layers than its config now says would hold.
+  tensors["base_model.model.model.layers.0.self_attn.excitor.prompts"] = tensors["base_model.model.model.layers.1.self_attn.excitor.prompts"];
+  writeSafetensors(file, tensors, h.metadata);
+  const msg = await inputError(() => loadAdapter(dir, config));
+  assert.equal(msg, `${file}: holds 1 tensor adapter_config.json's layers does not use, e.g. base_model.model.model.layers.0.self_attn.excitor.prompts`);
+});

@@ -253,5 +253,14 @@ test("a bad LoRA folder is a one-line error naming the file and the field", asyn
   fails(folder("bad-target", (c) => (c.target_modules = ["q_proj", "qkv"])), /adapter_config\.json: "target_modules": LoRA target "qkv" is not a LLaMA linear layer/);
   fails(folder("missing", (_, t) => delete t[q0A]), new RegExp(`adapter_model\\.safetensors: tensor ${q0A.replace(/\./g, "\\.")} is missing`));
   fails(folder("shape", (_, t) => (t[q0A] = { shape: [3, rt.config.hiddenSize], data: new Float32Array(3 * rt.config.hiddenSize) })), new RegExp(`adapter_model\\.safetensors: tensor ${q0A.replace(/\./g, "\\.")} has shape \\[3,${rt.config.hiddenSize}\\] but this model needs \\[2,${rt.config.hiddenSize}\\]`));
+  // What the engine would otherwise drop without a word: trained tensors it does not use, and PEFT options it does not implement.
+  fails(folder("extra", (_, t) => (t["base_model.model.lm_head.modules_to_save.default.weight"] = { shape: [1], data: new Float32Array(1) })), /adapter_model\.safetensors: holds 1 tensor adapter_config\.json's target_modules and layers does not use, e\.g\. base_model\.model\.lm_head/);
+  fails(folder("modules-to-save", (c) => (c.modules_to_save = ["lm_head"])), /"modules_to_save" is \["lm_head"\]; fully trained copies of modules are not supported/);
+  fails(folder("rank-pattern", (c) => (c.rank_pattern = { q_proj: 16 })), /"rank_pattern" is set/);
+  // PEFT reads a string target_modules as a regular expression over whole module names: "q_proj" alone matches none.
+  fails(folder("regex-none", (c) => (c.target_modules = "q_proj")), /"target_modules" "q_proj" matches no LLaMA linear layer/);
+  fails(folder("regex-mixed", (c) => (c.target_modules = "model\\.layers\\.0\\.self_attn\\.q_proj|model\\.layers\\.1\\.self_attn\\.v_proj")), /selects different modules in different layers/);
+  const regex = loadAdapter(folder("regex", (c) => (c.target_modules = ".*\\.(q_proj|v_proj)")), rt.config) as LoraAdapter;
+  assert.deepEqual(regex.config.targets, ["q_proj", "v_proj"], "a regular expression as PEFT writes it for q and v");
   rt.dispose();
 });

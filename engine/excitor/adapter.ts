@@ -5,11 +5,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ExcitorInputError } from "../errors";
-import { readHeader, readTensorF32, writeSafetensors, numel, type F32Tensor } from "../formats/safetensors";
+import { readHeader, readTensorF32, refuseUnusedTensors, writeSafetensors, numel, type F32Tensor } from "../formats/safetensors";
 import { writeFileAtomic } from "../fs-atomic";
 import type { ModelConfig } from "../model/config";
 import { Rng } from "../rng";
-import { type ExcitorConfig, expectedShapes, excitorConfigJson, readExcitorConfig, tensorName, defaultLayers } from "./config";
+import { type ExcitorConfig, expectedShapes, excitorConfigJson, readExcitorConfig, tensorName, defaultLayers, EXCITOR_PARTS } from "./config";
 
 export const ADAPTER_WEIGHTS = "adapter_model.safetensors";
 export const ADAPTER_CONFIG = "adapter_config.json";
@@ -74,6 +74,7 @@ export class ExcitorAdapter {
       up: read(layer, "up.weight"),
       gate: read(layer, "gate"),
     }));
+    refuseUnusedTensors(header, new Set(config.layers.flatMap((l) => EXCITOR_PARTS.map((part) => tensorName(l, part)))), "adapter_config.json's layers");
     return new ExcitorAdapter(config, layers);
   }
 

@@ -21,7 +21,11 @@ export function defaultLayers(numLayers: number): number[] {
   return Array.from({ length: n }, (_, i) => numLayers - n + i);
 }
 
-export function tensorName(layer: number, part: "prompts" | "down.weight" | "up.weight" | "gate"): string {
+/** The four tensors of one adapted layer. */
+export const EXCITOR_PARTS = ["prompts", "down.weight", "up.weight", "gate"] as const;
+export type ExcitorPart = (typeof EXCITOR_PARTS)[number];
+
+export function tensorName(layer: number, part: ExcitorPart): string {
   return `base_model.model.model.layers.${layer}.self_attn.excitor.${part}`;
 }
 
@@ -67,7 +71,7 @@ export function excitorConfigJson(c: ExcitorConfig): string {
 }
 
 /** Shapes of one adapted layer's tensors for this model. */
-export function expectedShapes(m: ModelConfig, c: ExcitorConfig): Record<"prompts" | "down.weight" | "up.weight" | "gate", number[]> {
+export function expectedShapes(m: ModelConfig, c: ExcitorConfig): Record<ExcitorPart, number[]> {
   const cq = m.numHeads * m.headDim;
   return { prompts: [c.numPrompts, cq], "down.weight": [c.rank, m.hiddenSize], "up.weight": [cq, c.rank], gate: [m.numHeads] };
 }

@@ -212,3 +212,15 @@ export function writeSafetensors(file: string, tensors: Record<string, F32Tensor
   }
   writeFileAtomic(file, parts);
 }
+
+/**
+ * Refuses a file holding tensors its reader would not use: a tensor the loader ignores is a part
+ * of the trained result silently dropped (e.g. PEFT's modules_to_save), or a file meant for
+ * another model or configuration.
+ */
+export function refuseUnusedTensors(header: SafetensorsHeader, used: ReadonlySet<string>, why: string): void {
+  const extra = Object.keys(header.tensors).filter((name) => !used.has(name));
+  if (extra.length)
+    throw new ExcitorInputError(`${header.file}: holds ${extra.length} tensor${extra.length > 1 ? "s" : ""} ${why} does not use, e.g. ${extra[0]}`, header.file);
+}
+

@@ -8,7 +8,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ExcitorInputError } from "../errors";
-import { readHeader, readTensorF32, writeSafetensors, type F32Tensor } from "../formats/safetensors";
+import { readHeader, readTensorF32, refuseUnusedTensors, writeSafetensors, type F32Tensor } from "../formats/safetensors";
 import { writeFileAtomic } from "../fs-atomic";
 import type { ModelConfig } from "../model/config";
 import { Rng } from "../rng";
@@ -75,6 +75,7 @@ export class LoraAdapter {
       return readTensorF32(header, name);
     };
     const pairs = pairsOf(config).map(({ layer, module }) => ({ layer, module, A: read(layer, module, "A"), B: read(layer, module, "B") }));
+    refuseUnusedTensors(header, new Set(pairs.flatMap(({ layer, module }) => [loraTensorName(layer, module, "A"), loraTensorName(layer, module, "B")])), "adapter_config.json's target_modules and layers");
     return new LoraAdapter(config, pairs, model.numLayers, header.metadata.template);
   }
 

@@ -89,24 +89,59 @@ export function readLoraConfig(dir: string, numLayers: number): LoraConfig {
   if (json.use_dora === true) fail("use_dora", "is true; DoRA adapters are not supported");
   if (json.bias !== undefined && json.bias !== "none") fail("bias", `is ${JSON.stringify(json.bias)}; only "none" is supported (no trained biases)`);
   if (json.fan_in_fan_out === true) fail("fan_in_fan_out", "is true; that layout is for GPT-2's Conv1D, not LLaMA");
-  let targets = json.target_modules;
-  if (typeof targets === "string") targets = [targets];
-  if (!Array.isArray(targets) || !targets.every((t) => typeof t === "string")) fail("target_modules", "must be a list of module names such as [\"q_proj\", \"v_proj\"]");
+  // Parts of a PEFT adapter this engine would otherwise drop without a word.
+  const modulesToSave = json.modules_to_save;
+  if (modulesToSave != null && !(Array.isArray(modulesToSave) && modulesToSave.length === 0))
+    fail("modules_to_save", `is ${JSON.stringify(modulesToSave)}; fully trained copies of modules are not supported`);
+  for (const key of ["rank_pattern", "alpha_pattern"])
+    if (json[key] != null && (typeof json[key] !== "object" || Object.keys(json[key] as object).length > 0)) fail(key, "is set; per-module ranks and alphas are not supported");
   const ltt = json.layers_to_transform;
   let layers = Array.from({ length: numLayers }, (_, i) => i);
   if (typeof ltt === "number") layers = [ltt];
   else if (Array.isArray(ltt)) layers = ltt as number[];
   else if (ltt !== undefined && ltt !== null) fail("layers_to_transform", "must be null, a layer index or a list of them");
   if (!layers.every((l) => Number.isInteger(l) && l >= 0)) fail("layers_to_transform", "must hold 0-based layer indices");
+  const targets = json.target_modules;
+  let modules: LoraModule[];
+  if (typeof targets === "string") {
+    const picked = regexTargets(targets, numLayers, (msg) => fail("target_modules", msg));
+    modules = picked.modules;
+    layers = layers.filter((l) => picked.layers.includes(l));
+  }
+  else if (Array.isArray(targets) && targets.every((t) => typeof t === "string")) modules = parseTargets(targets as string[], `${file}: "target_modules"`);
+  else return fail("target_modules", "must be a list of module names such as [\"q_proj\", \"v_proj\"] or a regular expression");
   const known = new Set(["peft_type", "task_type", "base_model_name_or_path", "r", "lora_alpha", "target_modules", "layers_to_transform"]);
   return {
     r: r as number,
     alpha: alpha as number,
-    targets: parseTargets(targets as string[], `${file}: "target_modules"`),
+    targets: modules,
     layers: [...new Set(layers)].sort((a, b) => a - b),
     baseModel: String(json.base_model_name_or_path ?? ""),
     extra: Object.fromEntries(Object.entries(json).filter(([k]) => !known.has(k))),
   };
+}
+
+/**
+ * PEFT reads a string `target_modules` as a regular expression that must match a module's whole
+ * name (`model.layers.3.self_attn.q_proj`), not as one module name. What it selects must be
+ * some modules in some layers (the shape this engine holds); anything else is refused.
+ */
+function regexTargets(pattern: string, numLayers: number, fail: (msg: string) => never): { modules: LoraModule[]; layers: number[] } {
+  let re: RegExp;
+  try {
+    re = new RegExp(`^(?:${pattern})$`);
+  } catch (e) {
+    return fail(`is not a valid regular expression (${(e as Error).message})`);
+  }
+  const hits = new Map<number, LoraModule[]>();
+  for (let layer = 0; layer < numLayers; layer++) {
+    const mods = (Object.keys(LORA_MODULES) as LoraModule[]).filter((m) => re.test(`model.layers.${layer}.${LORA_MODULES[m]}.${m}`));
+    if (mods.length) hits.set(layer, mods);
+  }
+  if (hits.size === 0) fail(`${JSON.stringify(pattern)} matches no LLaMA linear layer (PEFT matches it against whole names such as model.layers.0.self_attn.q_proj)`);
+  const [first] = hits.values();
+  if ([...hits.values()].some((m) => m.join() !== first.join())) fail(`${JSON.stringify(pattern)} selects different modules in different layers, which is not supported`);
+  return { modules: first, layers: [...hits.keys()] };
 }
 
 /** PEFT's LoraConfig fields for a plain LoRA (what `LoraConfig.save_pretrained` writes, trimmed to what matters). */

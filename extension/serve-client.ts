@@ -105,7 +105,7 @@ export class ServeClient {
     setTimeout(() => this.exited || this.child.kill(), 2000).unref();
   }
 
-  private request<T extends ServeEvent>(req: ServeRequest, onText?: (t: string) => void): Promise<T> {
+  private request<T extends ServeEvent>(req: GenerateRequest | AttentionRequest, onText?: (t: string) => void): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       if (this.exited) return reject(new Error("the engine process has ended"));
       this.pending.set(req.id, { onText, resolve: resolve as (e: ServeEvent) => void, reject });
@@ -118,6 +118,11 @@ export class ServeClient {
   }
 
   private route(e: Exclude<ServeEvent, { type: "ready" | "fatal" }>): void {
+    // An error without an id answers a line the engine could not attribute (never one this client sends).
+    if (e.id === undefined) {
+      if (e.type === "error") this.log(`[serve] ${e.message}`);
+      return;
+    }
     const p = this.pending.get(e.id);
     if (!p) return;
     if (e.type === "text") return p.onText?.(e.text);

@@ -40,7 +40,7 @@ export interface GenerateRequest {
   temperature?: number;
   /** In (0, 1]; 1 turns nucleus sampling off. Default 0.9 (as `excitor chat`). */
   topP?: number;
-  /** A whole number from 1 to the model's context. Default: 512, or the model's context if smaller (as `excitor chat`). */
+  /** A whole number from 1 to 2^20; the answer also ends at the model's context. Default: 512, or the model's context if smaller (as `excitor chat`). */
   maxTokens?: number;
   /** A whole number from 0 to 2^32 − 1 (the sampler's seed is 32 bits). Default 0. */
   seed?: number;

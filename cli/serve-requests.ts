@@ -12,7 +12,7 @@ import type { AttentionRequest, GenerateRequest, PromptTemplate, StopRequest } f
 
 /** What the checks need to know about the loaded model. */
 export interface RequestLimits {
-  /** The model's context in tokens: the largest maxTokens. */
+  /** The model's context in tokens. */
   maxPositions: number;
   /** The template of requests that name none: the one the `ready` event announced. */
   template: PromptTemplate;
@@ -26,6 +26,8 @@ export type CheckedRequest = CheckedGenerate | CheckedAttention | StopRequest;
 
 export type RequestCheck = { ok: true; request: CheckedRequest } | { ok: false; id?: number; error: string };
 
+/** The largest answer budget a request may name (2^20 tokens); the model's context still ends an answer. */
+export const MAX_ANSWER_TOKENS = 1 << 20;
 /** `excitor chat`'s answer budget, the default of a request that names none. */
 const CHAT_MAX_TOKENS = 512;
 const ROLES = ["system", "user", "assistant"] as const;
@@ -69,9 +71,11 @@ const FIELDS: Record<Op, Record<string, Field>> = {
     useAdapter: field(() => "true or false", (v) => typeof v === "boolean", { default: () => true }),
     temperature: field(() => "a number ≥ 0", (v) => typeof v === "number" && Number.isFinite(v) && v >= 0, { default: () => DEFAULT_SAMPLING.temperature }),
     topP: field(() => "a number in (0, 1]", (v) => typeof v === "number" && v > 0 && v <= 1, { default: () => DEFAULT_SAMPLING.topP }),
+    // An editor's answer-length setting is not tied to one model: a budget past the context is
+    // honoured as far as the context goes (the answer ends with finishReason "length"), as in `excitor chat`.
     maxTokens: field(
-      (l) => `a whole number from 1 to ${l.maxPositions} (the model's context)`,
-      (v, l) => isWhole(v, 1, l.maxPositions),
+      () => `a whole number from 1 to ${MAX_ANSWER_TOKENS}`,
+      (v) => isWhole(v, 1, MAX_ANSWER_TOKENS),
       { default: (l) => Math.min(CHAT_MAX_TOKENS, l.maxPositions) },
     ),
     seed: field(() => "a whole number from 0 to 4294967295", (v) => isWhole(v, 0, 0xffffffff), { default: () => DEFAULT_SAMPLING.seed }),

@@ -2,7 +2,7 @@
  * A run's history read across its segments: a run stopped and resumed twice has three "start"
  * events in its metrics.jsonl, and each segment's engine counts its elapsed time from zero. The
  * training panel (webview) and the progress notification both read progress through here, so
- * elapsed time goes on after a Resume and the curves show each step once. No vscode, no DOM.
+ * elapsed time goes on after a Resume and the curves show each step once, the last logged. No vscode, no DOM.
  */
 import type { TrainEvent } from "../engine/train/events";
 
@@ -32,11 +32,22 @@ export function runProgress(events: readonly TrainEvent[]): RunProgress {
       steps = steps.filter((s) => s.step <= e.resumedFromStep);
       validations = validations.filter((v) => v.step <= e.resumedFromStep);
     } else if (e.type === "step") {
+      // A step logged again without a start between (older files, or a start line lost to a kill
+      // mid-write): the later one wins, and what followed the earlier one was of a discarded run.
+      dropFrom(steps, e.step);
+      dropFrom(validations, e.step);
       steps.push(e);
       segment = Math.max(segment ?? 0, e.elapsedSeconds);
-    } else if (e.type === "validation") validations.push(e);
-    else if (e.type === "done") segment = Math.max(segment ?? 0, e.elapsedSeconds);
+    } else if (e.type === "validation") {
+      dropFrom(validations, e.step);
+      validations.push(e);
+    } else if (e.type === "done") segment = Math.max(segment ?? 0, e.elapsedSeconds);
   }
   const elapsed = segment === undefined ? (before > 0 ? before : undefined) : before + segment;
   return { steps, validations, elapsedBefore: before, elapsed };
+}
+
+/** Drops the trailing entries at `step` or later (kept in step order, so only the tail can be). */
+function dropFrom(list: { step: number }[], step: number): void {
+  while (list.length && list[list.length - 1].step >= step) list.pop();
 }

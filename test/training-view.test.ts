@@ -40,6 +40,14 @@ test("a segment resumed from an older checkpoint redoes steps: the curve shows e
   assert.equal(p.elapsed, 4 + 2);
 });
 
+test("an older metrics.jsonl that logs steps again without a start between (a start line lost to a kill mid-write): each step once, the last logged", () => {
+  // Killed after step 4 with its checkpoint at 2; the resumed segment's start line was glued to the cut line and lost.
+  const events = [start(0), step(1, 1), step(2, 2), { type: "validation", step: 2, loss: 0.9 } as TrainEvent, step(3, 3), { type: "validation", step: 3, loss: 0.8 } as TrainEvent, step(4, 4), step(3, 1, 0.33), { type: "validation", step: 3, loss: 0.7 } as TrainEvent, step(4, 2, 0.25), step(5, 3, 0.2)];
+  const p = runProgress(events);
+  assert.deepEqual(p.steps.map((s) => [s.step, s.loss]), [[1, 1], [2, 0.5], [3, 0.33], [4, 0.25], [5, 0.2]]);
+  assert.deepEqual(p.validations.map((v) => [v.step, v.loss]), [[2, 0.9], [3, 0.7]]);
+});
+
 test("tab titles tell runs apart: the run's name and its start time", () => {
   const at = new Date(2025, 2, 7, 14, 5, 59).toISOString(); // 7 March 2025, 14:05 local time
   assert.equal(runTime(at), "2025-03-07 14:05");

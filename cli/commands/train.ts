@@ -10,6 +10,7 @@ import { TRAIN_DEFAULTS, checkMethodOptions, train, type TrainOptions } from "..
 import { TUNING_METHODS, type TuningMethod } from "../../engine/adapters";
 import { LORA_DEFAULTS, LORA_MODULES, parseTargets } from "../../engine/lora/config";
 import { parseRetain } from "../../engine/train/retention";
+import { checkOutDir } from "../../engine/train/run-folder";
 import { openModel, type BackendChoice } from "../../engine/load";
 import { openTokenizer, interruptSignal, modelOptions, stdinStopSignal } from "../session";
 import { fmtDuration, fmtInt } from "../format";
@@ -149,6 +150,7 @@ async function trainWithJsonErrors(o: Opts): Promise<number> {
 }
 
 async function trainCommand(o: Opts): Promise<number> {
+  checkOutDir(o.out); // before the model loads: a bad --out fails at once
   const tok = openTokenizer(o.model);
   const rt = await openModel(o.model, { backend: o.backend, forTraining: true, fastBackward: !o.lowMemory });
   const reporter = o.json ? undefined : trainReporter();

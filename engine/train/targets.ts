@@ -5,11 +5,11 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ExcitorAdapter } from "../excitor/adapter";
+import { ADAPTER_WEIGHTS, ExcitorAdapter } from "../excitor/adapter";
 import { tensorName } from "../excitor/config";
 import { writeSafetensors, type F32Tensor } from "../formats/safetensors";
 import { writeFileAtomic } from "../fs-atomic";
-import type { LoraAdapter } from "../lora/adapter";
+import { LORA_WEIGHTS, type LoraAdapter } from "../lora/adapter";
 import type { ModelRuntime } from "../runtime";
 
 export interface TrainTarget {
@@ -24,6 +24,8 @@ export interface TrainTarget {
   upload(): void;
   /** Writes the result to outDir (each file atomically). */
   save(outDir: string, step: number): void;
+  /** The result's weights file in outDir, whose metadata records the step it was saved at. */
+  weightsFile: string;
   gates(): number[][];
 }
 
@@ -37,6 +39,7 @@ export function excitorTarget(rt: ModelRuntime, adapter: ExcitorAdapter): TrainT
     decay: (name) => !gates.has(name), // the spec: no weight decay on the gates
     upload: () => rt.setAdapter(adapter),
     save: (outDir, step) => adapter.save(outDir, { step: String(step) }),
+    weightsFile: ADAPTER_WEIGHTS,
     gates: () => adapter.gates(),
   };
 }
@@ -54,9 +57,12 @@ export function loraTarget(rt: ModelRuntime, adapter: LoraAdapter): TrainTarget 
     decay: () => true,
     upload: () => rt.setAdapter(adapter),
     save: (outDir, step) => adapter.save(outDir, { step: String(step) }),
+    weightsFile: LORA_WEIGHTS,
     gates: () => [],
   };
 }
+
+const FULL_WEIGHTS = "model.safetensors";
 
 /** Files of the base model folder that a fully trained copy keeps unchanged. */
 const MODEL_SIDE_FILES = ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"];
@@ -72,12 +78,13 @@ export function fullTarget(rt: ModelRuntime, baseModelDir: string): TrainTarget 
     decay: (name) => tensors[name].shape.length > 1, // no decay on norms and biases (GPT-2/LLaMA practice)
     upload: () => rt.setBaseWeights(params),
     save: (outDir, step) => {
-      writeSafetensors(path.join(outDir, "model.safetensors"), tensors, { format: "pt", step: String(step) });
+      writeSafetensors(path.join(outDir, FULL_WEIGHTS), tensors, { format: "pt", step: String(step) });
       for (const f of MODEL_SIDE_FILES) {
         const src = path.join(baseModelDir, f);
         if (fs.existsSync(src) && path.resolve(src) !== path.resolve(outDir, f)) writeFileAtomic(path.join(outDir, f), fs.readFileSync(src));
       }
     },
+    weightsFile: FULL_WEIGHTS,
     gates: () => [],
   };
 }

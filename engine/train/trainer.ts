@@ -19,8 +19,10 @@ import { Rng } from "../rng";
 import type { LossAndGrads, ModelRuntime } from "../runtime";
 import type { TextTokenizer } from "../tokenizer/tokenizer";
 import { yieldToEventLoop } from "../event-loop";
+import { appendText } from "../fs-atomic";
 import { chunk, makeBatch, targetTokens } from "./batches";
-import { hasTrainerState, loadTrainerState, saveTrainerState } from "./checkpoint";
+import { hasTrainerState, readTrainerState, restoreTrainerState, saveTrainerState } from "./checkpoint";
+import { checkOutDir, prepareOutDir, rewindMetrics, staleResultNotice } from "./run-folder";
 import type { RetentionMeasure, TrainEvent } from "./events";
 import { ADAMW_DEFAULTS, AdamW, clipGlobalNorm } from "./optimizer";
 import { excitorTarget, fullTarget, loraTarget, type TrainTarget } from "./targets";
@@ -121,9 +123,10 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
   const t0 = performance.now();
   const metrics = path.join(o.outDir, METRICS_FILE);
   const emit = (e: TrainEvent) => {
-    fs.appendFileSync(metrics, JSON.stringify({ time: new Date().toISOString(), ...e }) + "\n");
+    appendText(metrics, JSON.stringify({ time: new Date().toISOString(), ...e }) + "\n");
     o.onEvent?.(e);
   };
+  checkOutDir(o.outDir);
 
   // dataset file -> examples
   const records = readDataset(o.dataFile);
@@ -162,12 +165,21 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
   if (!o.resume && hasTrainerState(o.outDir))
     throw new ExcitorInputError(`${o.outDir}: already holds a training checkpoint; pass --resume to continue it, or choose a new --out folder`, o.outDir);
   const target: TrainTarget = full ? fullTarget(rt, o.baseModel) : adapter instanceof LoraAdapter ? loraTarget(rt, adapter) : excitorTarget(rt, adapter);
-  fs.mkdirSync(o.outDir, { recursive: true });
   let step = 0;
+  let staleResult: string | undefined;
   if (o.resume) {
-    step = loadTrainerState(o.outDir, target.tensors, opt, fingerprint);
+    // Checked whole before anything changes: a bad checkpoint leaves the folder and the run as they were.
+    const saved = readTrainerState(o.outDir, target.tensors, fingerprint, totalSteps);
+    prepareOutDir(o.outDir);
+    step = restoreTrainerState(saved, target.tensors, opt);
     target.upload();
-  } else fs.rmSync(metrics, { force: true });
+    rewindMetrics(metrics, step);
+    staleResult = staleResultNotice(o.outDir, target.weightsFile, step);
+    if (staleResult) target.save(o.outDir, step);
+  } else {
+    prepareOutDir(o.outDir);
+    fs.rmSync(metrics, { force: true });
+  }
   const params = new Map(Object.entries(target.tensors).map(([n, t]) => [n, t.data]));
   const pad = padId(tok);
   // What the forgetting monitor costs (making its set, every measure), reported in the done event.
@@ -205,6 +217,7 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
       ? { retention: { samples: monitor.samples.length, tokens: monitor.tokens, source: retentionSource(retain), file: path.join(o.outDir, RETENTION_FILE) } }
       : {}),
   });
+  if (staleResult) emit({ type: "log", level: "info", message: staleResult });
   if (baseGone && !retainOff(retain))
     emit({ type: "log", level: "warn", message: `no forgetting monitor: full training on the ${rt.backend} engine replaces the base weights, so there is no base model left to compare with` });
   if (truncated.length)

@@ -9,7 +9,12 @@ import { readDataset, type DatasetRecord } from "../engine/data/datasets";
 import { encodeChatPrompt, encodeRecord, splitTrainValidation, type Example } from "../engine/data/encode";
 import { alpacaPrompt } from "../engine/data/templates";
 import { TextTokenizer } from "../engine/tokenizer/tokenizer";
-import { FIXTURES, tinyByteLevelTokenizer } from "./fixtures";
+import { readTexts } from "../engine/train/retention";
+import { scoreIds } from "../engine/score";
+import type { ModelRuntime } from "../engine/runtime";
+import { alpacaConversationIds } from "../cli/prompt";
+import { CHATML_TEMPLATE, FIXTURES, tinyByteLevelTokenizer } from "./fixtures";
+import { spyOnEncode } from "./helpers/encode-spy";
 
 const STORIES_DIR = path.join(FIXTURES, "stories260k/hf");
 const stories = TextTokenizer.fromFolder(STORIES_DIR);
@@ -333,6 +338,108 @@ test("encoding errors from a dataset name the file and line", () => {
   assertInputError(() => encodeRecord(rec, stories, 64, file), `${file}:3:`, "max length 64");
   const strict = tiny({ chat_template: "{{ raise_exception('roles must alternate') }}" });
   assertInputError(() => encodeRecord(conversation, strict, 512, "c.jsonl"), "c.jsonl:9:", "roles must alternate");
+});
+
+// ---------------------------------------------------------------- long records
+
+/** Demo records and longer ones made of them, of every kind: Alpaca, text, chat with and without a template. */
+function longAndShortRecords(): DatasetRecord[] {
+  const demo = readDataset(path.join(FIXTURES, "../../demo/data/train.jsonl")).slice(0, 12) as Extract<DatasetRecord, { kind: "alpaca" }>[];
+  const story = demo.map((r) => `${r.input} ${r.output}`).join("\n\n");
+  const recs: DatasetRecord[] = [...demo];
+  demo.slice(0, 4).forEach((r, i) => {
+    recs.push({ ...r, output: `${r.output} ${story}` });
+    recs.push({ kind: "text", text: story.slice(i * 100), line: i });
+    recs.push({
+      kind: "chat",
+      line: i,
+      messages: [
+        { role: "system", content: r.instruction },
+        { role: "user", content: r.input },
+        { role: "assistant", content: story.slice(0, 700 * (i + 1)) },
+        { role: "user", content: "And then?" },
+        { role: "assistant", content: story },
+      ],
+    });
+  });
+  return recs;
+}
+
+/** A huge max length leaves nothing to cut: the whole record is tokenized, as before prefixes existed. */
+const WHOLE = 10_000_000;
+
+test("encodeRecord keeps exactly the ids and mask of the whole record's tokens, cut to max length", () => {
+  const chatml = tiny({ chat_template: CHATML_TEMPLATE });
+  for (const tok of [stories, chatml]) {
+    let cut = 0;
+    for (const rec of longAndShortRecords()) {
+      const wholeSpy = spyOnEncode(tok);
+      const whole = encodeRecord(rec, tok, WHOLE, "d.jsonl");
+      wholeSpy.restore();
+      const promptLen = whole.lossMask.indexOf(1);
+      for (const maxLen of [promptLen + 1, promptLen + 7, 64, 200, 513, whole.ids.length, whole.ids.length + 1]) {
+        if (maxLen <= promptLen || maxLen < 2) continue;
+        const spy = spyOnEncode(tok);
+        const ex = encodeRecord(rec, tok, maxLen, "d.jsonl");
+        spy.restore();
+        const n = Math.min(maxLen, whole.ids.length);
+        assert.deepEqual(ex.ids, whole.ids.slice(0, n), `${rec.kind} record, max length ${maxLen}`);
+        assert.deepEqual([...ex.lossMask], [...whole.lossMask.slice(0, n)], `${rec.kind} record, max length ${maxLen}`);
+        assert.equal(ex.truncated, whole.ids.length > maxLen);
+        if (spy.chars() < wholeSpy.chars()) cut++;
+      }
+    }
+    assert.ok(cut >= 10, `only ${cut} records were tokenized in part`);
+  }
+});
+
+test("a 5 MB record is encoded from a prefix: the tokenizer sees a few thousand characters, the ids are the whole record's", () => {
+  const chatml = tiny({ chat_template: CHATML_TEMPLATE });
+  const story = "Once upon a time, there was a little girl named Lily. She liked to play in the park with her red ball. ";
+  const huge = story.repeat(Math.ceil(5_000_000 / story.length));
+  const normal = story.repeat(40); // starts like the huge text, long enough for 256 tokens
+  const cases: Array<[TextTokenizer, (text: string) => DatasetRecord]> = [
+    [stories, (output) => ({ ...alpacaRec, output })],
+    [stories, (text) => ({ kind: "text", text, line: 1 })],
+    [chatml, (text) => ({ kind: "text", text, line: 1 })],
+    [stories, (content) => ({ ...conversation, messages: [...conversation.messages.slice(0, 4), { role: "assistant", content }] })],
+    [chatml, (content) => ({ ...conversation, messages: [{ role: "user", content: "hi" }, { role: "assistant", content }, ...conversation.messages] })],
+  ];
+  for (const [tok, record] of cases) {
+    const spy = spyOnEncode(tok);
+    const ex = encodeRecord(record(huge), tok, 256, "big.jsonl");
+    spy.restore();
+    // Each sequence encodeRecord tokenizes (at most one per message and a few more) stops near 257 tokens × the longest token.
+    assert.ok(spy.chars() < 100_000, `the tokenizer saw ${spy.chars()} characters of a ${huge.length}-character record`);
+    assert.equal(ex.truncated, true);
+    const reference = encodeRecord(record(normal), tok, 256, "big.jsonl");
+    assert.deepEqual(ex.ids, reference.ids);
+    assert.deepEqual([...ex.lossMask], [...reference.lossMask]);
+  }
+  // A prompt of 5 MB is reported as too long without tokenizing it whole.
+  const spy = spyOnEncode(stories);
+  assertInputError(() => encodeRecord({ ...alpacaRec, instruction: huge }, stories, 256, "big.jsonl"), "big.jsonl:4:", "prompt is more than 256 tokens", "max length 256");
+  spy.restore();
+  assert.ok(spy.chars() < 100_000);
+});
+
+test("texts of hundreds of thousands of tokens or paragraphs do not overflow the call stack", async () => {
+  const tok = tiny();
+  // Some 200,000 byte tokens: the tiny tokenizer merges none of these characters.
+  const message = "xq".repeat(100_000);
+  const ids = alpacaConversationIds([{ role: "user", content: message }, { role: "assistant", content: "ok" }, { role: "user", content: "and?" }], tok);
+  assert.ok(ids.length > 200_000);
+  const rt = { config: { maxPositions: 300_000 }, tokenLogprobs: async (part: number[]) => new Float32Array(part.length - 1) };
+  const scored = await scoreIds(rt as unknown as ModelRuntime, ids, false);
+  assert.equal(scored.logprobs.length, ids.length - 1);
+  const dir = tmpDir();
+  try {
+    const file = path.join(dir, "paragraphs.txt");
+    fs.writeFileSync(file, "a paragraph\n\n".repeat(200_000));
+    assert.equal(readTexts(file, "--retain").length, 200_000);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 // ---------------------------------------------------------------- rng and split

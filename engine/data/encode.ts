@@ -5,6 +5,7 @@
 import { ExcitorInputError } from "../errors";
 import { Rng } from "../rng";
 import type { ChatMessage, PrefixIds, TextTokenizer } from "../tokenizer/tokenizer";
+import { idsOutsideVocabulary } from "../tokenizer/ids-fit";
 import { recordLocation, type DatasetRecord } from "./datasets";
 import { alpacaPrompt } from "./templates";
 
@@ -41,9 +42,10 @@ interface Encoded {
  * Examples longer than maxLen are cut to maxLen (truncated = true); one with no target left
  * after the cut is an ExcitorInputError, since it would teach nothing. Only about as much text as
  * maxLen + 1 tokens take is tokenized (TextTokenizer.encodePrefix), so a huge record costs no
- * more than a normal one, and the kept ids are those of tokenizing the whole record.
+ * more than a normal one, and the kept ids are those of tokenizing the whole record. With the
+ * model's `vocabSize`, an id the model has no embedding for is an error naming the record.
  */
-export function encodeRecord(rec: DatasetRecord, tok: TextTokenizer, maxLen: number, file: string): Example {
+export function encodeRecord(rec: DatasetRecord, tok: TextTokenizer, maxLen: number, file: string, vocabSize?: number): Example {
   if (!Number.isInteger(maxLen) || maxLen < 2) {
     throw new ExcitorInputError(`max length must be an integer of at least 2, got ${maxLen}`);
   }
@@ -90,7 +92,10 @@ export function encodeRecord(rec: DatasetRecord, tok: TextTokenizer, maxLen: num
   }
   const truncated = enc.ids.length > maxLen;
   const n = Math.min(enc.ids.length, maxLen);
-  return { ids: enc.ids.slice(0, n), lossMask: Uint8Array.from(enc.mask.slice(0, n)), truncated, line: rec.line };
+  const ids = enc.ids.slice(0, n);
+  const misfit = vocabSize === undefined ? undefined : idsOutsideVocabulary(ids, vocabSize, tok);
+  if (misfit) throw new ExcitorInputError(`${where}: ${misfit}`, file, line);
+  return { ids, lossMask: Uint8Array.from(enc.mask.slice(0, n)), truncated, line: rec.line };
 }
 
 /**

@@ -386,8 +386,10 @@ test("bad model input: missing folder, unknown architecture, adapter for another
 });
 
 test("bad dataset: each error names the file (and line) and leaves no adapter behind", () => {
-  const cases: { name: string; text: string; mentions: string[] }[] = [
+  const cases: { name: string; text: string | Buffer; mentions: string[] }[] = [
     { name: "malformed.jsonl", text: '{"instruction":"a","output":"b"}\n{"instruction": oops\n', mentions: ["malformed.jsonl:2", "malformed JSON"] },
+    { name: "latin1.jsonl", text: Buffer.from('{"instruction":"a","output":"b"}\n{"instruction":"caf\u00e9","output":"b"}\n', "latin1"), mentions: ["latin1.jsonl:2", "not UTF-8"] },
+    { name: "role.jsonl", text: '{"messages":[{"role":"bot","content":"a"},{"role":"assistant","content":"b"}]}\n', mentions: ["role.jsonl:1", '"messages[0].role" is "bot"'] },
     { name: "empty.jsonl", text: "", mentions: ["empty.jsonl", "empty"] },
     { name: "noresponse.jsonl", text: '{"instruction":"a","output":"b"}\n{"instruction":"c"}\n', mentions: ["noresponse.jsonl:2", "no response"] },
     { name: "long.jsonl", text: JSON.stringify({ instruction: "x".repeat(400), output: "y" }) + "\n", mentions: ["long.jsonl:1", "max length"] },

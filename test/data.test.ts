@@ -6,6 +6,7 @@ import * as path from "node:path";
 import { ExcitorInputError } from "../engine/errors";
 import { Rng } from "../engine/rng";
 import { readDataset, type DatasetRecord } from "../engine/data/datasets";
+import { firstInvalidUtf8 } from "../engine/data/utf8";
 import { encodeChatPrompt, encodeRecord, splitTrainValidation, type Example } from "../engine/data/encode";
 import { alpacaPrompt } from "../engine/data/templates";
 import { TextTokenizer } from "../engine/tokenizer/tokenizer";
@@ -307,6 +308,14 @@ test("dataset errors name the file, the line and the field", () => {
     { lines: ['{"conversations": [{"from": "bot", "value": "a"}]}'], fragments: [":1:", '"conversations[0].from" is "bot"'] },
     { lines: ['{"conversations": [{"from": "gpt", "value": null}]}'], fragments: [":1:", '"conversations[0].value" must be a string', "null"] },
     { lines: ['{"conversations": [5]}'], fragments: [":1:", '"conversations[0]" must be an object'] },
+    { lines: ['{"conversations": []}'], fragments: [":1:", '"conversations" is an empty list'] },
+    // Chat roles are checked as ShareGPT's are: a template would render "bot" or "User" as they stand.
+    { lines: ['{"instruction": "a", "output": "b"}', '{"messages": [{"role": "bot", "content": "a"}, {"role": "assistant", "content": "b"}]}'], fragments: [":2:", '"messages[0].role" is "bot"', "expected one of system, user, assistant, tool"] },
+    { lines: ['{"messages": [{"role": "User", "content": "a"}, {"role": "assistant", "content": "b"}]}'], fragments: [":1:", '"messages[0].role" is "User"'] },
+    { lines: ['{"messages": [{"role": "user"}, {"role": "assistant", "content": "b"}]}'], fragments: [":1:", '"messages[0].content" must be a string, but it is missing'] },
+    { lines: ['{"messages": [{"role": "user", "content": "a"}, {"content": "b"}]}'], fragments: [":1:", '"messages[1].role" must be a string, but it is missing'] },
+    { lines: ['{"messages": [{"role": "user", "content": "a"}, null]}'], fragments: [":1:", '"messages[1]" must be an object', "null"] },
+    { lines: ['{"messages": []}'], fragments: [":1:", '"messages" is an empty list'] },
   ];
   for (const c of cases) {
     const file = writeTemp("data.jsonl", c.lines.join("\n"));
@@ -318,6 +327,53 @@ test("dataset errors name the file, the line and the field", () => {
       assert.equal(e.file, file);
       assert.equal(e.line, Number(c.fragments[0]?.slice(1, -1)));
     }
+  }
+});
+
+test("bytes that are not UTF-8 are an error naming the file and line; a byte order mark and any valid text are read", () => {
+  const dir = tmpDir();
+  try {
+    const write = (name: string, ...parts: (string | number[])[]): string => {
+      const file = path.join(dir, name);
+      fs.writeFileSync(file, Buffer.concat(parts.map((p) => (typeof p === "string" ? Buffer.from(p, "utf8") : Buffer.from(p)))));
+      return file;
+    };
+    const ok = '{"instruction": "a", "output": "b"}\n';
+    // Latin-1 "café" on line 3, a stray byte in a JSON array's second line, a sequence cut off at the end of the file.
+    const latin1 = write("latin1.jsonl", ok, ok, '{"instruction": "caf', [0xe9], '", "output": "b"}\n');
+    assertInputError(() => readDataset(latin1), `${latin1}:3:`, "not UTF-8", "0xE9");
+    const array = write("array.json", '[\n  {"instruction": "a", "output": "b', [0xff], '"}\n]');
+    assertInputError(() => readDataset(array), `${array}:2:`, "0xFF");
+    assertInputError(() => readDataset(write("cut.jsonl", ok, '{"instruction": "a", "output": "', [0xe2, 0x82])), "cut.jsonl:2:", "0xE2");
+    // Overlong forms and UTF-16 surrogates are not UTF-8 either.
+    assertInputError(() => readDataset(write("overlong.jsonl", '{"instruction": "', [0xc0, 0xaf], '", "output": "b"}')), "overlong.jsonl:1:", "0xC0");
+    assertInputError(() => readDataset(write("surrogate.jsonl", ok, ok, ok, '{"instruction": "', [0xed, 0xa0, 0x80], '", "output": "b"}')), "surrogate.jsonl:4:", "0xED");
+    try {
+      readDataset(latin1);
+    } catch (e) {
+      assert.ok(e instanceof ExcitorInputError);
+      assert.deepEqual([e.file, e.line], [latin1, 3]);
+    }
+    // The offset the line is counted to is where a strict decoder first fails, on any bytes.
+    const rng = new Rng(11);
+    for (let n = 0; n < 3000; n++) {
+      const bytes = Uint8Array.from({ length: 1 + rng.int(8) }, () => [0x41, 0x80, 0xbf, 0xc2, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0x9f, 0xa0][rng.int(12)] as number);
+      const at = firstInvalidUtf8(bytes);
+      const strict = (b: Uint8Array): boolean => {
+        try {
+          new TextDecoder("utf-8", { fatal: true }).decode(b);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      assert.equal(at === -1, strict(bytes), `${[...bytes]}`);
+      if (at >= 0) assert.ok(strict(bytes.subarray(0, at)), `${[...bytes]}: all before ${at} is valid`);
+    }
+    const bom = write("bom.jsonl", [0xef, 0xbb, 0xbf], '{"instruction": "café 日本 🙂 \uFFFD", "output": "b"}\n');
+    assert.deepEqual(readDataset(bom), [{ kind: "alpaca", instruction: "café 日本 🙂 \uFFFD", input: "", output: "b", line: 1 }]);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -35,7 +35,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-function buildProgram(setCode: (code: number) => void): Command {
+/** The whole command tree (exported for tests that check every option). */
+export function buildProgram(setCode: (code: number) => void): Command {
   const program = new Command("excitor")
     .description("Instruction-tune a LLaMA-family model with LLaMA-Excitor, chat with it, and see how tuning moved its attention.")
     .version(VERSION)

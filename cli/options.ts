@@ -7,47 +7,26 @@ import type { SamplingOptions } from "../engine/generate/sampler";
  */
 import { Option, type Command } from "commander";
 import { ExcitorInputError } from "../engine/errors";
+import { numberProblem, type NumberRule } from "../engine/option-ranges";
 
-/** What a number option accepts; every field is optional. */
-export interface NumberRule {
-  integer?: boolean;
-  /** Smallest allowed value (inclusive). */
-  min?: number;
-  /** The value must be above this (exclusive). */
-  above?: number;
-  /** The value must be below this (exclusive). */
-  below?: number;
-  /** Largest allowed value (inclusive). */
-  max?: number;
-}
+export type { NumberRule };
 
-export const POSITIVE_INT: NumberRule = { integer: true, min: 1 };
-export const NON_NEGATIVE_INT: NumberRule = { integer: true, min: 0 };
-export const POSITIVE: NumberRule = { above: 0 };
-export const NON_NEGATIVE: NumberRule = { min: 0 };
-/** A share of something: 0 ≤ x < 1. */
-export const SHARE: NumberRule = { min: 0, below: 1 };
+/** Token ids and layer indices: whole numbers an Int32Array holds (the model then checks its own bounds). */
+const LIST_ITEM: NumberRule = { integer: true, min: 0, max: 2 ** 31 - 1 };
 
+/** Every number option has a range (engine/option-ranges.ts); the message says it: `--rank: "5000" must be between 1 and 4096`. */
 export function parseNumber(flag: string, raw: string, rule: NumberRule = {}): number {
   const text = raw.trim();
-  const n = text === "" ? NaN : Number(text);
-  const bad = (why: string): never => {
-    throw new ExcitorInputError(`${flag}: "${raw}" ${why}`);
-  };
-  if (!Number.isFinite(n)) bad("is not a number");
-  if (rule.integer && !Number.isInteger(n)) bad("is not a whole number");
-  if (rule.min !== undefined && n < rule.min) bad(rule.min === 1 && rule.integer ? "must be a positive whole number" : `must be at least ${rule.min}`);
-  if (rule.above !== undefined && n <= rule.above) bad(`must be greater than ${rule.above}`);
-  if (rule.below !== undefined && n >= rule.below) bad(`must be below ${rule.below}`);
-  if (rule.max !== undefined && n > rule.max) bad(`must be at most ${rule.max}`);
-  return n;
+  const problem = numberProblem(text === "" ? NaN : Number(text), rule);
+  if (problem) throw new ExcitorInputError(`${flag}: "${raw}" ${problem}`);
+  return Number(text);
 }
 
 /** "1,2,3" (or "[1, 2, 3]") → [1, 2, 3], each a whole number ≥ 0. */
 export function parseIntList(flag: string, raw: string): number[] {
   const body = raw.trim().replace(/^\[|\]$/g, "").trim();
   if (body === "") throw new ExcitorInputError(`${flag}: expected a comma-separated list of whole numbers, got "${raw}"`);
-  return body.split(/[\s,]+/).map((part) => parseNumber(flag, part, NON_NEGATIVE_INT));
+  return body.split(/[\s,]+/).map((part) => parseNumber(flag, part, LIST_ITEM));
 }
 
 /** A number-valued option whose parser names the option in its error messages. */

@@ -34,7 +34,8 @@ export function alpacaConversationIds(messages: ChatMessage[], tok: TextTokenize
   let pendingUser: string | undefined;
   const flush = (answer?: string, context?: string) => {
     if (pendingUser === undefined) return;
-    ids.push(...tok.encode(alpacaPrompt(pendingUser, context) + (answer ?? ""), { bos: ids.length === 0, eos: false }));
+    // A loop, not push(...): a pasted message of some 130,000 tokens would overflow the call stack.
+    for (const id of tok.encode(alpacaPrompt(pendingUser, context) + (answer ?? ""), { bos: ids.length === 0, eos: false })) ids.push(id);
     if (answer !== undefined && tok.eosIds[0] !== undefined) ids.push(tok.eosIds[0]);
     pendingUser = undefined;
   };

@@ -10,6 +10,7 @@ import { ExcitorInputError } from "../engine/errors";
 import { loadAdapter, type Adapter } from "../engine/adapters";
 import type { ModelRuntime } from "../engine/runtime";
 import { TextTokenizer } from "../engine/tokenizer/tokenizer";
+import { idsOutsideVocabulary } from "../engine/tokenizer/ids-fit";
 
 /** Adds the options every model command shares. */
 export function modelOptions(cmd: Command, withAdapter = true): Command {
@@ -47,10 +48,10 @@ export function interruptSignal(onFirst?: () => void, forceOnSecond = true): { s
   return { signal: ac.signal, dispose: () => process.removeListener("SIGINT", handler) };
 }
 
-/** Ids must be in the vocabulary: a wrong id would otherwise read past the embedding table. */
-export function checkIds(ids: number[], vocabSize: number, flag: string): void {
-  const bad = ids.find((id) => id >= vocabSize);
-  if (bad !== undefined) throw new ExcitorInputError(`${flag}: id ${bad} is outside the model's vocabulary (0..${vocabSize - 1})`);
+/** Ids must be in the model's vocabulary; `where` names what gave them (`--ids`, `--text`, `--prompt`, "that message"). */
+export function checkIds(ids: number[], vocabSize: number, where: string, tok?: TextTokenizer): void {
+  const misfit = idsOutsideVocabulary(ids, vocabSize, tok);
+  if (misfit) throw new ExcitorInputError(`${where}: ${misfit}`);
 }
 
 /** Set while another program drives this one through stdinStopSignal. */

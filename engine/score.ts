@@ -17,7 +17,8 @@ export async function scoreIds(rt: ModelRuntime, ids: number[], useAdapter: bool
   const logprobs: number[] = [];
   for (let start = 0; start + 1 < ids.length; start += window - 1) {
     const part = ids.slice(start, start + window);
-    logprobs.push(...(await rt.tokenLogprobs(part, useAdapter)));
+    // A loop, not push(...): a window of a long-context model can pass the engine's argument limit.
+    for (const lp of await rt.tokenLogprobs(part, useAdapter)) logprobs.push(lp);
   }
   const mean = logprobs.reduce((a, b) => a + b, 0) / Math.max(1, logprobs.length);
   return { ids, logprobs, perplexity: Math.exp(-mean) };

@@ -5,6 +5,7 @@
 import type { TuningMethod } from "../engine/adapters";
 import { LORA_DEFAULTS, LORA_MODULES } from "../engine/lora/config";
 import { DEMO_RECIPE, presetRecipe, type PresetName } from "../engine/train/recipe";
+import { TRAIN_RANGES as R, numberProblem, type NumberRule } from "../engine/option-ranges";
 import { METHOD_LABELS } from "./run-labels";
 import type { TrainDefaults } from "./settings";
 
@@ -125,19 +126,22 @@ export function trainArgs(spec: RunSpec, outDir: string, resume: boolean, backen
   return args;
 }
 
-/** Editable fields of a spec, as the custom-hyperparameters form shows them; `methods`: the methods it applies to (unset: every method). */
-export const EDITABLE: { key: keyof RunSpec; label: string; hint: string; integer: boolean; min: number; max: number; optional: boolean; methods?: TuningMethod[] }[] = [
-  { key: "prompts", label: "Prompts K", hint: "learnable prompts per adapted layer (empty: by model size)", integer: true, min: 1, max: 1024, optional: true, methods: ["excitor"] },
-  { key: "rank", label: "Rank r", hint: "rank of the Excitor query (empty: by model size)", integer: true, min: 1, max: 1024, optional: true, methods: ["excitor"] },
-  { key: "loraR", label: "LoRA rank r", hint: `rank of each LoRA update (empty: ${LORA_DEFAULTS.r})`, integer: true, min: 1, max: 4096, optional: true, methods: ["lora"] },
-  { key: "loraAlpha", label: "LoRA alpha", hint: `LoRA scaling numerator; updates are scaled by alpha / r (empty: ${LORA_DEFAULTS.alpha})`, integer: false, min: 1e-6, max: 1e6, optional: true, methods: ["lora"] },
-  { key: "epochs", label: "Epochs", hint: "passes over the training set", integer: true, min: 1, max: 1000, optional: false },
-  { key: "maxSteps", label: "Max steps", hint: "stop after this many optimizer steps (empty: no limit)", integer: true, min: 1, max: 10_000_000, optional: true },
-  { key: "learningRate", label: "Learning rate", hint: "peak learning rate (empty: the method's default)", integer: false, min: 1e-8, max: 1, optional: true },
-  { key: "batchSize", label: "Batch size", hint: "examples per optimizer step", integer: true, min: 1, max: 4096, optional: false },
-  { key: "maxLength", label: "Max length", hint: "tokens per example; longer ones are cut", integer: true, min: 2, max: 131072, optional: false },
-  { key: "validationShare", label: "Validation share", hint: "share of examples held out (0 to 0.99)", integer: false, min: 0, max: 0.99, optional: false },
-  { key: "seed", label: "Seed", hint: "random seed", integer: true, min: 0, max: 2 ** 31 - 1, optional: false },
+/**
+ * Editable fields of a spec, as the custom-hyperparameters form shows them; `methods`: the methods
+ * it applies to (unset: every method). Each takes the range of the CLI option it becomes.
+ */
+export const EDITABLE: { key: keyof RunSpec; label: string; hint: string; rule: NumberRule; optional: boolean; methods?: TuningMethod[] }[] = [
+  { key: "prompts", label: "Prompts K", hint: "learnable prompts per adapted layer (empty: by model size)", rule: R.numPrompts, optional: true, methods: ["excitor"] },
+  { key: "rank", label: "Rank r", hint: "rank of the Excitor query (empty: by model size)", rule: R.rank, optional: true, methods: ["excitor"] },
+  { key: "loraR", label: "LoRA rank r", hint: `rank of each LoRA update (empty: ${LORA_DEFAULTS.r})`, rule: R.loraR, optional: true, methods: ["lora"] },
+  { key: "loraAlpha", label: "LoRA alpha", hint: `LoRA scaling numerator; updates are scaled by alpha / r (empty: ${LORA_DEFAULTS.alpha})`, rule: R.loraAlpha, optional: true, methods: ["lora"] },
+  { key: "epochs", label: "Epochs", hint: "passes over the training set", rule: R.epochs, optional: false },
+  { key: "maxSteps", label: "Max steps", hint: "stop after this many optimizer steps (empty: no limit)", rule: R.maxSteps, optional: true },
+  { key: "learningRate", label: "Learning rate", hint: "peak learning rate (empty: the method's default)", rule: R.learningRate, optional: true },
+  { key: "batchSize", label: "Batch size", hint: "examples per optimizer step", rule: R.batchSize, optional: false },
+  { key: "maxLength", label: "Max length", hint: "tokens per example; longer ones are cut", rule: R.maxLength, optional: false },
+  { key: "validationShare", label: "Validation share", hint: `share of examples held out (${R.validationShare.min} to ${R.validationShare.max})`, rule: R.validationShare, optional: false },
+  { key: "seed", label: "Seed", hint: "random seed", rule: R.seed, optional: false },
 ];
 
 /** The fields the form asks for with `method`. */
@@ -174,11 +178,8 @@ export function parseLoraTargets(raw: string): string[] | undefined | string {
 export function checkField(field: (typeof EDITABLE)[number], raw: string): string | undefined {
   const t = raw.trim();
   if (t === "") return field.optional ? undefined : `${field.label} is required`;
-  const n = Number(t);
-  if (!Number.isFinite(n)) return `${field.label}: "${raw}" is not a number`;
-  if (field.integer && !Number.isInteger(n)) return `${field.label}: "${raw}" is not a whole number`;
-  if (n < field.min || n > field.max) return `${field.label}: must be from ${field.min} to ${field.max}`;
-  return undefined;
+  const problem = numberProblem(Number(t), field.rule);
+  return problem === undefined ? undefined : `${field.label}: "${raw}" ${problem}`;
 }
 
 /** "4,5,6,7" → [4, 5, 6, 7]; "" → undefined (the default layers); an error string for bad text. */

@@ -4,6 +4,7 @@
  * a warning, not a failed run. No vscode import: the host passes a getter.
  */
 import { BACKEND_CHOICES, type BackendChoice } from "../engine/backend-choice";
+import { TRAIN_RANGES as R } from "../engine/option-ranges";
 
 export interface TrainDefaults {
   /** 0 = the spec's default for the model's size. */
@@ -40,15 +41,16 @@ export const DEFAULT_SETTINGS: ExcitorSettings = {
 };
 
 type Rule = { min: number; max: number; integer?: boolean };
+/** The CLI's ranges (engine/option-ranges.ts); 0 also stands for "the default" where the setting says so. */
 const TRAIN_RULES: Record<keyof TrainDefaults, Rule> = {
-  prompts: { min: 0, max: 1024, integer: true },
-  rank: { min: 0, max: 1024, integer: true },
-  epochs: { min: 1, max: 1000, integer: true },
-  learningRate: { min: 0, max: 1 },
-  batchSize: { min: 1, max: 4096, integer: true },
-  maxLength: { min: 2, max: 131072, integer: true },
-  validationShare: { min: 0, max: 0.99 },
-  seed: { min: 0, max: 2 ** 31 - 1, integer: true },
+  prompts: { min: 0, max: R.numPrompts.max, integer: true },
+  rank: { min: 0, max: R.rank.max, integer: true },
+  epochs: R.epochs,
+  learningRate: { min: 0, max: R.learningRate.max },
+  batchSize: R.batchSize,
+  maxLength: R.maxLength,
+  validationShare: R.validationShare,
+  seed: R.seed,
 };
 const CHAT_RULES: Record<keyof ExcitorSettings["chat"], Rule> = {
   temperature: { min: 0, max: 5 },

@@ -9,6 +9,8 @@ import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as readline from "node:readline";
+import { ExcitorInputError } from "../engine/errors";
+import { buildProgram } from "../cli/main";
 import { FIXTURES, tinyByteLevelTokenizer } from "./fixtures";
 import { maxAbsDiff } from "./helpers/compare";
 import { tempDir, writeAlpaca, writeTinyModel } from "./helpers/tiny-model";
@@ -384,8 +386,10 @@ test("bad model input: missing folder, unknown architecture, adapter for another
 });
 
 test("bad dataset: each error names the file (and line) and leaves no adapter behind", () => {
-  const cases: { name: string; text: string; mentions: string[] }[] = [
+  const cases: { name: string; text: string | Buffer; mentions: string[] }[] = [
     { name: "malformed.jsonl", text: '{"instruction":"a","output":"b"}\n{"instruction": oops\n', mentions: ["malformed.jsonl:2", "malformed JSON"] },
+    { name: "latin1.jsonl", text: Buffer.from('{"instruction":"a","output":"b"}\n{"instruction":"caf\u00e9","output":"b"}\n', "latin1"), mentions: ["latin1.jsonl:2", "not UTF-8"] },
+    { name: "role.jsonl", text: '{"messages":[{"role":"bot","content":"a"},{"role":"assistant","content":"b"}]}\n', mentions: ["role.jsonl:1", '"messages[0].role" is "bot"'] },
     { name: "empty.jsonl", text: "", mentions: ["empty.jsonl", "empty"] },
     { name: "noresponse.jsonl", text: '{"instruction":"a","output":"b"}\n{"instruction":"c"}\n', mentions: ["noresponse.jsonl:2", "no response"] },
     { name: "long.jsonl", text: JSON.stringify({ instruction: "x".repeat(400), output: "y" }) + "\n", mentions: ["long.jsonl:1", "max length"] },
@@ -415,6 +419,65 @@ test("bad command lines: non-numeric and out-of-range numbers, unknown options a
   assertUserError(excitor(["score", "--model", path.join(GOLDEN, "model"), "--ids", "1,999"]), "999");
   assertUserError(excitor(["frobnicate"]), "frobnicate");
   assertUserError(excitor([]));
+});
+
+test("every number option of every command has a range, and its message states it", () => {
+  let numbers = 0;
+  for (const cmd of buildProgram(() => {}).commands) {
+    for (const opt of cmd.options) {
+      const parse = opt.parseArg as ((value: string, previous: unknown) => unknown) | undefined;
+      let sample: unknown;
+      try {
+        sample = parse?.("1", undefined);
+      } catch {
+        continue; // a choice (--method, --template), not a number
+      }
+      if (typeof sample !== "number" && !(Array.isArray(sample) && typeof sample[0] === "number")) continue; // not a number or id list
+      numbers++;
+      assert.throws(
+        () => parse!("1e300", undefined),
+        (e: unknown) => e instanceof ExcitorInputError && new RegExp(`^${opt.long}: "1e300" must be (between|greater than|at least)`).test(e.message),
+        `${cmd.name()} ${opt.long} takes 1e300`,
+      );
+    }
+  }
+  assert.ok(numbers >= 30, `${numbers} number options found`);
+});
+
+test("numbers too large for any model, or for this one, are user errors naming the option", () => {
+  const out = path.join(root, "ranges");
+  const train = ["train", "--model", tiny, "--data", data, "--out", out, "--max-steps", "1"];
+  assertUserError(excitor([...train, "--rank", "1000000000"]), '--rank: "1000000000" must be between 1 and 4096');
+  assertUserError(excitor([...train, "--prompts", "1e8"]), '--prompts: "1e8" must be between 1 and 1024');
+  assertUserError(excitor([...train, "--method", "lora", "--lora-r", "1e9"]), '--lora-r: "1e9" must be between 1 and 4096');
+  // The tiny model's hidden size is 32: a larger Excitor rank is refused once config.json is read.
+  assertUserError(excitor([...train, "--rank", "64"]), "--rank: 64 must be at most the model's hidden size, 32");
+  assertUserError(excitor(["generate", "--model", tiny, "--max-tokens", "1e9"]), '--max-tokens: "1e9" must be between 1 and 131072');
+  assertUserError(excitor(["generate", "--model", tiny, "--seed", "-1"]), '--seed: "-1" must be between 0 and 4294967295');
+  assert.ok(!fs.existsSync(path.join(out, "adapter_model.safetensors")));
+});
+
+test("a token id the model has no embedding for is reported against the option or record that gave it", () => {
+  // A tokenizer with one token more than the model: "<extra>" gets the id just past the embedding table.
+  const narrow = writeTinyModel(path.join(root, "narrow-vocab"), { layers: 1 });
+  const tokenizerFile = path.join(narrow, "tokenizer.json");
+  const tokenizer = JSON.parse(fs.readFileSync(tokenizerFile, "utf8"));
+  const vocab = JSON.parse(fs.readFileSync(path.join(narrow, "config.json"), "utf8")).vocab_size as number;
+  tokenizer.added_tokens.push({ id: vocab, content: "<extra>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  fs.writeFileSync(tokenizerFile, JSON.stringify(tokenizer));
+  const outside = `the tokenizer gives token "<extra>" the id ${vocab}, outside the model's vocabulary (0..${vocab - 1}`;
+  assertUserError(excitor(["score", "--model", narrow, "--text", "<extra> ab"]), `--text: ${outside}`);
+  const file = path.join(root, "extra.txt");
+  fs.writeFileSync(file, "ab <extra>");
+  assertUserError(excitor(["score", "--model", narrow, "--file", file]), `--file: ${outside}`);
+  assertUserError(excitor(["generate", "--model", narrow, "--prompt", "a <extra>", "--max-tokens", "1"]), `--prompt: ${outside}`);
+  assertUserError(excitor(["attention", "--model", narrow, "--prompt", "ab", "--response", "<extra>"]), `--response: ${outside}`);
+  const chat = excitor(["chat", "--model", narrow, "--max-tokens", "1"], "<extra>\n");
+  assert.equal(chat.code, 0, chat.stderr);
+  assert.match(chat.stderr, /^excitor: error: that message: the tokenizer gives token "<extra>"/m);
+  const records = writeAlpaca(path.join(root, "extra.jsonl"), [{ instruction: "Say <extra>.", output: "ab" }, { instruction: "a", output: "b" }]);
+  const r = excitor(["train", "--model", narrow, "--data", records, "--out", path.join(root, "narrow-out"), "--max-steps", "1"]);
+  assertUserError(r, `${records}:1: ${outside}`);
 });
 
 test("--help works for the program and every command", () => {

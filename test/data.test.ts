@@ -6,10 +6,16 @@ import * as path from "node:path";
 import { ExcitorInputError } from "../engine/errors";
 import { Rng } from "../engine/rng";
 import { readDataset, type DatasetRecord } from "../engine/data/datasets";
+import { firstInvalidUtf8 } from "../engine/data/utf8";
 import { encodeChatPrompt, encodeRecord, splitTrainValidation, type Example } from "../engine/data/encode";
 import { alpacaPrompt } from "../engine/data/templates";
 import { TextTokenizer } from "../engine/tokenizer/tokenizer";
-import { FIXTURES, tinyByteLevelTokenizer } from "./fixtures";
+import { readTexts } from "../engine/train/retention";
+import { scoreIds } from "../engine/score";
+import type { ModelRuntime } from "../engine/runtime";
+import { alpacaConversationIds } from "../cli/prompt";
+import { CHATML_TEMPLATE, FIXTURES, tinyByteLevelTokenizer } from "./fixtures";
+import { spyOnEncode } from "./helpers/encode-spy";
 
 const STORIES_DIR = path.join(FIXTURES, "stories260k/hf");
 const stories = TextTokenizer.fromFolder(STORIES_DIR);
@@ -302,6 +308,14 @@ test("dataset errors name the file, the line and the field", () => {
     { lines: ['{"conversations": [{"from": "bot", "value": "a"}]}'], fragments: [":1:", '"conversations[0].from" is "bot"'] },
     { lines: ['{"conversations": [{"from": "gpt", "value": null}]}'], fragments: [":1:", '"conversations[0].value" must be a string', "null"] },
     { lines: ['{"conversations": [5]}'], fragments: [":1:", '"conversations[0]" must be an object'] },
+    { lines: ['{"conversations": []}'], fragments: [":1:", '"conversations" is an empty list'] },
+    // Chat roles are checked as ShareGPT's are: a template would render "bot" or "User" as they stand.
+    { lines: ['{"instruction": "a", "output": "b"}', '{"messages": [{"role": "bot", "content": "a"}, {"role": "assistant", "content": "b"}]}'], fragments: [":2:", '"messages[0].role" is "bot"', "expected one of system, user, assistant, tool"] },
+    { lines: ['{"messages": [{"role": "User", "content": "a"}, {"role": "assistant", "content": "b"}]}'], fragments: [":1:", '"messages[0].role" is "User"'] },
+    { lines: ['{"messages": [{"role": "user"}, {"role": "assistant", "content": "b"}]}'], fragments: [":1:", '"messages[0].content" must be a string, but it is missing'] },
+    { lines: ['{"messages": [{"role": "user", "content": "a"}, {"content": "b"}]}'], fragments: [":1:", '"messages[1].role" must be a string, but it is missing'] },
+    { lines: ['{"messages": [{"role": "user", "content": "a"}, null]}'], fragments: [":1:", '"messages[1]" must be an object', "null"] },
+    { lines: ['{"messages": []}'], fragments: [":1:", '"messages" is an empty list'] },
   ];
   for (const c of cases) {
     const file = writeTemp("data.jsonl", c.lines.join("\n"));
@@ -313,6 +327,53 @@ test("dataset errors name the file, the line and the field", () => {
       assert.equal(e.file, file);
       assert.equal(e.line, Number(c.fragments[0]?.slice(1, -1)));
     }
+  }
+});
+
+test("bytes that are not UTF-8 are an error naming the file and line; a byte order mark and any valid text are read", () => {
+  const dir = tmpDir();
+  try {
+    const write = (name: string, ...parts: (string | number[])[]): string => {
+      const file = path.join(dir, name);
+      fs.writeFileSync(file, Buffer.concat(parts.map((p) => (typeof p === "string" ? Buffer.from(p, "utf8") : Buffer.from(p)))));
+      return file;
+    };
+    const ok = '{"instruction": "a", "output": "b"}\n';
+    // Latin-1 "café" on line 3, a stray byte in a JSON array's second line, a sequence cut off at the end of the file.
+    const latin1 = write("latin1.jsonl", ok, ok, '{"instruction": "caf', [0xe9], '", "output": "b"}\n');
+    assertInputError(() => readDataset(latin1), `${latin1}:3:`, "not UTF-8", "0xE9");
+    const array = write("array.json", '[\n  {"instruction": "a", "output": "b', [0xff], '"}\n]');
+    assertInputError(() => readDataset(array), `${array}:2:`, "0xFF");
+    assertInputError(() => readDataset(write("cut.jsonl", ok, '{"instruction": "a", "output": "', [0xe2, 0x82])), "cut.jsonl:2:", "0xE2");
+    // Overlong forms and UTF-16 surrogates are not UTF-8 either.
+    assertInputError(() => readDataset(write("overlong.jsonl", '{"instruction": "', [0xc0, 0xaf], '", "output": "b"}')), "overlong.jsonl:1:", "0xC0");
+    assertInputError(() => readDataset(write("surrogate.jsonl", ok, ok, ok, '{"instruction": "', [0xed, 0xa0, 0x80], '", "output": "b"}')), "surrogate.jsonl:4:", "0xED");
+    try {
+      readDataset(latin1);
+    } catch (e) {
+      assert.ok(e instanceof ExcitorInputError);
+      assert.deepEqual([e.file, e.line], [latin1, 3]);
+    }
+    // The offset the line is counted to is where a strict decoder first fails, on any bytes.
+    const rng = new Rng(11);
+    for (let n = 0; n < 3000; n++) {
+      const bytes = Uint8Array.from({ length: 1 + rng.int(8) }, () => [0x41, 0x80, 0xbf, 0xc2, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0x9f, 0xa0][rng.int(12)] as number);
+      const at = firstInvalidUtf8(bytes);
+      const strict = (b: Uint8Array): boolean => {
+        try {
+          new TextDecoder("utf-8", { fatal: true }).decode(b);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      assert.equal(at === -1, strict(bytes), `${[...bytes]}`);
+      if (at >= 0) assert.ok(strict(bytes.subarray(0, at)), `${[...bytes]}: all before ${at} is valid`);
+    }
+    const bom = write("bom.jsonl", [0xef, 0xbb, 0xbf], '{"instruction": "café 日本 🙂 \uFFFD", "output": "b"}\n');
+    assert.deepEqual(readDataset(bom), [{ kind: "alpaca", instruction: "café 日本 🙂 \uFFFD", input: "", output: "b", line: 1 }]);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 
@@ -333,6 +394,108 @@ test("encoding errors from a dataset name the file and line", () => {
   assertInputError(() => encodeRecord(rec, stories, 64, file), `${file}:3:`, "max length 64");
   const strict = tiny({ chat_template: "{{ raise_exception('roles must alternate') }}" });
   assertInputError(() => encodeRecord(conversation, strict, 512, "c.jsonl"), "c.jsonl:9:", "roles must alternate");
+});
+
+// ---------------------------------------------------------------- long records
+
+/** Demo records and longer ones made of them, of every kind: Alpaca, text, chat with and without a template. */
+function longAndShortRecords(): DatasetRecord[] {
+  const demo = readDataset(path.join(FIXTURES, "../../demo/data/train.jsonl")).slice(0, 12) as Extract<DatasetRecord, { kind: "alpaca" }>[];
+  const story = demo.map((r) => `${r.input} ${r.output}`).join("\n\n");
+  const recs: DatasetRecord[] = [...demo];
+  demo.slice(0, 4).forEach((r, i) => {
+    recs.push({ ...r, output: `${r.output} ${story}` });
+    recs.push({ kind: "text", text: story.slice(i * 100), line: i });
+    recs.push({
+      kind: "chat",
+      line: i,
+      messages: [
+        { role: "system", content: r.instruction },
+        { role: "user", content: r.input },
+        { role: "assistant", content: story.slice(0, 700 * (i + 1)) },
+        { role: "user", content: "And then?" },
+        { role: "assistant", content: story },
+      ],
+    });
+  });
+  return recs;
+}
+
+/** A huge max length leaves nothing to cut: the whole record is tokenized, as before prefixes existed. */
+const WHOLE = 10_000_000;
+
+test("encodeRecord keeps exactly the ids and mask of the whole record's tokens, cut to max length", () => {
+  const chatml = tiny({ chat_template: CHATML_TEMPLATE });
+  for (const tok of [stories, chatml]) {
+    let cut = 0;
+    for (const rec of longAndShortRecords()) {
+      const wholeSpy = spyOnEncode(tok);
+      const whole = encodeRecord(rec, tok, WHOLE, "d.jsonl");
+      wholeSpy.restore();
+      const promptLen = whole.lossMask.indexOf(1);
+      for (const maxLen of [promptLen + 1, promptLen + 7, 64, 200, 513, whole.ids.length, whole.ids.length + 1]) {
+        if (maxLen <= promptLen || maxLen < 2) continue;
+        const spy = spyOnEncode(tok);
+        const ex = encodeRecord(rec, tok, maxLen, "d.jsonl");
+        spy.restore();
+        const n = Math.min(maxLen, whole.ids.length);
+        assert.deepEqual(ex.ids, whole.ids.slice(0, n), `${rec.kind} record, max length ${maxLen}`);
+        assert.deepEqual([...ex.lossMask], [...whole.lossMask.slice(0, n)], `${rec.kind} record, max length ${maxLen}`);
+        assert.equal(ex.truncated, whole.ids.length > maxLen);
+        if (spy.chars() < wholeSpy.chars()) cut++;
+      }
+    }
+    assert.ok(cut >= 10, `only ${cut} records were tokenized in part`);
+  }
+});
+
+test("a 5 MB record is encoded from a prefix: the tokenizer sees a few thousand characters, the ids are the whole record's", () => {
+  const chatml = tiny({ chat_template: CHATML_TEMPLATE });
+  const story = "Once upon a time, there was a little girl named Lily. She liked to play in the park with her red ball. ";
+  const huge = story.repeat(Math.ceil(5_000_000 / story.length));
+  const normal = story.repeat(40); // starts like the huge text, long enough for 256 tokens
+  const cases: Array<[TextTokenizer, (text: string) => DatasetRecord]> = [
+    [stories, (output) => ({ ...alpacaRec, output })],
+    [stories, (text) => ({ kind: "text", text, line: 1 })],
+    [chatml, (text) => ({ kind: "text", text, line: 1 })],
+    [stories, (content) => ({ ...conversation, messages: [...conversation.messages.slice(0, 4), { role: "assistant", content }] })],
+    [chatml, (content) => ({ ...conversation, messages: [{ role: "user", content: "hi" }, { role: "assistant", content }, ...conversation.messages] })],
+  ];
+  for (const [tok, record] of cases) {
+    const spy = spyOnEncode(tok);
+    const ex = encodeRecord(record(huge), tok, 256, "big.jsonl");
+    spy.restore();
+    // Each sequence encodeRecord tokenizes (at most one per message and a few more) stops near 257 tokens × the longest token.
+    assert.ok(spy.chars() < 100_000, `the tokenizer saw ${spy.chars()} characters of a ${huge.length}-character record`);
+    assert.equal(ex.truncated, true);
+    const reference = encodeRecord(record(normal), tok, 256, "big.jsonl");
+    assert.deepEqual(ex.ids, reference.ids);
+    assert.deepEqual([...ex.lossMask], [...reference.lossMask]);
+  }
+  // A prompt of 5 MB is reported as too long without tokenizing it whole.
+  const spy = spyOnEncode(stories);
+  assertInputError(() => encodeRecord({ ...alpacaRec, instruction: huge }, stories, 256, "big.jsonl"), "big.jsonl:4:", "prompt is more than 256 tokens", "max length 256");
+  spy.restore();
+  assert.ok(spy.chars() < 100_000);
+});
+
+test("texts of hundreds of thousands of tokens or paragraphs do not overflow the call stack", async () => {
+  const tok = tiny();
+  // Some 200,000 byte tokens: the tiny tokenizer merges none of these characters.
+  const message = "xq".repeat(100_000);
+  const ids = alpacaConversationIds([{ role: "user", content: message }, { role: "assistant", content: "ok" }, { role: "user", content: "and?" }], tok);
+  assert.ok(ids.length > 200_000);
+  const rt = { config: { maxPositions: 300_000 }, tokenLogprobs: async (part: number[]) => new Float32Array(part.length - 1) };
+  const scored = await scoreIds(rt as unknown as ModelRuntime, ids, false);
+  assert.equal(scored.logprobs.length, ids.length - 1);
+  const dir = tmpDir();
+  try {
+    const file = path.join(dir, "paragraphs.txt");
+    fs.writeFileSync(file, "a paragraph\n\n".repeat(200_000));
+    assert.equal(readTexts(file, "--retain").length, 200_000);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 // ---------------------------------------------------------------- rng and split

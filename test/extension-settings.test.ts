@@ -1,6 +1,7 @@
 /** Settings and run specs: what the user configures becomes the exact `excitor train` command line. */
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
+import { buildProgram } from "../cli/main";
 import { DEFAULT_SETTINGS, readSettings } from "../extension/settings";
 import { EDITABLE, checkField, editableFor, methodSummary, parseLayers, parseLoraTargets, recipeSummary, specFromPreset, trainArgs, withMethod } from "../extension/run-spec";
 
@@ -73,7 +74,7 @@ test("custom hyperparameters are checked field by field", () => {
   assert.match(checkField(field("epochs"), "2.5")!, /whole number/);
   assert.match(checkField(field("epochs"), "abc")!, /not a number/);
   assert.equal(checkField(field("prompts"), ""), undefined, "optional: empty means the default");
-  assert.match(checkField(field("validationShare"), "1")!, /from 0 to 0.99/);
+  assert.match(checkField(field("validationShare"), "1")!, /must be between 0 and 0.99/);
   assert.equal(checkField(field("learningRate"), "3e-4"), undefined);
   assert.deepEqual(parseLayers(" 4, 5 6 "), [4, 5, 6]);
   assert.equal(parseLayers(""), undefined);
@@ -126,5 +127,36 @@ test("the Custom form asks each method for its own fields, and the summary names
   assert.equal(parseLoraTargets("q_proj,lm_head"), 'LoRA targets: "lm_head" is not a LLaMA linear layer (use q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)');
   const alpha = EDITABLE.find((f) => f.key === "loraAlpha")!;
   assert.equal(checkField(alpha, "0.5"), undefined, "alpha need not be whole");
-  assert.match(checkField(alpha, "0")!, /must be from/);
+  assert.match(checkField(alpha, "0")!, /must be greater than 0/);
+});
+
+test("the Custom form and the settings accept a number exactly when `excitor train` does", () => {
+  const train = buildProgram(() => {}).commands.find((c) => c.name() === "train")!;
+  const cliAccepts = (flag: string, v: number): boolean => {
+    const opt = train.options.find((o) => o.long === flag)!;
+    try {
+      (opt.parseArg as (value: string, previous: unknown) => unknown)(String(v), undefined);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const flags: Partial<Record<string, string>> = {
+    prompts: "--prompts", rank: "--rank", loraR: "--lora-r", loraAlpha: "--lora-alpha", epochs: "--epochs", maxSteps: "--max-steps",
+    learningRate: "--lr", batchSize: "--batch-size", maxLength: "--max-length", validationShare: "--validation-share", seed: "--seed",
+  };
+  const probes = [-1, 0, 1e-9, 1e-7, 0.5, 0.99, 0.995, 1, 2, 1000, 1001, 1024, 1025, 4096, 4097, 131072, 131073, 1e6, 1e7, 1e7 + 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 1e9];
+  for (const field of EDITABLE) {
+    const flag = flags[field.key]!;
+    for (const v of probes) assert.equal(checkField(field, String(v)) === undefined, cliAccepts(flag, v), `${field.label} = ${v} vs ${flag}`);
+  }
+  // Settings: the same numbers, except that 0 stands for "the default" where the setting says so.
+  const settingFlags = { epochs: "--epochs", batchSize: "--batch-size", maxLength: "--max-length", validationShare: "--validation-share", seed: "--seed", prompts: "--prompts", rank: "--rank", learningRate: "--lr" } as const;
+  for (const [key, flag] of Object.entries(settingFlags)) {
+    for (const v of probes) {
+      const taken = readSettings((k) => (k === `train.${key}` ? v : undefined)).problems.length === 0;
+      const zeroIsDefault = v === 0 && (key === "prompts" || key === "rank" || key === "learningRate");
+      assert.equal(taken, zeroIsDefault || cliAccepts(flag, v), `excitor.train.${key} = ${v} vs ${flag}`);
+    }
+  }
 });

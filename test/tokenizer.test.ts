@@ -5,7 +5,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { ExcitorInputError } from "../engine/errors";
 import { TextTokenizer } from "../engine/tokenizer/tokenizer";
+import { cutAtOrAfter } from "../engine/tokenizer/prefix-cut";
 import { CHATML_TEMPLATE, FIXTURES, tinyByteLevelTokenizer } from "./fixtures";
+import { spyOnEncode } from "./helpers/encode-spy";
 
 const STORIES_DIR = path.join(FIXTURES, "stories260k/hf");
 const LLAMA2_DIR = path.join(FIXTURES, "tokenizers/llama2");
@@ -250,4 +252,101 @@ test("applyChatTemplate errors are input errors", () => {
     () => broken.applyChatTemplate([{ role: "user", content: "x" }], { addGenerationPrompt: false }),
     (e: unknown) => e instanceof ExcitorInputError,
   );
+});
+
+/** Texts of every kind the fixtures hold: sentencepiece references (byte fallback, CJK, emoji, spaces) and demo records. */
+function sampleTexts(): string[] {
+  const texts = [...references(cases[0]!.refs), ...references(cases[1]!.refs)].map((r) => r.text);
+  const demo = fs.readFileSync(path.join(FIXTURES, "../../demo/data/train.jsonl"), "utf8").split("\n").filter(Boolean).slice(0, 40);
+  for (const line of demo) {
+    const r = JSON.parse(line) as { instruction: string; input: string; output: string };
+    texts.push(`${r.instruction}\n\n${r.input}  ${r.output}`);
+  }
+  return texts;
+}
+
+const prefixCases = [
+  { name: "stories260k (SentencePiece, spaces collapsed)", make: () => TextTokenizer.fromFolder(STORIES_DIR) },
+  { name: "llama2 (SentencePiece, byte fallback)", make: () => TextTokenizer.fromFolder(LLAMA2_DIR) },
+  { name: "demo model", make: () => TextTokenizer.fromFolder(path.join(FIXTURES, "../../demo/model")) },
+  { name: "byte-level BPE", make: () => tinyTokenizer() },
+];
+
+for (const c of prefixCases) {
+  test(`encodePrefix, ${c.name}: a text cut at a space encodes to the first ids of the whole text`, () => {
+    const tok = c.make();
+    const texts = sampleTexts();
+    // The invariant encodePrefix rests on, at every place it may cut.
+    for (const text of texts) {
+      const whole = tok.encode(text);
+      for (let b = cutAtOrAfter(text, 1); b !== undefined; b = cutAtOrAfter(text, b + 1)) {
+        const part = tok.encode(text.slice(0, b));
+        assert.deepEqual(part, whole.slice(0, part.length), `cut at ${b} of ${JSON.stringify(text)}`);
+      }
+    }
+    // encodePrefix itself, on a text long enough to be cut.
+    const long = texts.join(" \n ");
+    const whole = tok.encode(long);
+    for (const n of [1, 2, 7, 30, 100, 257, 600]) {
+      const spy = spyOnEncode(tok);
+      const prefix = tok.encodePrefix(long, n);
+      spy.restore();
+      assert.equal(prefix.complete, false);
+      assert.ok(prefix.ids.length >= n, `at least ${n} ids`);
+      assert.deepEqual(prefix.ids, whole.slice(0, prefix.ids.length));
+      assert.ok(spy.chars() < long.length / 2, `only a prefix was tokenized (${spy.chars()} of ${long.length} characters)`);
+    }
+    const all = tok.encodePrefix(texts[0]!, 1_000_000, { bos: true, eos: true });
+    assert.deepEqual(all, { ids: tok.encode(texts[0]!, { bos: true, eos: true }), complete: true });
+  });
+}
+
+test("encodePrefix: a 5 MB text is tokenized only as far as the ids asked for", () => {
+  const tok = TextTokenizer.fromFolder(LLAMA2_DIR);
+  const paragraph = sampleTexts().join(" ");
+  const huge = paragraph.repeat(Math.ceil(5_000_000 / paragraph.length));
+  const spy = spyOnEncode(tok);
+  const prefix = tok.encodePrefix(huge, 257, { bos: true });
+  spy.restore();
+  assert.ok(spy.chars() <= 257 * 16 * 2 + 1000, `tokenized ${spy.chars()} characters of ${huge.length}`);
+  assert.deepEqual(prefix.ids.slice(0, 257), tok.encode(paragraph, { bos: true }).slice(0, 257));
+});
+
+/**
+ * A Llama-2-style tokenizer (spaces become "▁", no pre-tokenizer) whose merges make "o▁w": a
+ * token across the space between "hello" and "world", where a cut would change the ids.
+ */
+function acrossSpaceTokenizer(withAcrossMerge: boolean): TextTokenizer {
+  const vocab: Record<string, number> = { "<unk>": 0, "<s>": 1, "</s>": 2 };
+  for (const ch of "▁abcdefghijklmnopqrstuvwxyz") vocab[ch] = Object.keys(vocab).length;
+  const merges = [["l", "l"], ["h", "e"], ["he", "ll"], ...(withAcrossMerge ? [["o", "▁"], ["o▁", "w"]] : [])];
+  for (const [a, b] of merges) vocab[a! + b!] = Object.keys(vocab).length;
+  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  return TextTokenizer.fromJson(
+    {
+      version: "1.0",
+      added_tokens: [special(0, "<unk>"), special(1, "<s>"), special(2, "</s>")],
+      normalizer: { type: "Sequence", normalizers: [{ type: "Prepend", prepend: "▁" }, { type: "Replace", pattern: { String: " " }, content: "▁" }] },
+      pre_tokenizer: null,
+      post_processor: null,
+      decoder: { type: "Replace", pattern: { String: "▁" }, content: " " },
+      model: { type: "BPE", unk_token: "<unk>", fuse_unk: true, byte_fallback: false, ignore_merges: false, vocab, merges: merges.map(([a, b]) => `${a} ${b}`) },
+    },
+    { bos_token: "<s>", eos_token: "</s>", add_bos_token: true },
+  );
+}
+
+test("encodePrefix: a tokenizer with a token across a space is tokenized whole, so its ids stay exact", () => {
+  const text = "hello world ".repeat(40).trim();
+  for (const across of [true, false]) {
+    const tok = acrossSpaceTokenizer(across);
+    const whole = tok.encode(text);
+    assert.equal(whole.some((id) => tok.idToToken(id) === "o▁w"), across);
+    const spy = spyOnEncode(tok);
+    const prefix = tok.encodePrefix(text, 3);
+    spy.restore();
+    assert.deepEqual(prefix.ids, whole.slice(0, prefix.ids.length));
+    if (across) assert.deepEqual([prefix.complete, spy.chars()], [true, text.length], "no cut where a token spans the space");
+    else assert.ok(!prefix.complete && spy.chars() < text.length, "cut where no token spans a space");
+  }
 });

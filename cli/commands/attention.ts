@@ -14,7 +14,7 @@ import { EXIT } from "../errors";
 import { templateOption, type Runner, type TemplateName } from "../options";
 import { adapterTemplate, promptIds, responseIds } from "../prompt";
 import { promptPieces } from "../prompt-pieces";
-import { attachAdapter, modelOptions, openTokenizer } from "../session";
+import { attachAdapter, checkIds, modelOptions, openTokenizer } from "../session";
 
 interface Opts {
   model: string;
@@ -45,10 +45,12 @@ async function attentionCommand(o: Opts): Promise<number> {
     const template = o.template ?? adapterTemplate(adapter) ?? "none";
     const prompt = promptIds(tok, o.prompt, template);
     if (prompt.length === 0) throw new ExcitorInputError("--prompt: the prompt is empty");
+    checkIds(prompt, rt.config.vocabSize, "--prompt", tok);
     const response =
       o.response !== undefined
         ? responseIds(tok, prompt, o.prompt, template, o.response)
         : (await generate(rt, tok, prompt, { maxTokens: ANSWER_TOKENS, temperature: 0, repetitionPenalty: 1, useAdapter: adapter !== null })).ids;
+    checkIds(response, rt.config.vocabSize, "--response", tok);
     if (prompt.length + response.length > rt.config.maxPositions)
       throw new ExcitorInputError(`prompt and response are ${prompt.length + response.length} tokens; the model's context holds ${rt.config.maxPositions}`);
     const report = await attentionReport(rt, tok, adapter, prompt, response, promptPieces(tok, o.prompt, template));

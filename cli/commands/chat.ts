@@ -17,7 +17,7 @@ import { ExcitorInputError } from "../../engine/errors";
 import { EXIT } from "../errors";
 import { samplingFrom, type Runner } from "../options";
 import { adapterTemplate, alpacaConversationIds, fitContext } from "../prompt";
-import { attachAdapter, modelOptions, openTokenizer } from "../session";
+import { attachAdapter, checkIds, modelOptions, openTokenizer } from "../session";
 import { samplingOptions } from "./generate";
 
 interface Opts extends SamplingOptions {
@@ -75,6 +75,7 @@ async function converse(o: Opts, tok: TextTokenizer, rt: ModelRuntime): Promise<
       try {
         ids = fitContext(history, encode, rt, o.maxTokens, start.length);
         if (!ids) throw new ExcitorInputError(`that message does not fit the model's context of ${rt.config.maxPositions} tokens`);
+        checkIds(ids, rt.config.vocabSize, "that message", tok);
       } catch (e) {
         // A message too long, or a chat template that rejects the conversation: drop it, go on.
         if (!(e instanceof ExcitorInputError)) throw e;

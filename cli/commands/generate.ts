@@ -11,9 +11,10 @@ import { DEFAULT_SAMPLING } from "../../engine/generate/sampler";
 import { ExcitorInputError } from "../../engine/errors";
 import { openModel, type BackendChoice } from "../../engine/load";
 import { EXIT } from "../errors";
-import { NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, numberOption, repeatableOption, templateOption, type Runner, type TemplateName, samplingFrom } from "../options";
+import { SAMPLING_RANGES as R } from "../../engine/option-ranges";
+import { numberOption, repeatableOption, templateOption, type Runner, type TemplateName, samplingFrom } from "../options";
 import { promptIds } from "../prompt";
-import { attachAdapter, interruptSignal, modelOptions, openTokenizer } from "../session";
+import { attachAdapter, checkIds, interruptSignal, modelOptions, openTokenizer } from "../session";
 
 interface Opts extends SamplingOptions {
   model: string;
@@ -30,12 +31,12 @@ interface Opts extends SamplingOptions {
 export function samplingOptions(cmd: Command, maxTokens: number, repetitionPenalty: number): Command {
   const S = DEFAULT_SAMPLING;
   return cmd
-    .addOption(numberOption("--max-tokens <n>", "most tokens to generate", POSITIVE_INT, maxTokens))
-    .addOption(numberOption("--temperature <t>", "sampling temperature (0: greedy)", NON_NEGATIVE, S.temperature))
-    .addOption(numberOption("--top-p <p>", "nucleus sampling mass (1: off)", { above: 0, max: 1 }, S.topP))
-    .addOption(numberOption("--top-k <k>", "sample among the k most likely tokens (0: off)", NON_NEGATIVE_INT, S.topK))
-    .addOption(numberOption("--repetition-penalty <x>", "penalty on tokens already in the context (1: off)", POSITIVE, repetitionPenalty))
-    .addOption(numberOption("--seed <n>", "sampling seed", NON_NEGATIVE_INT, S.seed));
+    .addOption(numberOption("--max-tokens <n>", "most tokens to generate", R.maxTokens, maxTokens))
+    .addOption(numberOption("--temperature <t>", "sampling temperature (0: greedy)", R.temperature, S.temperature))
+    .addOption(numberOption("--top-p <p>", "nucleus sampling mass (1: off)", R.topP, S.topP))
+    .addOption(numberOption("--top-k <k>", "sample among the k most likely tokens (0: off)", R.topK, S.topK))
+    .addOption(numberOption("--repetition-penalty <x>", "penalty on tokens already in the context (1: off)", R.repetitionPenalty, repetitionPenalty))
+    .addOption(numberOption("--seed <n>", "sampling seed", R.seed, S.seed));
 }
 
 export function registerGenerate(program: Command, run: Runner): void {
@@ -55,6 +56,7 @@ async function generateCommand(o: Opts): Promise<number> {
   try {
     const adapter = attachAdapter(rt, o.adapter);
     const ids = promptIds(tok, o.prompt, o.template);
+    checkIds(ids, rt.config.vocabSize, "--prompt", tok);
     if (ids.length >= rt.config.maxPositions)
       throw new ExcitorInputError(`--prompt: the prompt is ${ids.length} tokens; the model's context holds ${rt.config.maxPositions}`);
     const result = await generate(rt, tok, ids, {

@@ -36,11 +36,12 @@ async function scoreCommand(o: Opts): Promise<number> {
   const given = [o.ids && "--ids", o.text !== undefined && "--text", o.file !== undefined && "--file"].filter(Boolean);
   if (given.length !== 1)
     throw new ExcitorInputError(given.length ? `give only one of ${given.join(", ")}` : "nothing to score: give --ids, --text or --file");
-  const ids = o.ids ?? openTokenizer(o.model).encode(o.text ?? readText(o.file!));
-  if (ids.length < 2) throw new ExcitorInputError(`need at least 2 tokens to score, got ${ids.length}`);
+  const tok = o.ids ? undefined : openTokenizer(o.model);
+  const ids = o.ids ?? tok!.encode(o.text ?? readText(o.file!));
+  if (ids.length < 2) throw new ExcitorInputError(`${given[0]}: need at least 2 tokens to score, got ${ids.length}`);
   const rt = await openModel(o.model, { backend: o.backend });
   try {
-    checkIds(ids, rt.config.vocabSize, "--ids");
+    checkIds(ids, rt.config.vocabSize, given[0] as string, tok);
     const adapter = attachAdapter(rt, o.adapter);
     const r = await scoreIds(rt, ids, adapter !== null);
     const logprobs = Array.from(r.logprobs, Number);

@@ -17,7 +17,8 @@ import { fmtDuration, fmtInt } from "../format";
 import { keptKnowledge, trainReporter } from "../progress";
 import { EXIT } from "../errors";
 import { ExcitorInputError } from "../../engine/errors";
-import { NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, SHARE, intListOption, numberOption, repeatableOption, type Runner } from "../options";
+import { TRAIN_RANGES as R } from "../../engine/option-ranges";
+import { intListOption, numberOption, repeatableOption, type Runner } from "../options";
 import { countBaseParameters } from "../../engine/model/config";
 
 interface Opts {
@@ -60,16 +61,16 @@ export function registerTrain(program: Command, run: Runner): void {
     .requiredOption("--data <file>", "dataset: JSON Lines or a JSON array of Alpaca, chat or ShareGPT records")
     .requiredOption("--out <dir>", "folder for the adapter, checkpoints and metrics.jsonl")
     .addOption(new Option("--method <name>", "what is trained: an Excitor adapter, a LoRA adapter (PEFT's layout) or every weight (a model folder)").choices(TUNING_METHODS).default("excitor"))
-    .addOption(numberOption("--epochs <n>", "passes over the training set", POSITIVE_INT, D.epochs))
-    .addOption(numberOption("--max-steps <n>", "stop after this many optimizer steps", POSITIVE_INT))
-    .addOption(numberOption("--batch-size <n>", "examples per optimizer step", POSITIVE_INT, D.batchSize))
-    .addOption(numberOption("--micro-batch <n>", "examples per forward/backward pass (memory)", POSITIVE_INT, D.microBatch))
-    .addOption(numberOption("--lr <x>", "peak learning rate (default 9e-3 × batch size / 256)", POSITIVE))
-    .addOption(numberOption("--prompts <K>", "--method excitor: learnable prompts per adapted layer (default 10, or 30 from 100M parameters)", POSITIVE_INT))
-    .addOption(numberOption("--rank <r>", "--method excitor: rank of the Excitor query (default 8, or 16 from 100M parameters)", POSITIVE_INT))
+    .addOption(numberOption("--epochs <n>", "passes over the training set", R.epochs, D.epochs))
+    .addOption(numberOption("--max-steps <n>", "stop after this many optimizer steps", R.maxSteps))
+    .addOption(numberOption("--batch-size <n>", "examples per optimizer step", R.batchSize, D.batchSize))
+    .addOption(numberOption("--micro-batch <n>", "examples per forward/backward pass (memory)", R.microBatch, D.microBatch))
+    .addOption(numberOption("--lr <x>", "peak learning rate (default 9e-3 × batch size / 256)", R.learningRate))
+    .addOption(numberOption("--prompts <K>", "--method excitor: learnable prompts per adapted layer (default 10, or 30 from 100M parameters)", R.numPrompts))
+    .addOption(numberOption("--rank <r>", "--method excitor: rank of the Excitor query (default 8, or 16 from 100M parameters)", R.rank))
     .addOption(intListOption("--layers <list>", "adapted layers, e.g. 4,5,6,7 (default: the top 15/16 for Excitor, all for LoRA)"))
-    .addOption(numberOption("--lora-r <r>", `--method lora: rank (default ${LORA_DEFAULTS.r})`, POSITIVE_INT))
-    .addOption(numberOption("--lora-alpha <x>", `--method lora: alpha; updates are scaled by alpha / r (default ${LORA_DEFAULTS.alpha})`, POSITIVE))
+    .addOption(numberOption("--lora-r <r>", `--method lora: rank (default ${LORA_DEFAULTS.r})`, R.loraR))
+    .addOption(numberOption("--lora-alpha <x>", `--method lora: alpha; updates are scaled by alpha / r (default ${LORA_DEFAULTS.alpha})`, R.loraAlpha))
     .option("--lora-targets <list>", `--method lora: adapted linear layers, comma-separated, of ${Object.keys(LORA_MODULES).join(", ")} (default ${LORA_DEFAULTS.targets.join(",")})`)
     .addOption(
       repeatableOption(
@@ -77,15 +78,15 @@ export function registerTrain(program: Command, run: Runner): void {
         "forgetting monitor's retention set: base (the base model's own samples), none (off), or a .txt (blank-line paragraphs) / .jsonl (\"text\") file of your text, which replaces the base samples unless listed with base (base,FILE); repeatable",
       ).default([], "base"),
     )
-    .addOption(numberOption("--retain-weight <x>", "λ of a KL-to-base term on replayed base-model samples each step, against forgetting (0: off)", NON_NEGATIVE, 0))
-    .addOption(numberOption("--max-length <n>", "tokens per example; longer ones are cut", { integer: true, min: 2 }, D.maxLength))
-    .addOption(numberOption("--validation-share <x>", "share of examples held out for validation", SHARE, D.validationShare))
-    .addOption(numberOption("--seed <n>", "random seed (init, data order, split)", NON_NEGATIVE_INT, D.seed))
-    .addOption(numberOption("--checkpoint-every <n>", "checkpoint every N steps (0: only at the end)", NON_NEGATIVE_INT, D.checkpointEvery))
-    .addOption(numberOption("--eval-every <n>", "validation loss every N steps (0: at checkpoints)", NON_NEGATIVE_INT, D.evalEvery))
-    .addOption(numberOption("--warmup-share <x>", "share of steps with linear learning-rate warmup", SHARE, D.warmupShare))
-    .addOption(numberOption("--weight-decay <x>", "AdamW weight decay", NON_NEGATIVE, D.weightDecay))
-    .addOption(numberOption("--grad-clip <x>", "clip the gradient's global norm (0: off)", NON_NEGATIVE, D.gradClip))
+    .addOption(numberOption("--retain-weight <x>", "λ of a KL-to-base term on replayed base-model samples each step, against forgetting (0: off)", R.retainWeight, 0))
+    .addOption(numberOption("--max-length <n>", "tokens per example; longer ones are cut", R.maxLength, D.maxLength))
+    .addOption(numberOption("--validation-share <x>", "share of examples held out for validation", R.validationShare, D.validationShare))
+    .addOption(numberOption("--seed <n>", "random seed (init, data order, split)", R.seed, D.seed))
+    .addOption(numberOption("--checkpoint-every <n>", "checkpoint every N steps (0: only at the end)", R.checkpointEvery, D.checkpointEvery))
+    .addOption(numberOption("--eval-every <n>", "validation loss every N steps (0: at checkpoints)", R.evalEvery, D.evalEvery))
+    .addOption(numberOption("--warmup-share <x>", "share of steps with linear learning-rate warmup", R.warmupShare, D.warmupShare))
+    .addOption(numberOption("--weight-decay <x>", "AdamW weight decay", R.weightDecay, D.weightDecay))
+    .addOption(numberOption("--grad-clip <x>", "clip the gradient's global norm (0: off)", R.gradClip, D.gradClip))
     .addOption(
       new Option("--preset <name>", "quick or standard: epochs, steps, batch, learning rate, K and r scaled to the data's size (explicit options win)").choices(["quick", "standard"]),
     )

@@ -6,7 +6,7 @@
  * - JSON Lines: one record per line, blank lines skipped;
  * and records of these shapes:
  * - Alpaca `{instruction, input?, output}`;
- * - chat `{messages: [{role, content}]}`;
+ * - chat `{messages: [{role, content}]}`, role one of system, user, assistant, tool;
  * - ShareGPT `{conversations: [{from, value}]}` (from human/user → user, gpt/assistant/model →
  *   assistant, system → system).
  *
@@ -16,6 +16,7 @@
 import * as fs from "node:fs";
 import { ExcitorInputError } from "../errors";
 import type { ChatMessage } from "../tokenizer/tokenizer";
+import { decodeUtf8 } from "./utf8";
 
 interface RecordPosition {
   /** 1-based line in a JSON Lines file; for a JSON array, the record's index + 1. */
@@ -37,19 +38,19 @@ export function recordLocation(file: string, rec: RecordPosition): string {
 
 /** Reads and validates a dataset file; throws ExcitorInputError on the first problem. */
 export function readDataset(file: string): DatasetRecord[] {
-  let text: string;
+  let bytes: Buffer;
   try {
     if (fs.statSync(file).isDirectory()) {
       throw new ExcitorInputError(`${file}: is a folder; expected a .json or .jsonl dataset file`, file);
     }
-    text = fs.readFileSync(file, "utf8");
+    bytes = fs.readFileSync(file);
   } catch (e) {
     if (e instanceof ExcitorInputError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     if (code === "ENOENT") throw new ExcitorInputError(`${file}: file not found`, file);
     throw new ExcitorInputError(`${file}: cannot read (${shortMessage(e)})`, file);
   }
-  text = text.replace(/^\uFEFF/, "");
+  const text = decodeUtf8(bytes, file); // drops a byte order mark
 
   const records = text.trimStart().startsWith("[") ? readArray(text, file) : readLines(text, file);
   if (records.length === 0) throw new ExcitorInputError(`${file}: dataset is empty`, file);
@@ -89,6 +90,12 @@ function readLines(text: string, file: string): DatasetRecord[] {
   return out;
 }
 
+/**
+ * Roles of chat records, as chat templates spell them. Anything else ("bot", "User") would be
+ * rendered by a template as it stands or dropped, training on a conversation the file did not mean.
+ */
+const CHAT_ROLES = ["system", "user", "assistant", "tool"];
+
 const SHAREGPT_ROLES: Record<string, string> = {
   human: "user",
   user: "user",
@@ -110,7 +117,9 @@ function parseRecord(value: unknown, pos: RecordPosition, file: string): Dataset
   const obj = value as Record<string, unknown>;
 
   if ("messages" in obj) {
-    const messages = parseTurns(obj["messages"], "messages", "role", "content", (role) => role, fail);
+    const toRole = (role: string, field: string): string =>
+      CHAT_ROLES.includes(role) ? role : fail(`"${field}" is "${role}"; expected one of ${CHAT_ROLES.join(", ")}`);
+    const messages = parseTurns(obj["messages"], "messages", "role", "content", toRole, fail);
     return { kind: "chat", messages, ...pos };
   }
   if ("conversations" in obj) {
@@ -160,16 +169,20 @@ function parseTurns(
   if (!Array.isArray(list)) {
     return fail(`"${listField}" must be an array of {${roleField}, ${textField}}, got ${typeName(list)}`);
   }
+  if (list.length === 0) return fail(`"${listField}" is an empty list; expected turns {${roleField}, ${textField}} with an answer`);
   const messages = list.map((turn, i): ChatMessage => {
     const at = `${listField}[${i}]`;
     if (typeof turn !== "object" || turn === null || Array.isArray(turn)) {
       return fail(`"${at}" must be an object {${roleField}, ${textField}}, got ${typeName(turn)}`);
     }
     const t = turn as Record<string, unknown>;
-    const role = t[roleField];
-    if (typeof role !== "string") return fail(`"${at}.${roleField}" must be a string, got ${typeName(role)}`);
-    const content = t[textField];
-    if (typeof content !== "string") return fail(`"${at}.${textField}" must be a string, got ${typeName(content)}`);
+    const str = (field: string): string => {
+      const v = t[field];
+      if (typeof v === "string") return v;
+      return fail(`"${at}.${field}" must be a string, ${field in t ? `got ${typeName(v)}` : "but it is missing"}`);
+    };
+    const role = str(roleField);
+    const content = str(textField);
     return { role: toRole(role, `${at}.${roleField}`), content };
   });
   if (!messages.some((m) => m.role === "assistant" && m.content.trim() !== "")) {

@@ -4,7 +4,8 @@
  */
 import { ExcitorInputError } from "../errors";
 import { Rng } from "../rng";
-import type { ChatMessage, TextTokenizer } from "../tokenizer/tokenizer";
+import type { ChatMessage, PrefixIds, TextTokenizer } from "../tokenizer/tokenizer";
+import { idsOutsideVocabulary } from "../tokenizer/ids-fit";
 import { recordLocation, type DatasetRecord } from "./datasets";
 import { alpacaPrompt } from "./templates";
 
@@ -18,10 +19,14 @@ export interface Example {
   line: number;
 }
 
-/** Ids and mask before truncation. */
+/**
+ * Ids and mask before truncation: all of the record's tokens, or (complete = false) at least the
+ * first `budget` of them, where the record is longer than that.
+ */
 interface Encoded {
   ids: number[];
   mask: number[];
+  complete: boolean;
 }
 
 /**
@@ -35,24 +40,29 @@ interface Encoded {
  * without a chat template use the fallback format of `fallbackChunks`.
  *
  * Examples longer than maxLen are cut to maxLen (truncated = true); one with no target left
- * after the cut is an ExcitorInputError, since it would teach nothing.
+ * after the cut is an ExcitorInputError, since it would teach nothing. Only about as much text as
+ * maxLen + 1 tokens take is tokenized (TextTokenizer.encodePrefix), so a huge record costs no
+ * more than a normal one, and the kept ids are those of tokenizing the whole record. With the
+ * model's `vocabSize`, an id the model has no embedding for is an error naming the record.
  */
-export function encodeRecord(rec: DatasetRecord, tok: TextTokenizer, maxLen: number, file: string): Example {
+export function encodeRecord(rec: DatasetRecord, tok: TextTokenizer, maxLen: number, file: string, vocabSize?: number): Example {
   if (!Number.isInteger(maxLen) || maxLen < 2) {
     throw new ExcitorInputError(`max length must be an integer of at least 2, got ${maxLen}`);
   }
   const where = recordLocation(file, rec);
   const line = rec.fromArray ? undefined : rec.line;
+  // One token more than is kept tells whether the example was cut.
+  const budget = maxLen + 1;
   let enc: Encoded;
   try {
     if (rec.kind === "alpaca") {
-      enc = encodeChunks([{ prompt: alpacaPrompt(rec.instruction, rec.input), response: rec.output }], tok);
+      enc = encodeChunks([{ prompt: alpacaPrompt(rec.instruction, rec.input), response: rec.output }], tok, budget);
     } else if (rec.kind === "text") {
-      enc = encodeChunks([{ prompt: "", response: rec.text }], tok); // BOS + text + EOS, all but BOS targets
+      enc = encodeChunks([{ prompt: "", response: rec.text }], tok, budget); // BOS + text + EOS, all but BOS targets
     } else if (tok.chatTemplate !== undefined) {
-      enc = encodeWithTemplate(rec.messages, tok);
+      enc = encodeWithTemplate(rec.messages, tok, budget);
     } else {
-      enc = encodeChunks(fallbackChunks(rec.messages), tok);
+      enc = encodeChunks(fallbackChunks(rec.messages), tok, budget);
     }
   } catch (e) {
     if (e instanceof ExcitorInputError && e.file === undefined) {
@@ -62,6 +72,13 @@ export function encodeRecord(rec: DatasetRecord, tok: TextTokenizer, maxLen: num
   }
 
   const promptLen = enc.mask.indexOf(1);
+  if (promptLen < 0 && !enc.complete) {
+    throw new ExcitorInputError(
+      `${where}: prompt is more than ${maxLen} tokens, longer than max length ${maxLen}: no response token left to learn from`,
+      file,
+      line,
+    );
+  }
   if (promptLen < 0) {
     throw new ExcitorInputError(`${where}: the chat template rendered no assistant text to learn from`, file, line);
   }
@@ -75,7 +92,10 @@ export function encodeRecord(rec: DatasetRecord, tok: TextTokenizer, maxLen: num
   }
   const truncated = enc.ids.length > maxLen;
   const n = Math.min(enc.ids.length, maxLen);
-  return { ids: enc.ids.slice(0, n), lossMask: Uint8Array.from(enc.mask.slice(0, n)), truncated, line: rec.line };
+  const ids = enc.ids.slice(0, n);
+  const misfit = vocabSize === undefined ? undefined : idsOutsideVocabulary(ids, vocabSize, tok);
+  if (misfit) throw new ExcitorInputError(`${where}: ${misfit}`, file, line);
+  return { ids, lossMask: Uint8Array.from(enc.mask.slice(0, n)), truncated, line: rec.line };
 }
 
 /**
@@ -101,26 +121,33 @@ export function encodeChatPrompt(messages: ChatMessage[], tok: TextTokenizer): n
  * header and all user/system text are not. Spans are measured as the common prefix of the prefix's
  * tokens with the full conversation's tokens, which stays right even if a merge crosses a boundary.
  */
-function encodeWithTemplate(messages: ChatMessage[], tok: TextTokenizer): Encoded {
-  const ids = encodeRendered(tok.applyChatTemplate(messages, { addGenerationPrompt: false }), tok);
+function encodeWithTemplate(messages: ChatMessage[], tok: TextTokenizer, budget: number): Encoded {
+  // Each sequence is tokenized up to `budget` ids: their common prefixes, hence the mask, are
+  // then those of the whole sequences within the first `budget` tokens.
+  const rendered = (upTo: number, addGenerationPrompt: boolean) =>
+    encodeRendered(tok.applyChatTemplate(messages.slice(0, upTo), { addGenerationPrompt }), tok, budget);
+  const { ids, complete } = rendered(messages.length, false);
   const mask = new Array<number>(ids.length).fill(0);
-  messages.forEach((m, i) => {
-    if (m.role !== "assistant" || m.content.trim() === "") return;
-    const before = encodeRendered(tok.applyChatTemplate(messages.slice(0, i), { addGenerationPrompt: true }), tok);
-    const including = encodeRendered(tok.applyChatTemplate(messages.slice(0, i + 1), { addGenerationPrompt: false }), tok);
-    const end = commonPrefixLength(including, ids);
-    for (let t = commonPrefixLength(before, ids); t < end; t++) mask[t] = 1;
-  });
-  return { ids, mask };
+  for (const [i, m] of messages.entries()) {
+    if (m.role !== "assistant" || m.content.trim() === "") continue;
+    const start = commonPrefixLength(rendered(i, true).ids, ids);
+    if (start >= ids.length) break; // this answer and the later ones begin after the kept tokens
+    const end = commonPrefixLength(rendered(i + 1, false).ids, ids);
+    for (let t = start; t < end; t++) mask[t] = 1;
+  }
+  return { ids, mask, complete };
 }
 
 /**
  * Tokenizes template output. Templates usually write `bos_token` into the text themselves, so BOS
  * is added only when the tokenizer wants one and the text does not already start with it.
  */
-function encodeRendered(text: string, tok: TextTokenizer): number[] {
+function encodeRendered(text: string, tok: TextTokenizer): number[];
+function encodeRendered(text: string, tok: TextTokenizer, budget: number): PrefixIds;
+function encodeRendered(text: string, tok: TextTokenizer, budget?: number): number[] | PrefixIds {
   const hasBos = tok.bosToken !== undefined && text.startsWith(tok.bosToken);
-  return tok.encode(text, { bos: tok.addBos && !hasBos, eos: false });
+  const opts = { bos: tok.addBos && !hasBos, eos: false };
+  return budget === undefined ? tok.encode(text, opts) : tok.encodePrefix(text, budget, opts);
 }
 
 /** One prompt → response exchange; the last chunk of a generation prompt has no response yet. */
@@ -169,7 +196,7 @@ function fallbackChunks(messages: ChatMessage[]): Chunk[] {
  * chunk the first len(tokenize(prompt)) tokens are masked (the spec's Alpaca rule, per chunk).
  * Chunks without a response are skipped (they only matter for generation prompts).
  */
-function encodeChunks(chunks: Chunk[], tok: TextTokenizer): Encoded {
+function encodeChunks(chunks: Chunk[], tok: TextTokenizer, budget = Infinity): Encoded {
   const ids: number[] = [];
   const mask: number[] = [];
   for (const c of chunks) {
@@ -178,16 +205,21 @@ function encodeChunks(chunks: Chunk[], tok: TextTokenizer): Encoded {
     if (eos === undefined) {
       throw new ExcitorInputError("the tokenizer has no EOS token (set eos_token in tokenizer_config.json)");
     }
+    const room = budget - ids.length;
+    if (room <= 0) return { ids, mask, complete: false };
     const bos = ids.length === 0;
-    const full = tok.encode(c.prompt + c.response, { bos, eos: false });
-    const promptLen = tok.encode(c.prompt, { bos, eos: false }).length;
-    full.push(eos);
-    full.forEach((id, t) => {
+    const full = tok.encodePrefix(c.prompt + c.response, room, { bos, eos: false });
+    const prompt = tok.encodePrefix(c.prompt, room, { bos, eos: false });
+    // A prompt cut short is longer than everything kept: no target among these ids.
+    const promptLen = prompt.complete ? prompt.ids.length : Infinity;
+    if (full.complete) full.ids.push(eos);
+    full.ids.forEach((id, t) => {
       ids.push(id);
       mask.push(t < promptLen ? 0 : 1);
     });
+    if (!full.complete) return { ids, mask, complete: false };
   }
-  return { ids, mask };
+  return { ids, mask, complete: true };
 }
 
 function commonPrefixLength(a: number[], b: number[]): number {

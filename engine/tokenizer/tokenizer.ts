@@ -10,6 +10,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ExcitorInputError } from "../errors";
+import { cutAtOrAfter, prefixCutInfo, type PrefixCutInfo } from "./prefix-cut";
 
 // Both @huggingface packages are ES modules that also ship CommonJS builds. This project compiles
 // to CommonJS, where a static `import` of an ES module is rejected by TypeScript (TS1479), so we
@@ -43,6 +44,16 @@ interface Sources {
   tokenizerConfig: string;
 }
 
+/** The ids a prefix of a text encodes to (`TextTokenizer.encodePrefix`). */
+export interface PrefixIds {
+  ids: number[];
+  /** True when these are all of the text's ids (the whole text was tokenized), EOS included if asked for. */
+  complete: boolean;
+}
+
+/** Characters added to the first cut beyond max ids × longest token, so short texts are never cut. */
+const CUT_MARGIN = 64;
+
 /** Stop-token names tried when neither config file names an EOS (a bare tokenizer.json). */
 const WELL_KNOWN_EOS = ["</s>", "<|endoftext|>", "<|end_of_text|>", "<eos>", "<|eot_id|>", "<|im_end|>"];
 
@@ -73,6 +84,8 @@ export class TextTokenizer {
   private readonly config: JsonObject;
   private readonly sources: Sources;
   private compiledTemplate: JinjaTemplate | undefined;
+  /** Where texts may be cut for encodePrefix; undefined when they must be tokenized whole. */
+  private readonly prefixCut: PrefixCutInfo | undefined;
 
   private constructor(
     tokenizerJson: JsonObject,
@@ -128,6 +141,7 @@ export class TextTokenizer {
     this.addEos = tokenizerConfig["add_eos_token"] === true && eos.length > 0;
 
     this.chatTemplate = chatTemplateOverride ?? pickChatTemplate(tokenizerConfig["chat_template"]);
+    this.prefixCut = prefixCutInfo(tokenizerJson, this.tok);
   }
 
   /**
@@ -176,6 +190,26 @@ export class TextTokenizer {
     if ((opts.bos ?? this.addBos) && this.bosId !== undefined) out.unshift(this.bosId);
     if ((opts.eos ?? this.addEos) && this.eosIds.length > 0) out.push(this.eosIds[0] as number);
     return out;
+  }
+
+  /**
+   * The first ids of `encode(text, opts)`, at least `minIds` of them (all, when the text has
+   * fewer), tokenizing only about as much text as they take: the text is cut at a space where
+   * the tokens before it cannot depend on what follows (see ./prefix-cut.ts), so the ids are
+   * exactly the start of the whole text's ids. EOS is only added when the whole text was encoded.
+   */
+  encodePrefix(text: string, minIds: number, opts: { bos?: boolean; eos?: boolean } = {}): PrefixIds {
+    if (this.prefixCut !== undefined) {
+      let from = minIds * this.prefixCut.longestToken + CUT_MARGIN;
+      // A normalizer may make tokens cover more text than the longest token (runs of spaces
+      // collapsed): then cut again further on, doubling, so the work stays within twice the whole.
+      for (let cut = cutAtOrAfter(text, from); from < text.length && cut !== undefined; cut = cutAtOrAfter(text, from)) {
+        const ids = this.encode(text.slice(0, cut), { bos: opts.bos, eos: false });
+        if (ids.length >= minIds) return { ids, complete: false };
+        from = 2 * cut;
+      }
+    }
+    return { ids: this.encode(text, opts), complete: true };
   }
 
   /**

@@ -132,13 +132,16 @@ export function readTexts(file: string, option: string): string[] {
       if (typeof text !== "string" || !text.trim()) throw new ExcitorInputError(`${at}: needs a non-empty "text" string field`, file, i + 1);
       texts.push(text);
     });
-  } else texts.push(...raw.split(/\r?\n[ \t]*\r?\n/).map((p) => p.trim()).filter((p) => p.length > 0));
+  } else {
+    // A loop, not push(...): a file of a few hundred thousand paragraphs would overflow the call stack.
+    for (const p of raw.split(/\r?\n[ \t]*\r?\n/)) if (p.trim().length > 0) texts.push(p.trim());
+  }
   if (texts.length === 0) throw new ExcitorInputError(`${option} ${file}: holds no text`, file);
   return texts;
 }
 
 function encodeRetained(text: string, tok: TextTokenizer, limit: number): RetentionSample {
-  const ids = tok.encode(text, { bos: true, eos: false });
+  const { ids } = tok.encodePrefix(text, limit, { bos: true, eos: false }); // only what is kept: a paragraph may be megabytes
   if (ids.length < limit && tok.eosIds.length) ids.push(tok.eosIds[0]);
   return { text, ids: ids.slice(0, limit) };
 }

@@ -30,6 +30,7 @@ import { ReplayRegulariser } from "./replay";
 import { RETAIN_DEFAULT, RETENTION_FILE, RetentionMonitor, replaySet, retainLabel, retainOff, retentionSet, retentionSource, type RetainSpec } from "./retention";
 import { defaultLearningRate, defaultWarmupSteps, learningRate } from "./schedule";
 import { learningVerdict, type LearningVerdict } from "./verdict";
+import { checkModelRanges, checkTrainRanges } from "../option-ranges";
 
 export interface TrainOptions {
   dataFile: string;
@@ -131,7 +132,7 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
   // dataset file -> examples
   const records = readDataset(o.dataFile);
   const maxLength = Math.min(o.maxLength, rt.config.maxPositions);
-  const examples = records.map((r) => encodeRecord(r, tok, maxLength, o.dataFile));
+  const examples = records.map((r) => encodeRecord(r, tok, maxLength, o.dataFile, rt.config.vocabSize));
   const { train: trainSet, validation } = splitTrainValidation(examples, o.validationShare, o.seed);
   const truncated = examples.filter((e) => e.truncated);
 
@@ -358,21 +359,9 @@ function runFingerprint(o: TrainOptions, examples: Example[], a: Adapter, totalS
 }
 
 function validateOptions(o: TrainOptions, rt: ModelRuntime): void {
-  const posInt = (v: number | undefined, name: string) =>
-    check(v === undefined || (Number.isInteger(v) && v > 0), `--${name} must be a positive integer (got ${v})`);
-  posInt(o.epochs, "epochs");
-  posInt(o.batchSize, "batch-size");
-  posInt(o.microBatch, "micro-batch");
-  posInt(o.maxSteps, "max-steps");
-  posInt(o.numPrompts, "prompts");
-  posInt(o.rank, "rank");
-  posInt(o.maxLength, "max-length");
-  posInt(o.loraR, "lora-r");
-  check(o.loraAlpha === undefined || o.loraAlpha > 0, `--lora-alpha must be positive (got ${o.loraAlpha})`);
-  check(o.retainWeight === undefined || (Number.isFinite(o.retainWeight) && o.retainWeight >= 0), `--retain-weight must be 0 or more (got ${o.retainWeight})`);
+  checkTrainRanges(o); // the CLI's ranges, for callers that are not the CLI
+  checkModelRanges(o, rt.config);
   checkMethodOptions(o);
-  check(o.learningRate === undefined || o.learningRate > 0, `--lr must be positive (got ${o.learningRate})`);
-  check(Number.isInteger(o.checkpointEvery) && o.checkpointEvery >= 0, `--checkpoint-every must be a whole number (got ${o.checkpointEvery})`);
   for (const l of o.layers ?? [])
     check(Number.isInteger(l) && l >= 0 && l < rt.config.numLayers, `--layers: layer ${l} does not exist (the model has layers 0..${rt.config.numLayers - 1})`);
 }

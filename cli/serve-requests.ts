@@ -7,6 +7,7 @@
  * serve-protocol.ts) are filled in here, so the engine never sees a missing field.
  */
 import { DEFAULT_SAMPLING } from "../engine/generate/sampler";
+import { numberProblem, rangeText, SAMPLING_RANGES, type NumberRule } from "../engine/option-ranges";
 import type { ChatMessage } from "../engine/tokenizer/tokenizer";
 import type { AttentionRequest, GenerateRequest, PromptTemplate, StopRequest } from "./serve-protocol";
 
@@ -56,6 +57,9 @@ function field(wants: (l: RequestLimits) => string, test: (v: unknown, l: Reques
 }
 const isWhole = (v: unknown, min: number, max: number) => typeof v === "number" && Number.isInteger(v) && v >= min && v <= max;
 const ID_WANTS = "a whole number ≥ 0";
+/** A number field checked against an option's range, in the range's own words ("a number between 0 and 5"). */
+const inRange = (rule: NumberRule, dflt: number) =>
+  field(() => `a ${rule.integer ? "whole " : ""}number ${rangeText(rule)}`, (v) => typeof v === "number" && numberProblem(v, rule) === undefined, { default: () => dflt });
 const isId = (v: unknown) => isWhole(v, 0, Number.MAX_SAFE_INTEGER);
 const id = (required: boolean) => field(() => ID_WANTS, isId, { required });
 const text = (extra: Partial<Field> = {}) => field(() => "a string", (v) => typeof v === "string", extra);
@@ -69,8 +73,9 @@ const FIELDS: Record<Op, Record<string, Field>> = {
     template: oneOf(["chat", "alpaca"], { default: (l) => l.template }),
     input: text({ default: () => "" }),
     useAdapter: field(() => "true or false", (v) => typeof v === "boolean", { default: () => true }),
-    temperature: field(() => "a number ≥ 0", (v) => typeof v === "number" && Number.isFinite(v) && v >= 0, { default: () => DEFAULT_SAMPLING.temperature }),
-    topP: field(() => "a number in (0, 1]", (v) => typeof v === "number" && v > 0 && v <= 1, { default: () => DEFAULT_SAMPLING.topP }),
+    // The same ranges as the CLI's --temperature and --top-p (engine/option-ranges.ts).
+    temperature: inRange(SAMPLING_RANGES.temperature, DEFAULT_SAMPLING.temperature),
+    topP: inRange(SAMPLING_RANGES.topP, DEFAULT_SAMPLING.topP),
     // An editor's answer-length setting is not tied to one model: a budget past the context is
     // honoured as far as the context goes (the answer ends with finishReason "length"), as in `excitor chat`.
     maxTokens: field(
@@ -78,12 +83,13 @@ const FIELDS: Record<Op, Record<string, Field>> = {
       (v) => isWhole(v, 1, MAX_ANSWER_TOKENS),
       { default: (l) => Math.min(CHAT_MAX_TOKENS, l.maxPositions) },
     ),
-    seed: field(() => "a whole number from 0 to 4294967295", (v) => isWhole(v, 0, 0xffffffff), { default: () => DEFAULT_SAMPLING.seed }),
+    seed: inRange(SAMPLING_RANGES.seed, DEFAULT_SAMPLING.seed),
   },
   attention: {
     id: id(true),
     op: text({ required: true }),
-    prompt: text({ required: true }),
+    // An empty instruction leaves only the template to analyse: nothing the user asked about.
+    prompt: field(() => "a non-empty string", (v) => typeof v === "string" && v.trim() !== "", { required: true }),
     input: text({ default: () => "" }),
     response: text(),
     template: oneOf(["chat", "alpaca", "none"], { default: (l) => l.template }),

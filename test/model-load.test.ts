@@ -119,6 +119,9 @@ test("unknown architectures and unsupported config values are refused by name", 
   assert.match(err({ ...base, num_key_value_heads: 3 }), /"num_key_value_heads" \(3\) must divide/);
   assert.match(err({ ...base, rope_scaling: { rope_type: "yarn", factor: 4 } }), /"rope_scaling.rope_type" "yarn" is not supported/);
   assert.match(err({ ...base, hidden_size: "32" }), /"hidden_size" must be a positive integer/);
+  // A context no model has would size RoPE tables and masks past any memory.
+  assert.match(err({ ...base, max_position_embeddings: 1e12 }), /"max_position_embeddings" is 1000000000000; at most 16777216 tokens are supported/);
+  assert.doesNotThrow(() => parseModelConfig({ ...base, max_position_embeddings: 10_485_760 }, "/x/config.json"), "Llama 4 Scout's 10M context");
 });
 
 test("LLaMA, Mistral and Qwen2 configs: GQA, head_dim, biases, tied embeddings, sliding window", () => {

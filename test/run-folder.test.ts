@@ -100,7 +100,7 @@ test("resume checks the whole checkpoint before it restores anything: shapes, Ad
     ["negative step", (_, m) => (m.step = m.optimizer_step = "-5"), /step "-5" is not a whole number/],
     ["fractional step", (_, m) => (m.step = m.optimizer_step = "2.5"), /step "2\.5" is not a whole number/],
     ["optimizer step apart from the step", (_, m) => (m.optimizer_step = "2"), /optimizer_step 2 is not step 3/],
-    ["a NaN value", (t) => (t[wide].data[1] = NaN), new RegExp(`tensor "${wide}" holds NaN at index 1`)],
+    ["a NaN value", (t) => (t[wide].data[1] = NaN), new RegExp(`tensor "${wide}" holds NaN at element 1`)],
     ["a negative second moment", (t) => (t[`adamw.v.${wide}`].data[0] = -1), /adamw\.v\..* holds -1 at index 0/],
   ];
   for (const [what, change, message] of cases) {
@@ -219,6 +219,10 @@ test("--out that cannot hold a run (a file, a read-only folder, a place that tak
     assert.ok(lines[0].startsWith(`excitor: error: --out ${out}: `), lines[0]);
     assert.match(lines[0], cause);
   }
+  // An empty --out (an unset variable in a script) names the option rather than failing inside mkdir.
+  const empty = spawnSync(process.execPath, [BIN, "train", "--model", path.join(DEMO, "model"), "--data", path.join(DEMO, "data", "train.jsonl"), "--out", "", "--max-steps", "1"], { encoding: "utf8", timeout: 30_000, env: { ...process.env, EXCITOR_DEBUG: "" } });
+  assert.equal(empty.status, 2, empty.stderr);
+  assert.equal(empty.stderr, "excitor: error: --out: is empty; give the folder for the adapter, checkpoints and metrics\n");
   // The check leaves nothing behind: a run that fails later (here, its model) made no folder.
   const r = spawnSync(process.execPath, [BIN, "train", "--model", path.join(root, "no-model"), "--data", path.join(DEMO, "data", "train.jsonl"), "--out", path.join(root, "new", "out")], { encoding: "utf8", timeout: 30_000 });
   assert.equal(r.status, 2, r.stderr);

@@ -148,9 +148,10 @@ test("an answer budget past the model's context is answered as far as the contex
 
 /** Requests that must be refused, with the field the message must name. */
 const REFUSED: [string, object, RegExp][] = [
-  ["attention without prompt", { op: "attention", template: "alpaca", response: " Tom" }, /^attention\.prompt: missing, expected a string$/],
+  ["attention without prompt", { op: "attention", template: "alpaca", response: " Tom" }, /^attention\.prompt: missing, expected a non-empty string$/],
+  ["attention with an empty prompt", { op: "attention", prompt: "  ", template: "alpaca", response: " Tom" }, /^attention\.prompt: expected a non-empty string, got "  "$/],
   ["template \"bogus\"", { ...GEN, template: "bogus" }, /^generate\.template: expected "chat" or "alpaca", got "bogus"$/],
-  ["temperature \"hot\"", { ...GEN, temperature: "hot" }, /^generate\.temperature: expected a number ≥ 0, got "hot"$/],
+  ["temperature \"hot\"", { ...GEN, temperature: "hot" }, /^generate\.temperature: expected a number between 0 and 5, got "hot"$/],
   ["useAdapter \"no\"", { ...GEN, useAdapter: "no" }, /^generate\.useAdapter: expected true or false, got "no"$/],
   ["an unknown role", { ...GEN, messages: [{ role: "wizard", content: "hi" }] }, /^generate\.messages\[0\]\.role: expected .*"user".*, got "wizard"$/],
   ["empty messages", { ...GEN, messages: [] }, /^generate\.messages: expected a non-empty list of messages/],
@@ -182,6 +183,25 @@ function endlessModel(): string {
   return dir;
 }
 
+test("text the tokenizer maps past the model's vocabulary is an error naming the token, for generate and attention", GUARD, async () => {
+  // A tokenizer with a token (id 5000) past the weights' 334 rows, as when a tokenizer gained tokens its model never did.
+  const dir = writeTinyModel(path.join(tempDir("excitor-serve-fuzz-"), "small-vocab"), { layers: 1 });
+  const tokFile = path.join(dir, "tokenizer.json");
+  const tok = JSON.parse(fs.readFileSync(tokFile, "utf8"));
+  tok.added_tokens.push({ id: 5000, content: "hello", single_word: false, lstrip: false, rstrip: false, normalized: false, special: false });
+  fs.writeFileSync(tokFile, JSON.stringify(tok));
+  await withServe(async (s) => {
+    s.send({ id: 1, ...GEN, messages: user("hello") });
+    const e = await s.done(1);
+    assert.equal(e.type, "error", JSON.stringify(e));
+    assert.match(e.message!, /^generate\.messages: the tokenizer gives token ".+" the id \d+, outside the model's vocabulary \(0\.\.333; vocab_size in config\.json\)$/);
+    s.send({ id: 2, op: "attention", prompt: "hello", response: "x", template: "none" });
+    const a = await s.done(2);
+    assert.equal(a.type, "error", JSON.stringify(a).slice(0, 200));
+    assert.match(a.message!, /^attention\.prompt: the tokenizer gives token/);
+  }, dir);
+});
+
 test("a 5 MB prompt is refused at once while a generation runs, and a stop sent after it still stops that generation", GUARD, async () => {
   await withServe(async (s) => {
     s.send({ id: 1, ...GEN, temperature: 1, seed: 5, maxTokens: 8000 });
@@ -211,7 +231,7 @@ const JUNK: unknown[] = [null, "", "NaN", "Infinity", "-Infinity", "1e999", "0x1
 /** Fields that take any string: junk for them is anything but a string. */
 const TEXT_FIELDS = ["prompt", "response", "input"];
 const BAD_NUMBERS: Record<string, unknown[]> = {
-  temperature: [-1, -1e-9, 1e309 /* JSON turns it into null */, "0.5", true],
+  temperature: [-1, -1e-9, 5.5, 1e309 /* JSON turns it into null */, "0.5", true],
   topP: [0, -0.1, 1.0001, 1e300, "1"],
   maxTokens: [0, -5, 1.5, 2 ** 20 + 1, 1e308, 2 ** 53, "20"],
   seed: [-1, 0.5, 2 ** 32, 1e300, "7"],

@@ -143,6 +143,13 @@ test("fromFolder: a missing or malformed tokenizer.json is an input error naming
     () => TextTokenizer.fromFolder(dir),
     (e: unknown) => e instanceof ExcitorInputError && e.message.includes(file) && e.message.includes('"model"'),
   );
+  // A model type the library does not implement is refused, not read as whatever its fields suggest.
+  const stories = JSON.parse(fs.readFileSync(path.join(STORIES_DIR, "tokenizer.json"), "utf8"));
+  fs.writeFileSync(file, JSON.stringify({ ...stories, model: { ...stories.model, type: "Magic" } }));
+  assert.throws(
+    () => TextTokenizer.fromFolder(dir),
+    (e: unknown) => e instanceof ExcitorInputError && e.message === `${file}: "model.type" is "Magic"; supported: BPE, Unigram, WordPiece`,
+  );
   fs.writeFileSync(file, fs.readFileSync(path.join(STORIES_DIR, "tokenizer.json")));
   fs.writeFileSync(path.join(dir, "tokenizer_config.json"), "{oops");
   assert.throws(

@@ -27,7 +27,7 @@ import { promptPieces } from "../prompt-pieces";
 import { dropOverlong, maxPromptChars, overlongMessage } from "../prompt-size";
 import type { PromptTemplate, ServeEvent } from "../serve-protocol";
 import { checkRequest, type CheckedAttention, type CheckedGenerate, type RequestLimits } from "../serve-requests";
-import { attachAdapter, modelOptions, openTokenizer } from "../session";
+import { attachAdapter, checkIds, modelOptions, openTokenizer } from "../session";
 
 interface Opts {
   model: string;
@@ -136,6 +136,7 @@ async function serveCommand(o: Opts): Promise<number> {
     const encode = (h: typeof history) => (req.template === "chat" ? encodeChatPrompt(h, tok) : alpacaConversationIds(h, tok, req.input || undefined));
     const ids = fitContext(history, encode, rt, req.maxTokens, history[0]?.role === "system" ? 1 : 0);
     if (!ids) throw new ExcitorInputError(`the message does not fit the model's context of ${rt.config.maxPositions} tokens`);
+    checkIds(ids, rt.config.vocabSize, "generate.messages", tok);
     const result = await generate(rt, tok, ids, {
       maxTokens: req.maxTokens,
       temperature: req.temperature,
@@ -157,6 +158,8 @@ async function serveCommand(o: Opts): Promise<number> {
       req.response !== undefined
         ? responseIds(tok, prompt, req.prompt, template, req.response, req.input || undefined)
         : (await generate(rt, tok, prompt, { maxTokens: ATTENTION_ANSWER_TOKENS, temperature: 0, repetitionPenalty: 1, useAdapter: adapter !== null })).ids;
+    checkIds(prompt, rt.config.vocabSize, "attention.prompt", tok);
+    checkIds(response, rt.config.vocabSize, "attention.response", tok);
     if (prompt.length + response.length > rt.config.maxPositions)
       throw new ExcitorInputError(`prompt and response are ${prompt.length + response.length} tokens; the model's context holds ${rt.config.maxPositions}`);
     const report = await attentionReport(rt, tok, adapter, prompt, response, promptPieces(tok, req.prompt, template, req.input || undefined));

@@ -49,6 +49,9 @@ export interface ModelConfig {
 
 type Json = JsonObject;
 
+/** The longest context a config may declare (2^24 tokens; the longest models of 2026 hold 10M). */
+export const MAX_CONTEXT = 1 << 24;
+
 export function readModelConfig(dir: string): ModelConfig {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new ExcitorInputError(`${dir}: model folder not found`, dir);
   const file = path.join(dir, "config.json");
@@ -90,6 +93,8 @@ export function parseModelConfig(json: Json, file = "config.json"): ModelConfig 
   const attentionBias = json.attention_bias === true;
   const isQwen2 = arch === "Qwen2ForCausalLM";
   const maxPositions = int("max_position_embeddings", 2048);
+  // Tables sized by the context (RoPE, masks) would ask for absurd memory; no model reaches this.
+  if (maxPositions > MAX_CONTEXT) fail("max_position_embeddings", `is ${maxPositions}; at most ${MAX_CONTEXT} tokens are supported`);
   let slidingWindow: number | undefined;
   const useSliding = arch === "MistralForCausalLM" || (isQwen2 && json.use_sliding_window === true);
   if (useSliding && typeof json.sliding_window === "number" && json.sliding_window < maxPositions) slidingWindow = json.sliding_window;

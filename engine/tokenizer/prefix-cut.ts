@@ -99,6 +99,7 @@ export function prefixCutInfo(tokenizerJson: Record<string, unknown>, tok: HfTok
   let longestToken = 1;
   const vocab = tok.get_vocab(true);
   for (const token of vocab.keys()) {
+    if (typeof token !== "string") continue; // the library leaves holes where added tokens' ids skip ahead
     longestToken = Math.max(longestToken, token.length);
     if (continues && spansCut(token)) return undefined;
   }

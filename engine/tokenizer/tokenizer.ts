@@ -100,6 +100,11 @@ export class TextTokenizer {
     if (typeof model !== "object" || model === null) {
       throw new ExcitorInputError(`${sources.tokenizerJson}: not a Hugging Face tokenizer ("model" is missing)`, sources.tokenizerJson);
     }
+    // Without a type the library infers one from the model's fields (older files omit it); a type
+    // it does not know would be silently read as whatever those fields suggest.
+    const modelType = (model as JsonObject).type;
+    if (modelType !== undefined && !TOKENIZER_MODELS.includes(modelType as string))
+      throw new ExcitorInputError(`${sources.tokenizerJson}: "model.type" is ${JSON.stringify(modelType)}; supported: ${TOKENIZER_MODELS.join(", ")}`, sources.tokenizerJson);
     // The library reads special tokens from the config as plain strings; normalise the
     // `{content: ...}` (serialised AddedToken) form so both spellings behave the same.
     const libConfig: JsonObject = { ...tokenizerConfig };
@@ -369,6 +374,9 @@ function pickChatTemplate(value: unknown): string | undefined {
 }
 
 /** Reads a JSON object file; a missing optional file gives undefined, anything else wrong throws. */
+/** The tokenizer models @huggingface/tokenizers implements. */
+const TOKENIZER_MODELS = ["BPE", "Unigram", "WordPiece"];
+
 function readJsonObject(file: string, required: boolean): JsonObject | undefined {
   let text: string;
   try {

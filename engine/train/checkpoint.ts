@@ -100,8 +100,15 @@ export function readTrainerState(outDir: string, trained: Record<string, F32Tens
   const moments = new Map<string, ParamState>();
   try {
     const read = (name: string, nonNegative = false): Float32Array => {
-      const data = readTensorF32(h, name, fd).data;
-      const bad = data.findIndex((x) => !Number.isFinite(x) || (nonNegative && x < 0));
+      let data: Float32Array;
+      try {
+        data = readTensorF32(h, name, fd).data; // refuses NaN and infinities itself
+      } catch (e) {
+        if (!(e instanceof ExcitorInputError)) throw e;
+        problems.push(e.message.replace(`${file}: `, ""));
+        return new Float32Array(0);
+      }
+      const bad = nonNegative ? data.findIndex((x) => x < 0) : -1;
       if (bad >= 0) problems.push(`tensor "${name}" holds ${data[bad]} at index ${bad}`);
       return data;
     };

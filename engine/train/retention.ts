@@ -21,6 +21,7 @@
  * tuned/base perplexity ratio on the set's actual next tokens.
  */
 import * as fs from "node:fs";
+import { decodeUtf8 } from "../data/utf8";
 import * as path from "node:path";
 import { ExcitorInputError, check } from "../errors";
 import { writeFileAtomic } from "../fs-atomic";
@@ -111,7 +112,7 @@ export function readTexts(file: string, option: string): string[] {
   let raw: string;
   try {
     check(!fs.statSync(file).isDirectory(), `${option} ${file}: is a folder; expected a .txt or .jsonl file`, file);
-    raw = fs.readFileSync(file, "utf8").replace(/^\uFEFF/, "");
+    raw = decodeUtf8(fs.readFileSync(file), file).replace(/^\uFEFF/, "");
   } catch (e) {
     if (e instanceof ExcitorInputError) throw e;
     const code = (e as NodeJS.ErrnoException).code;

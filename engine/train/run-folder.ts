@@ -18,6 +18,7 @@ import { STATE_FILE } from "./checkpoint";
  * that fails later (a bad model) leaves nothing behind.
  */
 export function checkOutDir(dir: string): void {
+  if (dir.trim() === "") throw new ExcitorInputError("--out: is empty; give the folder for the adapter, checkpoints and metrics");
   let made: string[];
   try {
     made = makeDirs(dir);

@@ -88,12 +88,15 @@ export function modelCases(root: string): Case[] {
   });
   raw("a tensor past the end of the file", () => ({ header: withEntry({ ...header[first], data_offsets: [data.length - 4, data.length - 4 + header[first].data_offsets[1] - header[first].data_offsets[0]] }) }));
   raw("truncated file (last 4 KB cut)", () => ({ header, data: data.subarray(0, data.length - 4096) }));
-  raw("__metadata__ is null", () => ({ header: { __metadata__: null, ...header } }));
+  // The reference implementation reads a null __metadata__ as none.
+  model("model.safetensors: __metadata__ is null (valid)", "accept", undefined, (d) => rawSafetensors(weights(d), { __metadata__: null, ...header }, data));
   raw("__metadata__ holds a number", () => ({ header: { __metadata__: { format: 7 }, ...header } }));
   const layer0 = names.find((x) => x.includes("layers.0.self_attn.q_proj"))!;
   for (const [label, value] of [["NaN", NaN], ["+Inf", Infinity], ["-Inf", -Infinity]] as const)
     model(`model.safetensors: ${label} in a weight`, "refuse", layer0, (d) => editTensors(weights(d), (t) => (t[layer0].data[17] = value)));
-  model("model.safetensors: an extra tensor the model does not use", "refuse", "model.layers.9.mlp.up_proj.weight", (d) =>
+  model("model.safetensors: an extra tensor the model does not use", "refuse", "model.vision_tower.weight", (d) =>
+    editTensors(weights(d), (t) => (t["model.vision_tower.weight"] = { shape: [2, 2], data: new Float32Array(4) })));
+  model("model.safetensors: an extra layer", "refuse", /num_hidden_layers|layers/, (d) =>
     editTensors(weights(d), (t) => (t["model.layers.9.mlp.up_proj.weight"] = { shape: [2, 2], data: new Float32Array(4) })));
   model("model.safetensors: a weight missing", "refuse", "model.layers.3.mlp.down_proj.weight", (d) => editTensors(weights(d), (t) => delete t["model.layers.3.mlp.down_proj.weight"]));
   model("model.safetensors: a weight of the wrong shape", "refuse", layer0, (d) => editTensors(weights(d), (t) => (t[layer0] = { shape: [64, 256], data: t[layer0].data })));

@@ -43,11 +43,14 @@ export function dataCases(root: string): Case[] {
   data("invalid UTF-8 on line 5", "refuse", /:5\b/, () => Buffer.concat([Buffer.from(GOOD_LINES.slice(0, 4).join("\n") + "\n"), Buffer.from('{"instruction": "caf'), Buffer.from([0xe9, 0x22]), Buffer.from(', "output": "x"}\n'), Buffer.from(GOOD_LINES.slice(4).join("\n") + "\n")]));
   data("UTF-16 file", "refuse", "data-", () => Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(GOOD_LINES.join("\n"), "utf16le")]));
   data("JSON array with a bad element", "refuse", "data-", () => `[${GOOD_LINES.slice(0, 4).join(",")}, {"instruction": 5}]`, "json");
-  data("JSON file holding an object", "refuse", "data-", () => '{"instruction": "a", "output": "b"}', "json");
+  // One object on one line is JSON Lines with one record, as Hugging Face datasets reads a .json file.
+  data("JSON file holding one record object (valid)", "accept", undefined, () => '{"instruction": "a", "output": "b"}', "json");
   data("JSON file holding null", "refuse", "data-", () => "null", "json");
   data("UTF-8 with a byte-order mark (valid)", "accept", undefined, () => "\ufeff" + GOOD_LINES.join("\n") + "\n");
   data("CRLF line ends (valid)", "accept", undefined, () => GOOD_LINES.join("\r\n") + "\r\n");
-  data("a 5 MB record among normal ones (valid: cut to --max-length)", "accept", undefined, () => lines(JSON.stringify({ instruction: "Summarise.", input: "word ".repeat(1_000_000), output: " Short." })), "jsonl", 60);
+  // A prompt longer than --max-length leaves nothing to learn: refused by line, and at once.
+  data("a record with a 5 MB input", "refuse", at3, () => lines(JSON.stringify({ instruction: "Summarise.", input: "word ".repeat(1_000_000), output: " Short." })), "jsonl", 20);
+  data("a record with a 5 MB answer (valid: cut to --max-length)", "accept", undefined, () => lines(JSON.stringify({ instruction: "Write at length.", output: " word".repeat(1_000_000) })), "jsonl", 30);
   cases.push({ group: "datasets", name: "--data missing", expect: "refuse", names: "nope.jsonl", args: [...TRAIN, "--data", path.join(root, "nope.jsonl"), "--out", path.join(root, "o-missing")] });
   cases.push({ group: "datasets", name: "--data is a folder", expect: "refuse", names: root, args: [...TRAIN, "--data", root, "--out", path.join(root, "o-folder")] });
   return cases;
@@ -89,7 +92,7 @@ export function optionCases(root: string): Case[] {
   score("nothing to score", [], /--ids|--text|--file/);
   score("--file missing", ["--file", path.join(root, "missing.txt")], "missing.txt");
   score("--file is a folder", ["--file", root], root);
-  score("--text of 100 KB (past the context)", ["--text", "word ".repeat(20_000)], /context|tokens/);
+  cases.push({ group: "options", name: "score --text of 100 KB (valid: scored in context-sized windows)", expect: "accept", args: ["score", "--model", DEMO_MODEL, "--json", "--text", "word ".repeat(20_000)] });
   cases.push({ group: "options", name: "attention without --prompt", expect: "refuse", names: "--prompt", args: ["attention", "--model", DEMO_MODEL] });
   cases.push({ group: "options", name: "tokenize without --text", expect: "refuse", names: "--text", args: ["tokenize", "--model", DEMO_MODEL] });
   cases.push({ group: "options", name: "chat --max-tokens 0", expect: "refuse", names: "--max-tokens", args: ["chat", "--model", DEMO_MODEL, "--max-tokens", "0"], stdin: "hi\n" });

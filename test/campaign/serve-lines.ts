@@ -11,26 +11,29 @@ const user = (content: unknown) => ({ role: "user", content });
 const GEN = { op: "generate", messages: [user("What is the name of the cat?")], template: "alpaca", useAdapter: false, temperature: 0, topP: 1, maxTokens: 32 };
 const ATT = { op: "attention", prompt: "What is the name of the cat?", response: "Tom.", template: "alpaca" };
 
-/** [label, line, id the error must carry (undefined: none)]. */
-export function malformedLines(): [string, string, number | undefined][] {
-  const out: [string, string, number | undefined][] = [];
+/** [label, line, id the error must carry (undefined: none), whether it must be answered instead]. */
+type Line = [string, string, number | undefined, "refuse" | "accept"];
+
+export function malformedLines(): Line[] {
+  const out: Line[] = [];
   let id = 1000;
-  const req = (label: string, obj: Record<string, unknown>) => {
+  const req = (label: string, obj: Record<string, unknown>, expect: Line[3] = "refuse") => {
     const i = id++;
-    out.push([label, JSON.stringify({ id: i, ...obj }), i]);
+    out.push([label, JSON.stringify({ id: i, ...obj }), i, expect]);
   };
   for (const [label, text] of [["null", "null"], ["a number", "7"], ["a string", '"generate"'], ["an array", "[]"], ["true", "true"], ["not JSON", "{op: generate}"], ["cut-off JSON", '{"id": 1, "op": "gen'], ["an empty object", "{}"], ["deeply nested", "[".repeat(5000) + "]".repeat(5000)]] as const)
-    out.push([`a line that is ${label}`, text, undefined]);
-  out.push(["id a string", JSON.stringify({ ...GEN, id: "seven" }), undefined]);
-  out.push(["id negative", JSON.stringify({ ...GEN, id: -3 }), undefined]);
-  out.push(["id fractional", JSON.stringify({ ...GEN, id: 1.5 }), undefined]);
+    out.push([`a line that is ${label}`, text, undefined, "refuse"]);
+  out.push(["id a string", JSON.stringify({ ...GEN, id: "seven" }), undefined, "refuse"]);
+  out.push(["id negative", JSON.stringify({ ...GEN, id: -3 }), undefined, "refuse"]);
+  out.push(["id fractional", JSON.stringify({ ...GEN, id: 1.5 }), undefined, "refuse"]);
   req("op missing", { messages: GEN.messages });
   req("op unknown", { op: "explode" });
   req("op a number", { op: 3 });
+  // Only the conversation is required; the protocol gives every other field a documented default.
   for (const key of ["messages", "template", "maxTokens", "temperature", "topP", "useAdapter"]) {
     const { [key as keyof typeof GEN]: _drop, ...rest } = GEN;
     void _drop;
-    req(`generate without ${key}`, rest);
+    req(`generate without ${key}${key === "messages" ? "" : " (valid: its default)"}`, { ...rest, maxTokens: key === "maxTokens" ? undefined : 8 }, key === "messages" ? "refuse" : "accept");
   }
   const badValues: [string, unknown[]][] = [
     ["messages", [[], null, "hi", [null], [user(42)], [{ role: "wizard", content: "x" }], [{ content: "x" }], [user("a"), { role: "assistant", content: "b" }], [{ role: "user", content: "x", extra: { deep: [1] } }, null]]],
@@ -103,11 +106,14 @@ export async function serveCampaign(): Promise<{ results: Result[]; generationCo
 
   const idless = events.filter((e) => e.type === "error" && e.id === undefined).length;
   const expectedIdless = lines.filter(([, , id]) => id === undefined).length;
-  const results: Result[] = lines.map(([name, , id]) => {
+  const results: Result[] = lines.map(([name, , id, expect]) => {
     let verdict: Verdict;
-    if (id === undefined) verdict = idless >= expectedIdless ? "clear error" : exited ? "crash" : "silently accepted";
+    if (expect === "accept") {
+      const mine = events.filter((e) => e.id === id && e.type !== "text");
+      verdict = mine.length === 1 && mine[0].type !== "error" ? "accepted" : mine.some((e) => e.type === "error") ? "wrongly refused" : exited ? "crash" : "hang";
+    } else if (id === undefined) verdict = idless >= expectedIdless ? "clear error" : exited ? "crash" : "silently accepted";
     else {
-      const mine = events.filter((e) => e.id === id);
+      const mine = events.filter((e) => e.id === id && e.type !== "text");
       const errors = mine.filter((e) => e.type === "error" && typeof e.message === "string" && !/TypeError|Cannot read|undefined is not/.test(e.message as string));
       verdict = errors.length === 1 && mine.length === 1 ? "clear error" : mine.some((e) => e.type === "error") ? "unclear error" : exited ? "crash" : mine.length ? "silently accepted" : "hang";
     }

@@ -55,8 +55,11 @@ export function lineChart(title: string, series: Series[], xLabel: string, opts:
   }
   const xs = all.map((p) => p[0]);
   const ys = all.map((p) => p[1]);
-  const [x0, x1] = [Math.min(...xs), Math.max(...xs, Math.min(...xs) + 1)];
-  let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+  // Reduced, not spread: a long run's hundreds of thousands of points would overflow the call stack.
+  const lo = (v: number[]) => v.reduce((a, b) => Math.min(a, b), Infinity);
+  const hi = (v: number[]) => v.reduce((a, b) => Math.max(a, b), -Infinity);
+  const [x0, x1] = [lo(xs), Math.max(hi(xs), lo(xs) + 1)];
+  let [y0, y1] = [lo(ys), hi(ys)];
   if (y1 - y0 < 1e-9) [y0, y1] = [y0 - 0.5 * Math.abs(y0 || 1), y1 + 0.5 * Math.abs(y1 || 1)];
   // A quantity that cannot fall below zero (a KL) keeps its axis there when the padding above would cross it.
   if (opts.nonNegative && y0 < 0) y0 = 0;

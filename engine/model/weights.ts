@@ -60,7 +60,8 @@ export class WeightFiles {
       const m = /^model\.layers\.(\d+)\./.exec(name);
       if (m && !KNOWN_NON_WEIGHT.test(name)) layers.add(Number(m[1]));
     }
-    const held = layers.size ? Math.max(...layers) + 1 : 0;
+    let held = 0; // a loop, not Math.max(...): a hostile header may name a million layers
+    for (const l of layers) held = Math.max(held, l + 1);
     if (held !== config.numLayers)
       throw new ExcitorInputError(`${configFile}: "num_hidden_layers" is ${config.numLayers}, but the checkpoint in ${this.dir} holds ${held} layers`, configFile);
     const expected = expectedWeights(config);

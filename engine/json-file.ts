@@ -29,7 +29,7 @@ export function readJsonObject(file: string): JsonObject {
   }
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = JSON.parse(text.replace(/^\uFEFF/, "")); // editors on Windows may save a byte-order mark
   } catch (e) {
     throw new ExcitorInputError(`${file}: not valid JSON (${(e as Error).message})`, file);
   }

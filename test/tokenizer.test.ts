@@ -136,7 +136,7 @@ test("fromFolder: a missing or malformed tokenizer.json is an input error naming
   fs.writeFileSync(file, '{"model": {');
   assert.throws(
     () => TextTokenizer.fromFolder(dir),
-    (e: unknown) => e instanceof ExcitorInputError && e.message.includes(file) && /malformed JSON/.test(e.message),
+    (e: unknown) => e instanceof ExcitorInputError && e.message.includes(file) && /not valid JSON/.test(e.message),
   );
   fs.writeFileSync(file, '{"version": "1.0"}');
   assert.throws(
@@ -154,7 +154,7 @@ test("fromFolder: a missing or malformed tokenizer.json is an input error naming
   fs.writeFileSync(path.join(dir, "tokenizer_config.json"), "{oops");
   assert.throws(
     () => TextTokenizer.fromFolder(dir),
-    (e: unknown) => e instanceof ExcitorInputError && e.message.includes("tokenizer_config.json") && /malformed JSON/.test(e.message),
+    (e: unknown) => e instanceof ExcitorInputError && e.message.includes("tokenizer_config.json") && /not valid JSON/.test(e.message),
   );
 });
 

@@ -10,6 +10,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ExcitorInputError } from "../errors";
+import { readJsonObject, type JsonObject } from "../json-file";
 import { cutAtOrAfter, prefixCutInfo, type PrefixCutInfo } from "./prefix-cut";
 
 // Both @huggingface packages are ES modules that also ship CommonJS builds. This project compiles
@@ -36,7 +37,6 @@ export interface StreamDecoder {
   flush(): string;
 }
 
-type JsonObject = Record<string, unknown>;
 
 /** Names of the files in a Hugging Face tokenizer folder, for error messages. */
 interface Sources {
@@ -157,9 +157,9 @@ export class TextTokenizer {
   static fromFolder(dir: string): TextTokenizer {
     const tokenizerJsonPath = path.join(dir, "tokenizer.json");
     const tokenizerConfigPath = path.join(dir, "tokenizer_config.json");
-    const tokenizerJson = readJsonObject(tokenizerJsonPath, true) as JsonObject;
-    const tokenizerConfig = readJsonObject(tokenizerConfigPath, false) ?? {};
-    const generationConfig = readJsonObject(path.join(dir, "generation_config.json"), false) ?? {};
+    const tokenizerJson = readTokenizerJson(tokenizerJsonPath, true) as JsonObject;
+    const tokenizerConfig = readTokenizerJson(tokenizerConfigPath, false) ?? {};
+    const generationConfig = readTokenizerJson(path.join(dir, "generation_config.json"), false) ?? {};
     let chatTemplate: string | undefined;
     const jinjaPath = path.join(dir, "chat_template.jinja");
     if (pickChatTemplate(tokenizerConfig["chat_template"]) === undefined && fs.existsSync(jinjaPath)) {
@@ -377,26 +377,13 @@ function pickChatTemplate(value: unknown): string | undefined {
 /** The tokenizer models @huggingface/tokenizers implements. */
 const TOKENIZER_MODELS = ["BPE", "Unigram", "WordPiece"];
 
-function readJsonObject(file: string, required: boolean): JsonObject | undefined {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, "utf8");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" && !required) return undefined;
-    if (code === "ENOENT") throw new ExcitorInputError(`${file}: file not found (a tokenizer folder needs tokenizer.json)`, file);
-    throw new ExcitorInputError(`${file}: cannot read (${errorText(e)})`, file);
+/** A tokenizer folder's JSON file (engine/json-file.ts reads it); a missing optional one is undefined. */
+function readTokenizerJson(file: string, required: boolean): JsonObject | undefined {
+  if (!fs.existsSync(file)) {
+    if (!required) return undefined;
+    throw new ExcitorInputError(`${file}: file not found (a tokenizer folder needs tokenizer.json)`, file);
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(text.replace(/^\uFEFF/, ""));
-  } catch (e) {
-    throw new ExcitorInputError(`${file}: malformed JSON (${errorText(e)})`, file);
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new ExcitorInputError(`${file}: expected a JSON object`, file);
-  }
-  return value as JsonObject;
+  return readJsonObject(file);
 }
 
 function errorText(e: unknown): string {

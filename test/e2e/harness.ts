@@ -9,7 +9,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import assert from "node:assert/strict";
 import { after, afterEach, before } from "node:test";
-import { chromium, type Browser, type Frame, type Page } from "playwright-core";
+import { chromium, type Browser, type Frame, type Locator, type Page } from "playwright-core";
 
 export const REPO = path.resolve(__dirname, "../../..");
 export const CACHE = process.env.EXCITOR_E2E_CACHE ?? path.join(os.homedir(), ".cache", "excitor-e2e");
@@ -137,6 +137,15 @@ export async function runCommand(page: Page, title: string): Promise<void> {
 export async function pickQuick(page: Page, label: string): Promise<void> {
   const row = page.locator(".quick-input-widget .quick-input-list .monaco-list-row", { hasText: label }).first();
   await row.waitFor({ timeout: 20_000 });
+  await clickRow(page, row);
+}
+
+/**
+ * Clicks a quick-pick row with the pointer moved off the list first: a pointer left over a row
+ * by the previous pick shows that row's hover, which can cover the row below and take the click.
+ */
+export async function clickRow(page: Page, row: Locator): Promise<void> {
+  await page.mouse.move(0, 0);
   await row.click();
 }
 

@@ -10,7 +10,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
 import type { Frame, Page } from "playwright-core";
-import { trainFromPalette, pickQuick, runCommand, screenshot, waitFor, webviewFrame, workbenchForFile } from "./harness";
+import { clickRow, trainFromPalette, pickQuick, runCommand, screenshot, waitFor, webviewFrame, workbenchForFile } from "./harness";
 
 const wb = workbenchForFile("runs", "runs-");
 
@@ -92,7 +92,7 @@ test("the Custom preset: Enter keeps every prefilled value, a summary lists them
   assert.match((await row("Learning rate").textContent()) ?? "", /Learning rate\s*0\.03\b/);
   await screenshot(page, "runs-2-custom-summary");
   // Change one value from the summary: many epochs, so that the run outlasts the next tests.
-  await row("Edit a value…").click();
+  await clickRow(page, row("Edit a value…"));
   await pickQuick(page, "Epochs");
   await input.fill("60");
   await page.keyboard.press("Enter");

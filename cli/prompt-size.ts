@@ -12,9 +12,7 @@ import type { ChatMessage, TextTokenizer } from "../engine/tokenizer/tokenizer";
 
 /** The most characters `maxPositions` tokens of `tok` can spell. */
 export function maxPromptChars(tok: TextTokenizer, maxPositions: number): number {
-  let longest = 1;
-  for (let id = 0; id < tok.vocabSize; id++) longest = Math.max(longest, tok.idToToken(id)?.length ?? 0);
-  return maxPositions * longest;
+  return maxPositions * tok.longestTokenChars;
 }
 
 /**

@@ -18,6 +18,7 @@ import { openModel } from "../engine/load";
 import { LoraAdapter } from "../engine/lora/adapter";
 import { readLoraConfig } from "../engine/lora/config";
 import { readModelConfig, type ModelConfig } from "../engine/model/config";
+import { rawSafetensors } from "./helpers/raw-safetensors";
 import { copyModelWith, tempDir, writeTinyModel } from "./helpers/tiny-model";
 
 const REPO = path.resolve(__dirname, "../..");
@@ -44,15 +45,6 @@ async function inputError(fn: () => unknown): Promise<string> {
     return e.message;
   }
   assert.fail("accepted");
-}
-
-/** A safetensors file with this header (a JSON value, or raw text) and `dataBytes` zero bytes of data. */
-function rawSafetensors(file: string, header: unknown, dataBytes: number): string {
-  const json = Buffer.from(typeof header === "string" ? header : JSON.stringify(header));
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(json.length));
-  fs.writeFileSync(file, Buffer.concat([len, json, Buffer.alloc(dataBytes)]));
-  return file;
 }
 
 const f32 = (shape: number[], begin: number) => ({ dtype: "F32", shape, data_offsets: [begin, begin + shape.reduce((a, b) => a * b, 1) * 4] });

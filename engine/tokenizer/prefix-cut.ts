@@ -6,7 +6,7 @@
  *
  * A cut goes just before a space (U+0020) that follows a character which is neither whitespace
  * nor one of the tokenizers' own space and newline symbols. It is exact when (checked once per
- * tokenizer by `prefixCutInfo`):
+ * tokenizer by `canCutPrefixes`):
  * - the model is BPE: BPE only merges neighbouring symbols into vocabulary tokens, picking merges
  *   by rank and then by position. While no token and no merge spans the cut (no token has a
  *   space symbol right after a non-space symbol), the merges left of the cut are those of the
@@ -20,16 +20,6 @@
  * Where any condition fails the text is tokenized whole: correct, only slow.
  */
 import type { Tokenizer as HfTokenizer } from "@huggingface/tokenizers" with { "resolution-mode": "import" };
-
-/** What a tokenizer's prefixes need: undefined `longestToken` means texts are never cut. */
-export interface PrefixCutInfo {
-  /**
-   * The most characters of text one token stands for, as far as the vocabulary tells (its longest
-   * token): where to cut first so that the prefix yields enough ids. Normalizers can make a token
-   * cover more (collapsed runs of spaces), so the caller grows the cut when the ids fall short.
-   */
-  longestToken: number;
-}
 
 /** The symbols a space becomes (SentencePiece "▁", byte-level "Ġ"), and the plain space. */
 const SPACE_SYMBOLS = new Set([" ", "\u2581", "\u0120"]);
@@ -64,15 +54,15 @@ function spansCut(s: string): boolean {
 }
 
 /**
- * Checks the conditions above for one tokenizer; undefined when texts must be tokenized whole.
+ * Whether the conditions above hold for one tokenizer; false: texts are tokenized whole.
  * `tokenizerJson` is the parsed tokenizer.json the library was built from (for its merges).
  */
-export function prefixCutInfo(tokenizerJson: Record<string, unknown>, tok: HfTokenizer): PrefixCutInfo | undefined {
+export function canCutPrefixes(tokenizerJson: Record<string, unknown>, tok: HfTokenizer): boolean {
   const model = tokenizerJson["model"] as Record<string, unknown>;
-  if (model["type"] !== "BPE") return undefined;
+  if (model["type"] !== "BPE") return false;
   const added = tokenizerJson["added_tokens"];
   if (Array.isArray(added) && added.some((t) => typeof t?.content === "string" && spansCut(t.content))) {
-    return undefined;
+    return false;
   }
 
   const piecesOf = (text: string): string[] => {
@@ -85,33 +75,30 @@ export function prefixCutInfo(tokenizerJson: Record<string, unknown>, tok: HfTok
     for (let b = cutAtOrAfter(PROBE, 1); b !== undefined; b = cutAtOrAfter(PROBE, b + 1)) {
       const prefix = piecesOf(PROBE.slice(0, b));
       const k = prefix.length;
-      if (k === 0 || k > whole.length) return undefined;
-      for (let i = 0; i < k - 1; i++) if (prefix[i] !== whole[i]) return undefined;
+      if (k === 0 || k > whole.length) return false;
+      for (let i = 0; i < k - 1; i++) if (prefix[i] !== whole[i]) return false;
       const last = prefix[k - 1] as string;
       const spanning = whole[k - 1] as string;
-      if (!spanning.startsWith(last)) return undefined;
+      if (!spanning.startsWith(last)) return false;
       if (spanning !== last) continues = true;
     }
   } catch {
-    return undefined; // a normalizer or pre-tokenizer the library cannot run on its own
+    return false; // a normalizer or pre-tokenizer the library cannot run on its own
   }
 
-  let longestToken = 1;
   const vocab = tok.get_vocab(true);
-  for (const token of vocab.keys()) {
-    if (typeof token !== "string") continue; // the library leaves holes where added tokens' ids skip ahead
-    longestToken = Math.max(longestToken, token.length);
-    if (continues && spansCut(token)) return undefined;
-  }
   if (continues) {
-    if (model["ignore_merges"] === true) return undefined;
+    for (const token of vocab.keys()) {
+      // typeof: the library leaves holes where added tokens' ids skip ahead
+      if (typeof token === "string" && spansCut(token)) return false;
+    }
+    if (model["ignore_merges"] === true) return false;
     const merges = Array.isArray(model["merges"]) ? (model["merges"] as unknown[]) : [];
     for (const m of merges) {
       const joined = Array.isArray(m) ? m.join("") : typeof m === "string" ? m.replace(" ", "") : "";
-      if (spansCut(joined)) return undefined;
+      if (spansCut(joined)) return false;
     }
   }
   // fuse_unk joins neighbouring unknown tokens; the token after a cut starts with a space symbol, known if the vocabulary has one.
-  if (model["fuse_unk"] === true && ![...SPACE_SYMBOLS].some((s) => vocab.has(s))) return undefined;
-  return { longestToken };
+  return !(model["fuse_unk"] === true && ![...SPACE_SYMBOLS].some((s) => vocab.has(s)));
 }

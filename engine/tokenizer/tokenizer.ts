@@ -11,7 +11,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { ExcitorInputError } from "../errors";
 import { readJsonObject, type JsonObject } from "../json-file";
-import { cutAtOrAfter, prefixCutInfo, type PrefixCutInfo } from "./prefix-cut";
+import { canCutPrefixes, cutAtOrAfter } from "./prefix-cut";
 
 // Both @huggingface packages are ES modules that also ship CommonJS builds. This project compiles
 // to CommonJS, where a static `import` of an ES module is rejected by TypeScript (TS1479), so we
@@ -60,6 +60,12 @@ const WELL_KNOWN_EOS = ["</s>", "<|endoftext|>", "<|end_of_text|>", "<eos>", "<|
 export class TextTokenizer {
   /** Number of ids the tokenizer can produce: largest id (vocabulary or added token) + 1. */
   readonly vocabSize: number;
+  /**
+   * Characters in the longest token's string (byte fallback "<0x41>" counts six): the most text
+   * one token stands for as far as the vocabulary tells, which bounds how much text fits n tokens.
+   * Normalizers can make a token cover more (collapsed runs of spaces); callers allow for that.
+   */
+  readonly longestTokenChars: number;
   /** The beginning-of-sequence id, if the tokenizer has one. */
   readonly bosId: number | undefined;
   /** The BOS token's text (e.g. "<s>"); chat templates usually write it into the text. */
@@ -85,7 +91,8 @@ export class TextTokenizer {
   private readonly sources: Sources;
   private compiledTemplate: JinjaTemplate | undefined;
   /** Where texts may be cut for encodePrefix; undefined when they must be tokenized whole. */
-  private readonly prefixCut: PrefixCutInfo | undefined;
+  /** Texts may be cut before tokenizing (./prefix-cut.ts): encodePrefix reads only what it needs. */
+  private readonly cutsPrefixes: boolean;
 
   private constructor(
     tokenizerJson: JsonObject,
@@ -118,8 +125,14 @@ export class TextTokenizer {
     }
 
     let maxId = -1;
-    for (const id of this.tok.get_vocab(true).values()) if (id > maxId) maxId = id;
+    let longest = 1;
+    for (const [token, id] of this.tok.get_vocab(true)) {
+      if (id > maxId) maxId = id;
+      // typeof: the library leaves holes where added tokens' ids skip ahead
+      if (typeof token === "string" && token.length > longest) longest = token.length;
+    }
     this.vocabSize = maxId + 1;
+    this.longestTokenChars = longest;
 
     const template = bosFromPostProcessor(tokenizerJson["post_processor"]);
     const bosFromConfig = this.idOf(tokenString(tokenizerConfig["bos_token"]));
@@ -146,7 +159,7 @@ export class TextTokenizer {
     this.addEos = tokenizerConfig["add_eos_token"] === true && eos.length > 0;
 
     this.chatTemplate = chatTemplateOverride ?? pickChatTemplate(tokenizerConfig["chat_template"]);
-    this.prefixCut = prefixCutInfo(tokenizerJson, this.tok);
+    this.cutsPrefixes = canCutPrefixes(tokenizerJson, this.tok);
   }
 
   /**
@@ -204,8 +217,8 @@ export class TextTokenizer {
    * exactly the start of the whole text's ids. EOS is only added when the whole text was encoded.
    */
   encodePrefix(text: string, minIds: number, opts: { bos?: boolean; eos?: boolean } = {}): PrefixIds {
-    if (this.prefixCut !== undefined) {
-      let from = minIds * this.prefixCut.longestToken + CUT_MARGIN;
+    if (this.cutsPrefixes) {
+      let from = minIds * this.longestTokenChars + CUT_MARGIN;
       // A normalizer may make tokens cover more text than the longest token (runs of spaces
       // collapsed): then cut again further on, doubling, so the work stays within twice the whole.
       for (let cut = cutAtOrAfter(text, from); from < text.length && cut !== undefined; cut = cutAtOrAfter(text, from)) {

@@ -4,6 +4,8 @@ import * as path from "node:path";
 import { readHeader, readTensorF32, writeSafetensors, type F32Tensor } from "../../engine/formats/safetensors";
 import { REPO } from "./outcome";
 
+export { rawSafetensors } from "../helpers/raw-safetensors";
+
 export const DEMO_MODEL = path.join(REPO, "demo", "model");
 export const DEMO_DATA = path.join(REPO, "demo", "data", "train.jsonl");
 
@@ -38,14 +40,6 @@ export function editTensors(file: string, edit: (t: Record<string, F32Tensor>, m
   const { tensors, metadata } = readAll(file);
   edit(tensors, metadata);
   writeSafetensors(file, tensors, metadata);
-}
-
-/** A safetensors file with this header (object or raw text) and data bytes, bypassing every check. */
-export function rawSafetensors(file: string, header: unknown, data: Buffer, lengthOverride?: bigint): void {
-  const json = Buffer.from(typeof header === "string" ? header : JSON.stringify(header), "utf8");
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(lengthOverride ?? BigInt(json.length));
-  writeText(file, Buffer.concat([len, json, data]));
 }
 
 /** The demo model's header and data section, to re-emit with one field changed. */

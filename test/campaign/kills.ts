@@ -5,9 +5,10 @@
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { Rng } from "../../engine/rng";
-import { CLI, REPO, runCli } from "./outcome";
+import { CLI, runCli } from "./outcome";
 
 const MAX_KILLS = 6;
 
@@ -24,7 +25,7 @@ export interface KillReport {
 
 function killAfter(args: string[], ms: number): Promise<{ code: number | null; killed: boolean; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: os.tmpdir(), stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     let killed = false;
     child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));

@@ -5,6 +5,7 @@
  * only success counts.
  */
 import { spawn } from "node:child_process";
+import * as os from "node:os";
 import * as path from "node:path";
 
 export const REPO = path.resolve(__dirname, "../../..");
@@ -64,7 +65,7 @@ export function runCli(args: string[], o: { stdin?: string; timeout?: number; un
   const [cmd, cmdArgs] = o.unprivileged ? ["setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, ...argv]] : [process.execPath, argv];
   const t0 = Date.now();
   return new Promise((resolve) => {
-    const child = spawn(cmd as string, cmdArgs as string[], { cwd: REPO, stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, EXCITOR_DEBUG: "" } });
+    const child = spawn(cmd as string, cmdArgs as string[], { cwd: os.tmpdir(), stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, EXCITOR_DEBUG: "" } });
     let stdout = "";
     let stderr = "";
     let timedOut = false;

@@ -4,7 +4,8 @@
  * the process lives on to finish the generation and answer a last valid request.
  */
 import { spawn } from "node:child_process";
-import { CLI, REPO, type Result, type Verdict } from "./outcome";
+import * as os from "node:os";
+import { CLI, type Result, type Verdict } from "./outcome";
 import { DEMO_MODEL } from "./files";
 
 const user = (content: unknown) => ({ role: "user", content });
@@ -64,7 +65,7 @@ interface ServeEvent {
 
 export async function serveCampaign(): Promise<{ results: Result[]; generationCompleted: boolean; aliveAtEnd: boolean }> {
   const lines = malformedLines();
-  const child = spawn(process.execPath, [CLI, "serve", "--model", DEMO_MODEL], { cwd: REPO, stdio: ["pipe", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [CLI, "serve", "--model", DEMO_MODEL], { cwd: os.tmpdir(), stdio: ["pipe", "pipe", "pipe"] });
   const events: ServeEvent[] = [];
   let nonJson = 0;
   let buf = "";

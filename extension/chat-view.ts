@@ -168,7 +168,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
     if (result.ok) {
       this.state.pendingImage = result.image;
       if (this.state.status.startsWith("could not attach")) this.state.status = "";
-    } else this.state.status = `could not attach ${result.error}`;
+    } else this.state.status = `could not attach the image: ${result.error}`;
     this.publish(true);
   }
 

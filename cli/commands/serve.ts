@@ -61,7 +61,7 @@ async function serveCommand(o: Opts): Promise<number> {
   const hasChatTemplate = tok.chatTemplate !== undefined;
   const trained = adapterTemplate(adapter);
   const template: PromptTemplate = trained === "alpaca" || trained === "chat" ? trained : hasChatTemplate ? "chat" : "alpaca";
-  send({ type: "ready", model: o.model, adapter: o.adapter ?? null, adapterMethod: adapter?.method ?? null, backend: rt.backend, numLayers: rt.config.numLayers, numHeads: rt.config.numHeads, template, hasChatTemplate });
+  send({ type: "ready", model: o.model, adapter: o.adapter ?? null, adapterMethod: adapter?.method ?? null, backend: rt.backend, numLayers: rt.config.numLayers, numHeads: rt.config.numHeads, template, hasChatTemplate, vision: null });
 
   const maxPositions = rt.config.maxPositions;
   const limits: RequestLimits = { maxPositions, template };

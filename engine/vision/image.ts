@@ -66,15 +66,49 @@ function decodePng(bytes: Buffer, file: string): RgbImage {
   // IHDR is the first chunk: length, "IHDR", width, height (big-endian).
   if (bytes.length < 24 || bytes.subarray(12, 16).toString("latin1") !== "IHDR") throw new ExcitorInputError(`${file}: not a readable PNG image (the header is truncated or has no IHDR chunk)`, file);
   checkSize(bytes.readUInt32BE(16), bytes.readUInt32BE(20), file);
+  const end = pngEnd(bytes, file);
   let png: { width: number; height: number; data: Buffer };
   try {
-    png = PNG.sync.read(bytes); // always RGBA, 8 bits
+    png = PNG.sync.read(bytes.subarray(0, end)); // always RGBA, 8 bits
   } catch (e) {
     const msg = String((e as Error)?.message ?? e);
     const why = /read requests|end of input|ran out of data/i.test(msg) ? "the file is truncated" : msg;
     throw new ExcitorInputError(`${file}: not a readable PNG image (${why})`, file);
   }
   return fromRgba(png.width, png.height, png.data);
+}
+
+/**
+ * Walks the chunks (length, type, data, CRC-32) up to IEND and returns where IEND ends. pngjs's
+ * sync reader reports a checksum error or a truncation as "unrecognised content at end of
+ * stream", and refuses bytes after IEND, which PIL ignores: both are settled here first.
+ */
+function pngEnd(bytes: Buffer, file: string): number {
+  const bad = (why: string) => new ExcitorInputError(`${file}: not a readable PNG image (${why})`, file);
+  let at = 8;
+  for (;;) {
+    if (at + 12 > bytes.length) throw bad("the file is truncated");
+    const len = bytes.readUInt32BE(at);
+    const type = bytes.subarray(at + 4, at + 8).toString("latin1");
+    if (at + 12 + len > bytes.length) throw bad(`the file is truncated inside its ${type} chunk`);
+    if (crc32(bytes.subarray(at + 4, at + 8 + len)) !== bytes.readUInt32BE(at + 8 + len)) throw bad(`the ${type} chunk at byte ${at} fails its CRC check: the file is corrupt`);
+    at += 12 + len;
+    if (type === "IEND") return at;
+  }
+}
+
+let CRC_TABLE: Uint32Array | undefined;
+
+/** CRC-32 (ISO 3309, as PNG uses); zlib.crc32 is missing from the Node of older VS Code releases. */
+function crc32(b: Uint8Array): number {
+  CRC_TABLE ??= Uint32Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c;
+  });
+  let c = 0xffffffff;
+  for (let i = 0; i < b.length; i++) c = CRC_TABLE[(c ^ b[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
 }
 
 /**
@@ -102,12 +136,16 @@ function fromRgba(width: number, height: number, rgba: Uint8Array): RgbImage {
 
 /** The frame header (SOFn) of a JPEG: what jpeg-js would decode, checked before it does. */
 interface JpegFrame {
+  /** Where the frame header starts (after any APPn segment, e.g. an EXIF thumbnail with its own end marker). */
+  offset: number;
   marker: number;
   precision: number;
   height: number;
   width: number;
   components: number;
 }
+
+const EOI = Buffer.from([0xff, 0xd9]);
 
 function jpegFrame(b: Buffer): JpegFrame | undefined {
   let at = 2;
@@ -126,7 +164,7 @@ function jpegFrame(b: Buffer): JpegFrame | undefined {
     // SOF0..SOF15, except DHT (C4), JPG (C8) and DAC (CC).
     if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
       if (at + 10 > b.length) return undefined;
-      return { marker, precision: b[at + 4], height: b.readUInt16BE(at + 5), width: b.readUInt16BE(at + 7), components: b[at + 9] };
+      return { offset: at, marker, precision: b[at + 4], height: b.readUInt16BE(at + 5), width: b.readUInt16BE(at + 7), components: b[at + 9] };
     }
     if (marker === 0xda || marker === 0xd9) return undefined; // scan data or the end before any frame
     at += 2 + len;
@@ -143,10 +181,13 @@ function decodeJpeg(bytes: Buffer, file: string): RgbImage {
   if (frame.precision !== 8) throw new ExcitorInputError(`${file}: is a ${frame.precision}-bit JPEG; only 8-bit JPEG images are supported`, file);
   if (![1, 3, 4].includes(frame.components)) throw new ExcitorInputError(`${file}: is a JPEG with ${frame.components} colour components; supported: greyscale, RGB (YCbCr), CMYK/YCCK`, file);
   checkSize(frame.width, frame.height, file);
+  // jpeg-js decodes a cut-off scan as if the missing bytes were zeros; PIL refuses it ("image file
+  // is truncated"). The end-of-image marker cannot occur inside entropy-coded data, so a file
+  // without one after its frame header was cut off.
+  if (bytes.lastIndexOf(EOI) < frame.offset) throw bad("the file is truncated: it has no end-of-image marker");
   let img: { width: number; height: number; data: Uint8Array };
   try {
-    // tolerantDecoding off: a damaged scan is an error, not a silently grey picture.
-    img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, tolerantDecoding: false, maxResolutionInMP: MAX_IMAGE_PIXELS / 1e6, maxMemoryUsageInMB: 2048 });
+    img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxResolutionInMP: MAX_IMAGE_PIXELS / 1e6, maxMemoryUsageInMB: 2048 });
   } catch (e) {
     const msg = String((e as Error)?.message ?? e);
     if (/4 components/.test(msg)) throw new ExcitorInputError(`${file}: is a CMYK JPEG without an Adobe marker, whose colours cannot be told apart; convert it to RGB first`, file);

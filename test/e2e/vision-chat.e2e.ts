@@ -12,7 +12,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
 import type { Frame, Page } from "playwright-core";
-import { pickQuick, REPO, runCommand, screenshot, waitFor, webviewFrame, workbenchForFile } from "./harness";
+import { pickQuick, REPO, runCommand, screenshot, typeInFileDialog, waitFor, webviewFrame, workbenchForFile } from "./harness";
 
 // The fixtures: the golden multimodal adapter (trained for golden/gqa's model), its CLIP encoder, and a picture.
 const GOLDEN = path.join(REPO, "test", "fixtures", "golden");
@@ -70,22 +70,7 @@ async function dropFile(chat: Frame, name: string, type: string, bytes: Buffer):
 
 /** Picks `file` in VS Code's own (quick-input) open dialog, then its accept button `accept`. */
 async function chooseInDialog(page: Page, file: string, accept: string, done: () => Promise<boolean>): Promise<void> {
-  const input = page.locator(".quick-input-widget input.input");
-  const rows = page.locator(".quick-input-list .monaco-list-row");
-  let last = "";
-  // The dialog first fills in its default folder and lists it; typing before that gets overwritten.
-  await waitFor(
-    async () => {
-      const value = await input.inputValue().catch(() => "");
-      const settled = value === last && value !== "" && (await rows.count()) > 0;
-      last = value;
-      if (!settled) await new Promise((r) => setTimeout(r, 400));
-      return settled || undefined;
-    },
-    20_000,
-    "the file dialog to settle",
-  );
-  await input.fill(file);
+  await typeInFileDialog(page, file);
   await waitFor(
     async () => {
       if (await done()) return true;

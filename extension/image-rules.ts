@@ -18,14 +18,14 @@ export function imageFormat(bytes: Uint8Array): ImageFormat | undefined {
   return undefined;
 }
 
-/** "2.4 MB" */
+/** "2.4 MB", rounded up: a file just over the limit never reads as the limit itself. */
 export function megabytes(n: number): string {
-  return `${(n / (1024 * 1024)).toFixed(1)} MB`;
+  return `${(Math.ceil((10 * n) / (1024 * 1024)) / 10).toFixed(1)} MB`;
 }
 
 /** Why an image of `size` bytes cannot be attached, said to the user; undefined when it can. Checked before reading it. */
 export function imageSizeProblem(name: string, size: number): string | undefined {
-  if (size > MAX_IMAGE_BYTES) return `${name} is ${megabytes(size)}; an image can be at most ${megabytes(MAX_IMAGE_BYTES)}`;
+  if (size > MAX_IMAGE_BYTES) return `${name} is ${megabytes(size)}; an image can be at most ${MAX_IMAGE_BYTES / (1024 * 1024)} MB`;
   if (size === 0) return `${name} is empty`;
   return undefined;
 }

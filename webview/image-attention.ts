@@ -97,7 +97,11 @@ export function imageAttentionSection(): { el: HTMLElement; show(img: ImageAtten
       const heads = next.layers[0]?.mass.length ?? 0;
       headPick.setOptions([["-1", "mean of heads"], ...Array.from({ length: heads }, (_, i): [string, string] => [String(i), `head ${i}`])], String(choice.head));
       tokenPick.setOptions([["-1", "whole response"], ...Array.from({ length: count }, (_, i): [string, string] => [String(i), `${i}: ${tokenLabel(responseTokens[i] ?? "", 16)}`])], String(choice.token));
-      for (const f of [tuned, base]) if (f.picture.src !== next.png) f.picture.src = next.png;
+      for (const f of [tuned, base]) {
+        if (f.picture.src !== next.png) f.picture.src = next.png;
+        // A picture far smaller than its box (a test encoder's 32 px) shows its pixels rather than a blur.
+        f.picture.style.imageRendering = next.size < 160 ? "pixelated" : "auto";
+      }
       redraw();
     },
   };
@@ -117,31 +121,38 @@ function figure(id: string): { el: HTMLElement; picture: HTMLImageElement; canva
   return { el, picture, canvas, caption };
 }
 
-/** The heatmap cells over the picture, at the picture's own resolution (CSS scales both alike). */
+/** The overlay's resolution: the picture's, or more for a small one, so that the grid lines stay thin (CSS scales it to the picture's box). */
+const overlaySide = (img: ImageAttention) => Math.max(img.size, 448);
+
+/** The heatmap cells over the picture; `data-painted` says how many cells have heat (0 for the base model). */
 function paintOverlay(canvas: HTMLCanvasElement, img: ImageAttention, patches: number[], max: number): void {
-  canvas.width = img.size;
-  canvas.height = img.size;
+  const side = overlaySide(img);
+  canvas.width = side;
+  canvas.height = side;
   const g = canvas.getContext("2d");
   if (!g) return;
-  g.clearRect(0, 0, img.size, img.size);
+  g.clearRect(0, 0, side, side);
   const colour = themeColors().positive;
+  let painted = 0;
   for (let n = 0; n < patches.length; n++) {
     const a = cellAlpha(patches[n], max);
     if (a === 0) continue;
-    const r = cellRect(n, img.grid, img.size);
+    const r = cellRect(n, img.grid, side);
     g.fillStyle = css(colour, a);
     g.fillRect(r.x, r.y, r.w, r.h);
+    painted++;
   }
+  canvas.dataset.painted = String(painted);
   // The grid, faintly, so that the cells read as the encoder's patches.
-  g.strokeStyle = "rgba(128,128,128,0.25)";
+  g.strokeStyle = "rgba(128,128,128,0.35)";
   g.lineWidth = 1;
   for (let i = 1; i < img.grid; i++) {
-    const p = Math.round((i * img.size) / img.grid) + 0.5;
+    const p = Math.round((i * side) / img.grid) + 0.5;
     g.beginPath();
     g.moveTo(p, 0);
-    g.lineTo(p, img.size);
+    g.lineTo(p, side);
     g.moveTo(0, p);
-    g.lineTo(img.size, p);
+    g.lineTo(side, p);
     g.stroke();
   }
 }

@@ -12,14 +12,18 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
 import type { Frame, Page } from "playwright-core";
+import { ExcitorAdapter } from "../../engine/excitor/adapter";
+import { readModelConfig } from "../../engine/model/config";
+import { Rng } from "../../engine/rng";
 import { pickQuick, REPO, runCommand, screenshot, typeInFileDialog, waitFor, webviewFrame, workbenchForFile } from "./harness";
 
-// The fixtures: the golden multimodal adapter (trained for golden/gqa's model), its CLIP encoder, and a picture.
+// The fixtures: a real pretrained LLaMA with its tokenizer (stories260K), the golden CLIP encoder, and a picture.
 const GOLDEN = path.join(REPO, "test", "fixtures", "golden");
-const VISION_ADAPTER = path.join(GOLDEN, "vision", "adapter");
-const VISION_MODEL = path.join(GOLDEN, "gqa", "model");
+const VISION_MODEL = path.join(REPO, "test", "fixtures", "stories260k", "hf");
 const VISION_ENCODER = path.join(GOLDEN, "vision", "encoder");
 const PICTURE = path.join(GOLDEN, "vision", "image.png");
+/** The adapted layers of the multimodal adapter made below (stories260K has 5). */
+const ADAPTED = [2, 3, 4];
 /** The picture's side and patch grid as the encoder sees it (encoder/preprocessor_config.json, patch_size). */
 const IMAGE_SIZE = 32;
 const GRID = 4;
@@ -36,11 +40,12 @@ const wb = workbenchForFile("vision", "vision-", (opened) => {
   const encoder = path.join(opened.workspace, "vision-encoder");
   fs.cpSync(VISION_ENCODER, encoder, { recursive: true });
   const run = path.join(opened.runsFolder, `${RUN_NAME}-20240101-120000`);
-  fs.cpSync(VISION_ADAPTER, run, { recursive: true });
-  const configFile = path.join(run, "adapter_config.json");
-  const config = JSON.parse(fs.readFileSync(configFile, "utf8"));
-  config.vision.encoder = encoder;
-  fs.writeFileSync(configFile, JSON.stringify(config, null, 2));
+  // A multimodal adapter with open gates and strong image projections, so the picture shows in the answer's attention.
+  const adapter = ExcitorAdapter.create(readModelConfig(model), { numPrompts: 6, rank: 4, layers: ADAPTED, seed: 3, vision: { encoder, featureLayer: -1, numTokens: 1 + GRID * GRID, hiddenSize: 48 }, extra: { template: "alpaca" } });
+  const rng = new Rng(9);
+  for (const l of adapter.layers) l.gate.data.forEach((_, i, g) => (g[i] = 3 * rng.normal()));
+  for (const t of [adapter.vision!.key, adapter.vision!.value]) t.data.forEach((x, i, d) => (d[i] = 4 * x));
+  adapter.save(run);
   const spec = { kind: "train", model, data: path.join(opened.workspace, "data.jsonl"), epochs: 1, batchSize: 8, maxLength: 64, validationShare: 0, seed: 0, vision: encoder };
   fs.writeFileSync(path.join(run, "run.json"), JSON.stringify({ name: RUN_NAME, spec, status: "done", createdAt: "2024-01-01T12:00:00.000Z" }));
   picture = path.join(opened.workspace, "picture.png");
@@ -143,8 +148,8 @@ test("the chat with a multimodal adapter: attach, drop and remove an image, ask 
   const m = /^Through the image: (\d+\.\d\d) % of the attention \(patches \d+\.\d\d %, class token \d+\.\d\d %\) with the Excitor adapter; base model 0 %\.$/.exec(share);
   assert.ok(m, share);
   assert.ok(Number(m[1]) > 0, "some of the answer's attention goes through the picture");
-  // The layers offered are the adapted ones (adapter_config.json: 1, 2, 3); heads with their mean; tokens with the whole response.
-  assert.deepEqual((await panel.locator("#image-layer vscode-option").allTextContents()).map((s) => s.trim()), ["1 (adapted)", "2 (adapted)", "3 (adapted)"]);
+  // The layers offered are the adapted ones; heads with their mean; tokens with the whole response.
+  assert.deepEqual((await panel.locator("#image-layer vscode-option").allTextContents()).map((s) => s.trim()), ADAPTED.map((l) => `${l} (adapted)`));
   assert.equal((await panel.locator("#image-head vscode-option").first().textContent())?.trim(), "mean of heads");
   assert.equal((await panel.locator("#image-token vscode-option").first().textContent())?.trim(), "whole response");
   // The overlay is drawn on the picture; the base model's stays clear, and says why.

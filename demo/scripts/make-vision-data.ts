@@ -10,21 +10,17 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { createHash } from "node:crypto";
 import { writeFileAtomic } from "../../engine/fs-atomic";
-import { makeExamples, type VisionExample } from "../vision/questions";
+import { imagePath, makeExamples, recordLine, VISION_SPLITS, type VisionExample } from "../vision/questions";
 import { SCENE_SIZE } from "../vision/scenes";
 import { writePng } from "../vision/png";
 
-export const VISION_DATA_DIR = path.resolve(__dirname, "../../../demo/vision/data");
-export const SPLITS = [
-  { name: "train", count: 600, seed: 11 },
-  { name: "heldout", count: 100, seed: 12 },
-] as const;
+const VISION_DATA_DIR = path.resolve(__dirname, "../../../demo/vision/data");
 
 function writeSplit(name: string, examples: VisionExample[]): void {
   const rows = examples.map(({ record, scene }, i) => {
-    const image = `images/${name}-${String(i + 1).padStart(4, "0")}.png`;
+    const image = imagePath(name, i);
     writePng(path.join(VISION_DATA_DIR, image), scene.pixels, SCENE_SIZE, SCENE_SIZE);
-    return JSON.stringify({ instruction: record.instruction, input: record.input, output: record.output, image, answer: record.answer, task: record.task });
+    return recordLine(record, image);
   });
   writeFileAtomic(path.join(VISION_DATA_DIR, `${name}.jsonl`), rows.join("\n") + "\n");
 }
@@ -33,7 +29,7 @@ const digest = (px: Uint8Array) => createHash("sha256").update(px).digest("hex")
 
 const images = path.join(VISION_DATA_DIR, "images");
 fs.rmSync(images, { recursive: true, force: true }); // a smaller split must not leave old pictures behind
-const splits = SPLITS.map((s) => ({ ...s, examples: makeExamples(s.count, s.seed) }));
+const splits = VISION_SPLITS.map((s) => ({ ...s, examples: makeExamples(s.count, s.seed) }));
 for (const s of splits) writeSplit(s.name, s.examples);
 const seen = new Set(splits[0].examples.map((e) => digest(e.scene.pixels)));
 const repeats = splits[1].examples.filter((e) => seen.has(digest(e.scene.pixels))).length;

@@ -29,6 +29,22 @@ export interface VisionExample {
   scene: Scene;
 }
 
+/** The committed splits (demo/vision/data): sizes and seeds. */
+export const VISION_SPLITS = [
+  { name: "train", count: 600, seed: 11 },
+  { name: "heldout", count: 100, seed: 12 },
+] as const;
+
+/** Record `i` (0-based) of a split's JSONL: its picture is images/<split>-<i+1, 4 digits>.png. */
+export function imagePath(split: string, i: number): string {
+  return `images/${split}-${String(i + 1).padStart(4, "0")}.png`;
+}
+
+/** The JSONL line of a record, fields in a fixed order. */
+export function recordLine(r: VisionRecord, image: string): string {
+  return JSON.stringify({ instruction: r.instruction, input: r.input, output: r.output, image, answer: r.answer, task: r.task });
+}
+
 const COUNT_WORDS = ["one", "two", "three"] as const;
 const OPTIONS = 3;
 

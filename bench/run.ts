@@ -7,6 +7,7 @@
  *
  *   npm run bench                 every configuration
  *   npm run bench -- --only tiny  one configuration by name
+ *   npm run bench -- --only multimodal   training with pictures vs text only, on the multimodal demo
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -106,16 +107,49 @@ function runJson(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): numb
   }
 }
 
+/**
+ * Multimodal training against text-only training on the same questions, each engine in its own
+ * process: the ratio says what the pictures cost per step once their features are cached.
+ */
+function visionTable(): string {
+  const out = [
+    "| multimodal demo (600 questions, batch 16) | engine | text only tok/s | with pictures tok/s | × text only | encoding the pictures once |",
+    "|---|---|---:|---:|---:|---:|",
+  ];
+  for (const backend of ["ort", "tfjs"]) {
+    process.stderr.write(`multimodal: ${backend}...\n`);
+    const r = spawnSync(process.execPath, [path.join(repo, "dist", "bench", "vision-worker.js"), backend, "12"], { encoding: "utf8", maxBuffer: 1 << 24 });
+    let res: { backend?: string; textOnly?: number[]; withImages?: number[]; encodeSeconds?: number; images?: number; error?: string };
+    try {
+      res = JSON.parse(r.stdout.trim().split("\n").pop() ?? "");
+    } catch {
+      res = { error: (r.stderr || `exit ${r.status}`).trim().split("\n").pop() };
+    }
+    if (res.error || !res.textOnly || !res.withImages) {
+      out.push(`| demo | ${backend} | cannot run: ${(res.error ?? "no result").replace(/\|/g, "/")} | | | |`);
+      continue;
+    }
+    const [t, v] = [median(res.textOnly), median(res.withImages)];
+    out.push(`| demo | ${res.backend} | ${fmtInt(Math.round(t))} | ${fmtInt(Math.round(v))} | ${(v / t).toFixed(2)}× | ${res.images} pictures in ${res.encodeSeconds?.toFixed(1)} s |`);
+  }
+  return out.join("\n");
+}
+
 function main(): void {
   const args = process.argv.slice(2);
   const only = args.includes("--only") ? args[args.indexOf("--only") + 1] : undefined;
+  if (only === "multimodal") {
+    const md = visionTable();
+    console.log(`\nExcitor benchmark, multimodal training — ${os.cpus().length} cores; medians\n\n${md}`);
+    return;
+  }
   const configs = CONFIGS.filter((c) => !only || c.shape.name === only);
-  if (!configs.length) throw new Error(`--only: no configuration named ${only} (have ${CONFIGS.map((c) => c.shape.name).join(", ")})`);
+  if (!configs.length) throw new Error(`--only: no configuration named ${only} (have ${CONFIGS.map((c) => c.shape.name).join(", ")}, multimodal)`);
   const py = python();
   const rows = configs.flatMap((c) => benchConfig(c, py));
   // The matmul rate each engine's library reaches on the largest configuration's shapes: what bounds its training.
   const largest = configs[configs.length - 1];
-  const md = `${table(rows)}\n\n${gemmTable(largest, py)}`;
+  const md = `${table(rows)}\n\n${gemmTable(largest, py)}${only ? "" : `\n\n${visionTable()}`}`;
   console.log(`\nExcitor benchmark — ${os.cpus().length} cores (${os.cpus()[0]?.model ?? "?"}), ${THREADS} threads per engine, float32; medians\n`);
   console.log(md);
   for (const engine of new Set(rows.map((r) => r.engine))) {

@@ -44,6 +44,11 @@ export interface GenerateRequest {
   maxTokens?: number;
   /** A whole number from 0 to 2^32 − 1 (the sampler's seed is 32 bits). Default 0. */
   seed?: number;
+  /**
+   * Absolute path of a PNG or JPEG file; it applies to the whole conversation (one image per
+   * conversation: the latest attached one). Default: none.
+   */
+  image?: string;
 }
 
 export interface AttentionRequest {
@@ -56,6 +61,8 @@ export interface AttentionRequest {
   response?: string;
   /** Default: the `template` of the `ready` event. */
   template?: PromptTemplate | "none";
+  /** Absolute path of a PNG or JPEG file the prompt is about (multimodal adapters). Default: none. */
+  image?: string;
 }
 
 /** Ends generation `target` in the engine, at the next token; nothing answers it (a target already done is ignored). */
@@ -81,6 +88,8 @@ export type ServeEvent =
       /** The prompt format the adapter was trained with, else the chat template if the tokenizer has one, else Alpaca. */
       template: PromptTemplate;
       hasChatTemplate: boolean;
+      /** Non-null when the adapter is multimodal (the chat then offers images). */
+      vision: { numTokens: number; grid: number; imageSize: number } | null;
     }
   | { id: number; type: "text"; text: string }
   | { id: number; type: "done"; text: string; finishReason: FinishReason; tokens: number; promptTokens: number; tokensPerSecond: number }

@@ -6,6 +6,7 @@
  * huge line costs no more than reading it. The defaults of optional fields (documented in
  * serve-protocol.ts) are filled in here, so the engine never sees a missing field.
  */
+import * as path from "node:path";
 import { DEFAULT_SAMPLING } from "../engine/generate/sampler";
 import { numberProblem, rangeText, SAMPLING_RANGES, type NumberRule } from "../engine/option-ranges";
 import type { ChatMessage } from "../engine/tokenizer/tokenizer";
@@ -20,9 +21,9 @@ export interface RequestLimits {
 }
 
 /** A generate request with every default filled in. */
-export type CheckedGenerate = Required<GenerateRequest>;
-/** An attention request with its defaults filled in; `response` stays optional (absent: the model answers). */
-export type CheckedAttention = Required<Omit<AttentionRequest, "response">> & Pick<AttentionRequest, "response">;
+export type CheckedGenerate = Required<Omit<GenerateRequest, "image">> & Pick<GenerateRequest, "image">;
+/** An attention request with its defaults filled in; `response` and `image` stay optional (absent: the model answers; no picture). */
+export type CheckedAttention = Required<Omit<AttentionRequest, "response" | "image">> & Pick<AttentionRequest, "response" | "image">;
 export type CheckedRequest = CheckedGenerate | CheckedAttention | StopRequest;
 
 export type RequestCheck = { ok: true; request: CheckedRequest } | { ok: false; id?: number; error: string };
@@ -63,6 +64,8 @@ const inRange = (rule: NumberRule, dflt: number) =>
 const isId = (v: unknown) => isWhole(v, 0, Number.MAX_SAFE_INTEGER);
 const id = (required: boolean) => field(() => ID_WANTS, isId, { required });
 const text = (extra: Partial<Field> = {}) => field(() => "a string", (v) => typeof v === "string", extra);
+/** A picture: the engine reads the file itself, so the path must not depend on the engine's working folder. */
+const imagePath = () => field(() => "the absolute path of a PNG or JPEG file", (v) => typeof v === "string" && v.length <= 4096 && path.isAbsolute(v));
 const oneOf = (names: readonly string[], extra: Partial<Field>) => field(() => either(names), (v) => typeof v === "string" && names.includes(v), extra);
 
 const FIELDS: Record<Op, Record<string, Field>> = {
@@ -84,6 +87,7 @@ const FIELDS: Record<Op, Record<string, Field>> = {
       { default: (l) => Math.min(CHAT_MAX_TOKENS, l.maxPositions) },
     ),
     seed: inRange(SAMPLING_RANGES.seed, DEFAULT_SAMPLING.seed),
+    image: imagePath(),
   },
   attention: {
     id: id(true),
@@ -93,6 +97,7 @@ const FIELDS: Record<Op, Record<string, Field>> = {
     input: text({ default: () => "" }),
     response: text(),
     template: oneOf(["chat", "alpaca", "none"], { default: (l) => l.template }),
+    image: imagePath(),
   },
   stop: {
     id: id(false),

@@ -8,7 +8,10 @@ import * as readline from "node:readline";
 import type { Command } from "commander";
 import { ExcitorInputError } from "../engine/errors";
 import { loadAdapter, type Adapter } from "../engine/adapters";
-import type { ModelRuntime } from "../engine/runtime";
+import type { ImageFeatures, ModelRuntime } from "../engine/runtime";
+import type { PictureView } from "../engine/analysis/image-attention";
+import { openAdapterEncoder, pictureFeatures } from "../engine/vision/attach";
+import type { VisionEncoder } from "../engine/vision/encoder";
 import { TextTokenizer } from "../engine/tokenizer/tokenizer";
 import { idsOutsideVocabulary } from "../engine/tokenizer/ids-fit";
 
@@ -17,6 +20,43 @@ export function modelOptions(cmd: Command, withAdapter = true): Command {
   cmd.requiredOption("--model <dir>", "model folder (Hugging Face layout: config.json, *.safetensors, tokenizer.json)");
   if (withAdapter) cmd.option("--adapter <dir>", "Excitor or LoRA adapter folder (adapter_config.json, adapter_model.safetensors)");
   return cmd;
+}
+
+/** --image and --vision: a picture for a multimodal adapter, and its encoder when not the one the adapter names. */
+export function imageOptions(cmd: Command): Command {
+  return cmd
+    .option("--image <file>", "a PNG or JPEG picture for a multimodal adapter (one trained with --vision)")
+    .option("--vision <dir>", "the CLIP vision encoder folder (default: the one the adapter's adapter_config.json names)");
+}
+
+/** A command's picture: the adapter's encoder and the picture's features (none without --image). */
+export interface Picture {
+  encoder?: VisionEncoder;
+  features?: ImageFeatures;
+  /** The picture as the encoder saw it, for the attention overlay. */
+  view?: PictureView;
+}
+
+/** Opens the encoder of a multimodal adapter and reads `--image` through it; `dispose` the encoder when done. */
+export async function openPicture(rt: ModelRuntime, adapter: Adapter | null, o: { adapter?: string; image?: string; vision?: string }): Promise<Picture> {
+  const encoder = await openAdapterEncoder(rt, adapter, o.adapter, o.vision);
+  if (o.image === undefined) return { encoder };
+  if (!encoder)
+    throw new ExcitorInputError(
+      `--image: ${adapter ? `the adapter ${o.adapter} is not multimodal (its adapter_config.json has no "vision" block); pictures need an Excitor adapter trained with --vision` : "pictures need --adapter with a multimodal adapter (an Excitor adapter trained with --vision)"}`,
+    );
+  try {
+    const features = await pictureFeatures(encoder, o.image);
+    return { encoder, features, view: pictureView(encoder!, o.image) };
+  } catch (e) {
+    encoder?.dispose();
+    throw e;
+  }
+}
+
+/** The picture as the encoder saw it (resized, center-cropped) as a PNG data URI, with its grid. */
+export function pictureView(encoder: VisionEncoder, file: string): PictureView {
+  return { png: `data:image/png;base64,${encoder.cropPng(file).toString("base64")}`, size: encoder.imageSize, grid: encoder.grid };
 }
 
 /** The tokenizer that ships in the model folder. */

@@ -6,6 +6,7 @@
  * with a loss-curve SVG next to the adapter.
  *
  *   node dist/demo/run.js [--out DIR] [--steps N] [--model DIR] [--json]
+ *   node dist/demo/run.js --vision [...]   the multimodal demo (demo/vision-run.ts)
  *
  * --json prints each training event as one JSON line on stdout (as `excitor train --json` does)
  * and the narration on stderr: that is how the VS Code extension's "Run Demo" shows it live.
@@ -26,6 +27,7 @@ import { instructionAttention, type LayerInstructionMass } from "../engine/analy
 import { accuracy, answerAll, answerPerplexity, perplexity, answerWordAttention, type Answer } from "./evaluate";
 import { lossChartSvg, type LossPoint } from "./loss-chart";
 import type { DemoRecord } from "./scripts/instructions";
+import { visionDemo } from "./vision-run";
 
 const repo = path.resolve(__dirname, "../..");
 const args = process.argv.slice(2);
@@ -218,7 +220,8 @@ function pickExamples(before: Answer[], after: Answer[]): [Answer, Answer][] {
   return out;
 }
 
-main().catch((e) => {
+// --vision: the multimodal demo (demo/vision-run.ts).
+(args.includes("--vision") ? visionDemo() : main()).catch((e) => {
   console.error(`excitor demo: ${(e as Error).message}`);
   process.exit(1);
 });

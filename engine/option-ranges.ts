@@ -55,6 +55,8 @@ export const TRAIN_RANGES = {
   weightDecay: { flag: "--weight-decay", min: 0, max: 1 },
   gradClip: { flag: "--grad-clip", min: 0, max: 1e6 },
   retainWeight: { flag: "--retain-weight", min: 0, max: 100 },
+  /** Which encoder layer a multimodal adapter reads; also at least minus the encoder's layer count (VisionEncoder.load). */
+  visionLayer: int("--vision-layer", -1024, -1),
 } satisfies Record<string, OptionRange>;
 
 /** Sampling options of generate and chat. */

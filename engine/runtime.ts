@@ -8,6 +8,33 @@ import type { Adapter } from "./adapters";
 import type { F32Tensor } from "./formats/safetensors";
 import type { ModelConfig } from "./model/config";
 
+/**
+ * Image features for the rows of a call (spec § Multimodal): F of each row's image, [rows, Nv, Cv]
+ * row-major. A row whose `present` is 0 has no image: its features are ignored and the adapter
+ * works on it as a text adapter. Only a multimodal Excitor adapter reads them.
+ */
+export interface ImageFeatures {
+  rows: number;
+  numTokens: number; // Nv
+  hidden: number; // Cv
+  data: Float32Array;
+  present: Uint8Array;
+}
+
+/** One image's features [Nv, Cv] as the features of a one-row call. */
+export function singleImage(features: Float32Array, numTokens: number, hidden: number): ImageFeatures {
+  return { rows: 1, numTokens, hidden, data: features, present: Uint8Array.of(1) };
+}
+
+/** The same image for each of `rows` rows (sampling a set of answers to one picture). */
+export function repeatImage(f: ImageFeatures, rows: number): ImageFeatures {
+  if (f.rows === rows) return f;
+  const one = f.numTokens * f.hidden;
+  const data = new Float32Array(rows * one);
+  for (let r = 0; r < rows; r++) data.set(f.data.subarray(0, one), r * one);
+  return { ...f, rows, data, present: new Uint8Array(rows).fill(f.present[0]) };
+}
+
 /** A padded batch of training rows, row-major [batch, seqLen]. */
 export interface TrainBatch {
   batch: number;
@@ -24,6 +51,8 @@ export interface TrainBatch {
    * them (KL(soft ‖ model) up to a constant), and `targets` is ignored.
    */
   soft?: Float32Array;
+  /** Each row's image (multimodal adapters); absent when no row has one. */
+  image?: ImageFeatures;
 }
 
 /** Target tokens that count in a batch's loss (its weights' sum). */
@@ -60,20 +89,22 @@ export interface ModelRuntime {
   readonly config: ModelConfig;
   /** Uploads the adapter's current values (null removes it). Cheap to call every step. */
   setAdapter(adapter: Adapter | null): void;
-  /** logprobs[i] = log p(ids[i+1] | ids[0..i]); with useAdapter false, the base model. */
-  tokenLogprobs(ids: number[], useAdapter: boolean): Promise<Float32Array>;
+  /** logprobs[i] = log p(ids[i+1] | ids[0..i]); with useAdapter false, the base model. `image`: one row's picture. */
+  tokenLogprobs(ids: number[], useAdapter: boolean, image?: ImageFeatures): Promise<Float32Array>;
   /**
    * Next-token log-probabilities of every position, [batch·seqLen, V] row-major (log-softmax of
    * the logits): what the retention monitor compares between the base and the tuned model.
    */
-  logprobRows(ids: Int32Array, batch: number, seqLen: number, useAdapter: boolean): Promise<Float32Array>;
-  startDecode(useAdapter: boolean, rows?: number): DecodeSession;
+  logprobRows(ids: Int32Array, batch: number, seqLen: number, useAdapter: boolean, image?: ImageFeatures): Promise<Float32Array>;
+  /** `image`: the picture of every row (its rows match `rows`). */
+  startDecode(useAdapter: boolean, rows?: number, image?: ImageFeatures): DecodeSession;
   /**
    * Attention probabilities of every layer, each [H, M, M] row-major (query, key): `tuned` as
    * the model computes them, `base` from the base scores alone (gates at 0) on the same layer
-   * input. Without the adapter both are the base model's.
+   * input. Without the adapter both are the base model's. With an image, `image[l]` of an
+   * adapted layer is the Excitor's prompt attention onto the image tokens, A[:, K:] [M, Nv].
    */
-  attentionProbs(ids: number[], useAdapter: boolean): Promise<{ base: Float32Array[]; tuned: Float32Array[] }>;
+  attentionProbs(ids: number[], useAdapter: boolean, image?: ImageFeatures): Promise<AttentionProbs>;
   /** Prepares for lossAndGrads (e.g. keeps extra weight copies for fast backward passes). */
   prepareTraining(adapter: Adapter): void;
   /**
@@ -94,6 +125,12 @@ export interface ModelRuntime {
   lossAndGrads(batch: TrainBatch, scale: number): Promise<LossAndGrads>;
   evalLoss(batch: TrainBatch, useAdapter: boolean): Promise<{ lossSum: number; tokens: number }>;
   dispose(): void;
+}
+
+export interface AttentionProbs {
+  base: Float32Array[];
+  tuned: Float32Array[];
+  image?: (Float32Array | undefined)[];
 }
 
 /** Tokens per row of a decode feed (ids are row-major, the same count for every row). */

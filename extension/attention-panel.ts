@@ -2,7 +2,8 @@
  * The attention heatmap panel: for a prompt and a response, what each layer and head attends to
  * with and without the adapter. One panel, reused; the engine (an `excitor serve` process from
  * the pool) computes the AttentionReport and the webview draws it. Exports come back from the
- * webview as PNG or SVG data and are written where the user says.
+ * webview as PNG or SVG data and are written where the user says. Opened from a chat with an
+ * image, the image goes along (a multimodal adapter then reports where the answer looks in it).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -11,7 +12,7 @@ import { attentionChoices } from "./attention-target";
 import { adapterKind } from "./chat-adapters";
 import type { EnginePool } from "./engine-pool";
 import { messageOf } from "./errors";
-import { checkAttentionMessage, type AttentionToWebview, type AttentionView } from "./messages";
+import { checkAttentionMessage, type AttentionToWebview, type AttentionView, type ChatImage } from "./messages";
 import { folderLabel } from "./places";
 import type { RunInfo } from "./run-manager";
 import { writeFileAtomic } from "../engine/fs-atomic";
@@ -26,20 +27,22 @@ export interface AttentionTarget {
   input: string;
   /** "" = let the tuned model answer first. */
   response: string;
+  /** The image the prompt is about (the chat's); sent when the adapter takes images. */
+  image?: ChatImage;
 }
 
 /**
  * Which model and adapter to look at, asked from the palette: the chat's adapter, a run's, or
  * the base model alone. Undefined when the user dismisses the question.
  */
-export async function askAttentionTarget(chat: { model: string; adapter: string | null }, runs: RunInfo[], root: string): Promise<{ model: string; adapter: string | null } | undefined> {
+export async function askAttentionTarget(chat: { model: string; adapter: string | null; image?: ChatImage }, runs: RunInfo[], root: string): Promise<Pick<AttentionTarget, "model" | "adapter" | "image"> | undefined> {
   const choices = attentionChoices(chat, runs, (dir) => folderLabel(dir, root));
   const pick = await vscode.window.showQuickPick(choices, {
     title: "Excitor: Show Attention — which adapter?",
     placeHolder: "The heatmap compares the base model with this adapter",
     ignoreFocusOut: true,
   });
-  return pick && { model: pick.model, adapter: pick.adapter };
+  return pick && { model: pick.model, adapter: pick.adapter, image: pick.image };
 }
 
 export class AttentionPanel {
@@ -66,6 +69,7 @@ export class AttentionPanel {
       input: target.input,
       response: target.response,
       busy: false,
+      image: target.image?.name,
     };
     if (!this.panel) this.attach(vscode.window.createWebviewPanel(ATTENTION_VIEW_TYPE, "Excitor: Attention", vscode.ViewColumn.Active, { ...webviewOptions(this.extensionUri), retainContextWhenHidden: true }));
     else this.panel.reveal();
@@ -94,6 +98,10 @@ export class AttentionPanel {
             this.target = { ...this.target, prompt: m.prompt, input: m.input, response: m.response };
             Object.assign(this.view, { prompt: m.prompt, input: m.input, response: m.response });
             return this.analyze();
+          case "dropImage":
+            if (this.target) this.target = { ...this.target, image: undefined };
+            this.view = { ...this.view, image: undefined };
+            return this.post();
           case "export":
             return this.save(m.format, m.data);
         }
@@ -116,9 +124,11 @@ export class AttentionPanel {
     try {
       const client = this.pool.get(t.model, t.adapter);
       const ready = await client.ready;
-      const result = await client.attention({ prompt: t.prompt, input: t.input || undefined, response: t.response === "" ? undefined : t.response, template: ready.template });
+      // An adapter that does not take images is asked without one (the panel then names none).
+      const image = ready.vision !== null ? t.image?.path : undefined;
+      const result = await client.attention({ prompt: t.prompt, input: t.input || undefined, response: t.response === "" ? undefined : t.response, template: ready.template, image });
       if (mine !== this.generation) return;
-      this.view = { ...this.view, busy: false, response: result.responseText, report: result.report };
+      this.view = { ...this.view, busy: false, response: result.responseText, report: result.report, image: image === undefined ? undefined : t.image?.name };
     } catch (e) {
       if (mine !== this.generation) return;
       this.view = { ...this.view, busy: false, error: messageOf(e) };

@@ -11,7 +11,8 @@ import { ADAPTER_WEIGHTS } from "../engine/excitor/adapter";
 import { expectedShapes, readExcitorConfig, tensorName } from "../engine/excitor/config";
 import { readHeader, type SafetensorsHeader } from "../engine/formats/safetensors";
 import { LORA_WEIGHTS } from "../engine/lora/adapter";
-import { loraTensorName, moduleShape, readLoraConfig, readPeftType } from "../engine/lora/config";
+import { isJsonObject } from "../engine/json-file";
+import { loraTensorName, moduleShape, readAdapterConfigJson, readLoraConfig, readPeftType } from "../engine/lora/config";
 import { readModelConfig, type ModelConfig } from "../engine/model/config";
 import type { AdapterOption } from "./messages";
 import type { RunInfo } from "./run-manager";
@@ -67,6 +68,20 @@ export function adapterKind(dir: string): "LoRA" | "Excitor" | undefined {
     return type === "LORA" ? "LoRA" : type === "EXCITOR" ? "Excitor" : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Whether the adapter in `dir` is multimodal: its adapter_config.json has a `vision` block. Read
+ * when the adapter is chosen, so the chat offers images before the engine has loaded; the
+ * engine's `ready` event has the last word.
+ */
+export function adapterTakesImages(dir: string): boolean {
+  try {
+    const { json } = readAdapterConfigJson(dir);
+    return json.peft_type === "EXCITOR" && isJsonObject(json.vision);
+  } catch {
+    return false;
   }
 }
 

@@ -5,23 +5,32 @@
  * engine's own "aborted" reply is what marks the answer stopped. The conversation is kept in the
  * workspace state, so it survives hiding the view and reloading the window. The adapter list
  * follows the runs as they start and end (refreshLists) and offers only adapters that fit the
- * chosen model; each answer is labelled with the adapter and model that produced it.
+ * chosen model; each answer is labelled with the adapter and model that produced it. With a
+ * multimodal adapter the chat takes an image (attach button, drop, paste): the latest one attached
+ * goes with every question of the conversation (chat-attach.ts gets and keeps it).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
+import type { ServeEvent } from "../cli/serve-protocol";
 import type { ChatMessage } from "../engine/tokenizer/tokenizer";
+import { chooseImage, imageFromBytes, imageFromUri, imagesFolder, type Attached } from "./chat-attach";
+import { pruneImages } from "./chat-image";
 import type { EnginePool } from "./engine-pool";
 import { EngineStartError } from "./serve-client";
 import { showEngineError, messageOf } from "./errors";
-import { adapterKind, adapterMisfit, adapterOptions } from "./chat-adapters";
-import { checkChatMessage, type ChatParams, type ChatState, type ChatToHost, type ChatToWebview, type ChatTurn } from "./messages";
+import { adapterKind, adapterMisfit, adapterOptions, adapterTakesImages } from "./chat-adapters";
+import { checkChatMessage, type ChatImage, type ChatParams, type ChatState, type ChatToHost, type ChatToWebview, type ChatTurn } from "./messages";
 import { builtInModel, folderLabel } from "./places";
 import type { RunManager } from "./run-manager";
 import { onCheckedMessage, webviewHtml, webviewOptions } from "./webview-html";
 
 export const CHAT_VIEW_ID = "excitor.chat";
 const STORE_KEY = "excitor.chat.v1";
+/** Images nothing refers to are removed after this long (a chat in another window may have just been given one). */
+const IMAGE_KEEP_MS = 7 * 24 * 3600 * 1000;
+
+type Vision = Extract<ServeEvent, { type: "ready" }>["vision"];
 
 export interface AttentionRequestFromChat {
   model: string;
@@ -29,6 +38,8 @@ export interface AttentionRequestFromChat {
   prompt: string;
   input: string;
   response: string;
+  /** The conversation's image at that answer, if it had one. */
+  image?: ChatImage;
 }
 
 interface Stored {
@@ -36,6 +47,7 @@ interface Stored {
   adapter: string;
   turns: ChatTurn[];
   params: ChatParams;
+  pendingImage?: ChatImage;
 }
 
 export class ChatViewProvider implements vscode.WebviewViewProvider {
@@ -44,6 +56,9 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
   private current?: { stop: () => void };
   /** What the last Clear removed, until the next question. */
   private cleared?: ChatTurn[];
+  /** What the engine's `ready` said about images, for the model + adapter it was started with. */
+  private engineVision?: { key: string; vision: Vision };
+  private readonly images: string;
 
   constructor(
     private readonly ctx: vscode.ExtensionContext,
@@ -55,6 +70,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
   ) {
     const stored = ctx.workspaceState.get<Stored>(STORE_KEY);
     const d = defaults();
+    this.images = imagesFolder(ctx);
     this.state = {
       model: stored?.model ?? d.model,
       modelLabel: "",
@@ -65,13 +81,18 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
       status: "",
       params: stored?.params ?? { ...d.params, template: "auto" },
       canUndo: false,
+      takesImages: false,
+      imageNote: "",
+      pendingImage: stored?.pendingImage,
     };
+    const used = [...this.state.turns.map((t) => t.image?.path), this.state.pendingImage?.path].filter((p): p is string => p !== undefined);
+    pruneImages(this.images, new Set(used), IMAGE_KEEP_MS);
     this.updateLists();
   }
 
   resolveWebviewView(view: vscode.WebviewView): void {
     this.view = view;
-    view.webview.options = webviewOptions(this.ctx.extensionUri);
+    view.webview.options = webviewOptions(this.ctx.extensionUri, [vscode.Uri.file(this.images)]);
     view.webview.html = webviewHtml(view.webview, this.ctx.extensionUri, "chat", "Excitor chat");
     const sub = onCheckedMessage(view.webview, checkChatMessage, (m) => this.handle(m), this.log, "chat");
     view.onDidDispose(() => {
@@ -80,9 +101,15 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
     });
   }
 
-  /** The model and adapter the chat is using. */
-  target(): { model: string; adapter: string | null } {
-    return { model: this.state.model, adapter: this.state.adapter || null };
+  /** The model and adapter the chat is using, and its conversation's image. */
+  target(): { model: string; adapter: string | null; image?: ChatImage } {
+    return { model: this.state.model, adapter: this.state.adapter || null, image: this.conversationImage(this.state.turns.length) };
+  }
+
+  /** The image of the conversation as it stood before turn `end`: the latest one attached. */
+  private conversationImage(end: number): ChatImage | undefined {
+    for (let i = Math.min(end, this.state.turns.length) - 1; i >= 0; i--) if (this.state.turns[i].image) return this.state.turns[i].image;
+    return undefined;
   }
 
   /** Chat with this adapter (from the runs tree, or after training). */
@@ -113,6 +140,36 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
     }
     this.state.adapters = adapters;
     this.state.modelLabel = label(this.state.model);
+    this.updateVision();
+  }
+
+  /**
+   * Whether the chat offers images: the engine's `ready` says, once it has started for this model
+   * and adapter; before that, the adapter's config does. An image waiting to be sent is let go
+   * when the adapter does not take images.
+   */
+  private updateVision(): void {
+    const known = this.engineVision?.key === this.engineKey() ? this.engineVision.vision : undefined;
+    this.state.takesImages = this.state.adapter !== "" && (known !== undefined ? known !== null : adapterTakesImages(this.state.adapter));
+    this.state.imageNote = known ? `the encoder sees ${known.imageSize} × ${known.imageSize} pixels, ${known.grid} × ${known.grid} patches` : "";
+    if (!this.state.takesImages && this.state.pendingImage) {
+      this.state.status = `${this.state.pendingImage.name} was removed: this adapter does not take images`;
+      this.state.pendingImage = undefined;
+    }
+  }
+
+  private engineKey(): string {
+    return `${this.state.model}\u0000${this.state.adapter}`;
+  }
+
+  /** An image to attach, or why not (said in the chat). */
+  private attach(result: Attached | undefined): void {
+    if (!result) return this.publish();
+    if (result.ok) {
+      this.state.pendingImage = result.image;
+      if (this.state.status.startsWith("could not attach")) this.state.status = "";
+    } else this.state.status = `could not attach the image: ${result.error}`;
+    this.publish(true);
   }
 
   /** Who answers with the current choice: the adapter's entry name and the model's label. */
@@ -155,6 +212,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
         this.current?.stop();
         if (this.state.turns.length > 0) this.cleared = this.state.turns;
         this.state.turns = [];
+        this.state.pendingImage = undefined; // a new chat starts without an image
         this.state.status = "";
         this.state.canUndo = this.cleared !== undefined;
         return this.publish(true);
@@ -197,9 +255,23 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
         const answer = this.state.turns[m.index];
         const question = this.state.turns.slice(0, m.index).reverse().find((t) => t.role === "user");
         if (!answer || answer.role !== "assistant" || !question) return;
-        this.showAttention({ model: this.state.model, adapter: this.state.adapter || null, prompt: question.text, input: question.input ?? "", response: answer.text });
+        const image = this.conversationImage(m.index);
+        this.showAttention({ model: this.state.model, adapter: this.state.adapter || null, prompt: question.text, input: question.input ?? "", response: answer.text, image });
         return;
       }
+      case "attachImage":
+      case "attachImageUri":
+      case "chooseImage":
+        if (!this.state.takesImages) {
+          this.state.status = "could not attach the image: this adapter does not take images";
+          return this.publish();
+        }
+        if (m.type === "chooseImage") return this.attach(await chooseImage(this.images));
+        if (m.type === "attachImage") return this.attach(imageFromBytes(this.images, m.name, m.data));
+        return this.attach(await imageFromUri(this.images, vscode.Uri.parse(m.uri, true)));
+      case "removeImage":
+        this.state.pendingImage = undefined;
+        return this.publish(true);
     }
   }
 
@@ -209,6 +281,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
     this.cleared = undefined;
     this.state.canUndo = false;
     const adapter = this.state.adapter || null;
+    const engineKey = this.engineKey();
     const client = this.pool.get(this.state.model, adapter);
     this.state.busy = true;
     this.state.status = "loading the model…";
@@ -216,7 +289,10 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
       .filter((t) => t.role === "user" || t.source !== "base")
       .map((t) => ({ role: t.role, content: t.text.trim() }));
     history.push({ role: "user", content: text });
-    this.state.turns.push({ role: "user", text, input: input || undefined });
+    // The latest image attached is the conversation's, for this question and the ones after it.
+    const image = this.state.pendingImage ?? this.conversationImage(this.state.turns.length);
+    this.state.turns.push({ role: "user", text, input: input || undefined, image: this.state.pendingImage });
+    this.state.pendingImage = undefined;
     this.publish();
     let ready;
     try {
@@ -228,6 +304,10 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
       if (e instanceof EngineStartError) void showEngineError("Excitor chat", { message: e.message, file: e.file, line: e.line });
       return;
     }
+    if (engineKey === this.engineKey()) {
+      this.engineVision = { key: this.engineKey(), vision: ready.vision };
+      this.updateVision();
+    }
     const template = params.template === "auto" ? ready.template : params.template;
     const sources: NonNullable<ChatTurn["source"]>[] = adapter ? (compare ? ["tuned", "base"] : ["tuned"]) : ["model"];
     // A fresh seed per question, shared by the tuned and base answers so that they differ only by the adapter.
@@ -236,11 +316,13 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
       for (const source of sources) {
         // The turn is held by reference: Clear may empty the list while the engine is still finishing it.
         const turn: ChatTurn = { role: "assistant", text: "", source, label: this.answerLabel(source), streaming: true };
+        // Only the adapter sees the image; the base model has no way to.
+        const withImage = image !== undefined && source === "tuned" && ready.vision !== null;
         const index = this.state.turns.push(turn) - 1;
         this.state.status = source === "base" ? "the base model is answering…" : "answering…";
         this.publish();
         const gen = client.generate(
-          { messages: history, template, input: input || undefined, useAdapter: source === "tuned", temperature: params.temperature, topP: params.topP, maxTokens: params.maxTokens, seed },
+          { messages: history, template, input: input || undefined, useAdapter: source === "tuned", temperature: params.temperature, topP: params.topP, maxTokens: params.maxTokens, seed, image: withImage ? image.path : undefined },
           (delta) => {
             turn.text += delta;
             if (this.state.turns[index] === turn) this.post({ type: "delta", index, text: delta });
@@ -260,6 +342,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
           done.finishReason === "aborted"
             ? `stopped in the engine after ${done.tokens} tokens`
             : `${done.tokens} tokens, ${done.tokensPerSecond.toFixed(0)} tokens/s, ended by ${done.finishReason === "eos" ? "end of text" : done.finishReason}`;
+        if (image && !withImage) turn.finish += source === "tuned" ? " · without the image: this adapter does not take images" : " · without the image: the base model cannot see it";
         // Each answer carries its own finish line; the status line is for what is under way.
         this.state.status = "";
         if (stopped) break;
@@ -275,11 +358,18 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
   }
 
   private publish(persist = false): void {
-    this.post({ type: "state", state: this.state });
+    this.post({ type: "state", state: this.forWebview() });
     if (persist || !this.state.busy) {
-      const stored: Stored = { model: this.state.model, adapter: this.state.adapter, turns: this.state.turns, params: this.state.params };
+      const stored: Stored = { model: this.state.model, adapter: this.state.adapter, turns: this.state.turns, params: this.state.params, pendingImage: this.state.pendingImage };
       void this.ctx.workspaceState.update(STORE_KEY, stored);
     }
+  }
+
+  /** The state with each image's webview URI filled in (the webview may load files from the image folder only). */
+  private forWebview(): ChatState {
+    const web = this.view?.webview;
+    const src = (i: ChatImage | undefined) => (i && web ? { ...i, src: web.asWebviewUri(vscode.Uri.file(i.path)).toString() } : i);
+    return { ...this.state, turns: this.state.turns.map((t) => (t.image ? { ...t, image: src(t.image) } : t)), pendingImage: src(this.state.pendingImage) };
   }
 
   private post(m: ChatToWebview): void {

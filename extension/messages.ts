@@ -5,7 +5,9 @@
  * The webview side imports only the types from here.
  */
 import type { AttentionReport } from "../engine/analysis/attention";
+import type { ImageAttention } from "../engine/analysis/image-attention-types";
 import type { TrainEvent } from "../engine/train/events";
+import { MAX_IMAGE_BASE64_CHARS } from "./image-rules";
 import type { RunStatus } from "./run-manager";
 
 // ---------------------------------------------------------------- chat view
@@ -29,13 +31,31 @@ export type ChatToHost =
   | { type: "copy"; index: number }
   | { type: "chooseModel" }
   | { type: "chooseAdapter"; adapter: string }
-  | { type: "showAttention"; index: number };
+  | { type: "showAttention"; index: number }
+  /** A pasted or dropped picture: its file name and its bytes in base64 (a webview has no path to give). */
+  | { type: "attachImage"; name: string; data: string }
+  /** A file dragged from the Explorer or an editor tab: its URI. */
+  | { type: "attachImageUri"; uri: string }
+  /** The attach button: the host asks for a file. */
+  | { type: "chooseImage" }
+  /** The × on the image waiting to be sent. */
+  | { type: "removeImage" };
+
+/** An image in the chat: the host's copy (what the engine reads), the name it had, and what the webview loads. */
+export interface ChatImage {
+  path: string;
+  name: string;
+  /** The webview's URI for `path`, filled in by the host for each state it sends. */
+  src?: string;
+}
 
 export interface ChatTurn {
   role: "user" | "assistant";
   text: string;
   /** Alpaca context sent with a user message. */
   input?: string;
+  /** For questions: the image attached with it; it stays the conversation's image until another one is attached. */
+  image?: ChatImage;
   /** For answers: "tuned" (with the adapter), "base" (compare with base), or "model" (no adapter loaded). */
   source?: "tuned" | "base" | "model";
   /** For answers: who answered, e.g. "train-quick · 2 Dec 14:03 on built-in demo model" (kept as it was when asked). */
@@ -69,6 +89,12 @@ export interface ChatState {
   params: ChatParams;
   /** A Clear can be undone (until the next question). */
   canUndo: boolean;
+  /** The adapter is multimodal: the chat offers to attach an image. */
+  takesImages: boolean;
+  /** What the adapter's encoder sees ("224 × 224 pixels, 16 × 16 patches"), once the engine has said; else "". */
+  imageNote: string;
+  /** The image attached for the next question, not yet sent. */
+  pendingImage?: ChatImage;
 }
 
 export type ChatToWebview =
@@ -101,6 +127,8 @@ export type TrainingToWebview =
 export type AttentionToHost =
   | { type: "ready" }
   | { type: "analyze"; prompt: string; input: string; response: string }
+  /** Analyse without the chat's image. */
+  | { type: "dropImage" }
   | { type: "export"; format: "png" | "svg"; data: string };
 
 export interface AttentionView {
@@ -113,8 +141,13 @@ export interface AttentionView {
   response: string;
   busy: boolean;
   error?: string;
-  report?: AttentionReport;
+  /** The name of the image the prompt is about (from the chat); absent without one. */
+  image?: string;
+  report?: ReportWithImage;
 }
+
+/** An attention report; with a multimodal adapter and an image, it says where the answer looks in the picture. */
+export type ReportWithImage = AttentionReport & { image?: ImageAttention };
 
 export type AttentionToWebview = { type: "view"; view: AttentionView };
 
@@ -134,12 +167,17 @@ const CHAT: Record<ChatToHost["type"], Shape> = {
   chooseModel: {},
   chooseAdapter: { adapter: "string" },
   showAttention: { index: "number" },
+  attachImage: { name: "string", data: "string" },
+  attachImageUri: { uri: "string" },
+  chooseImage: {},
+  removeImage: {},
 };
 const PARAMS: Shape = { temperature: "number", topP: "number", maxTokens: "number", template: ["auto", "chat", "alpaca"] };
 const TRAINING: Record<TrainingToHost["type"], Shape> = { ready: {}, stop: {}, resume: {}, openFolder: {} };
 const ATTENTION: Record<AttentionToHost["type"], Shape> = {
   ready: {},
   analyze: { prompt: "string", input: "string", response: "string" },
+  dropImage: {},
   export: { format: ["png", "svg"], data: "string" },
 };
 
@@ -180,6 +218,14 @@ export function checkChatMessage(raw: unknown): Checked<ChatToHost> {
       if (!Number.isInteger(p.maxTokens) || (p.maxTokens as number) < 1 || (p.maxTokens as number) > 8192) return "send.params.maxTokens: must be a whole number from 1 to 8192";
       if ((m.text as string).trim() === "") return "send.text: empty message";
     }
+    if (m.type === "attachImage") {
+      const data = m.data as string;
+      // What a user can send is checked in the webview first (with a message in the chat); past this, the webview misbehaves.
+      if (data.length > MAX_IMAGE_BASE64_CHARS) return "attachImage.data: too large";
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(data)) return "attachImage.data: not base64";
+      if ((m.name as string).length > 1024) return "attachImage.name: too long";
+    }
+    if (m.type === "attachImageUri" && !/^[a-z][a-z0-9+.-]*:/i.test(m.uri as string)) return "attachImageUri.uri: not a URI";
     if ((m.type === "copy" || m.type === "showAttention") && (!Number.isInteger(m.index) || (m.index as number) < 0)) return `${m.type}.index: must be a whole number ≥ 0`;
     return undefined;
   });

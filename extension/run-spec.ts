@@ -35,6 +35,11 @@ export interface RunSpec {
   retainWeight?: number;
   /** How a preset chose these numbers, in one line (shown in the wizard and the training panel). */
   recipe?: string;
+  /**
+   * The frozen CLIP vision encoder folder, for a dataset whose records have images (`--vision`):
+   * the adapter becomes multimodal. Excitor's only; unset for text data.
+   */
+  vision?: string;
 }
 
 export type { PresetName };
@@ -122,6 +127,7 @@ export function trainArgs(spec: RunSpec, outDir: string, resume: boolean, backen
   add("--validation-share", spec.validationShare);
   add("--seed", spec.seed);
   add("--retain-weight", spec.retainWeight);
+  if (spec.vision !== undefined && method === "excitor") args.push("--vision", spec.vision);
   if (resume) args.push("--resume");
   return args;
 }
@@ -156,7 +162,8 @@ export function withMethod(spec: RunSpec, method: TuningMethod): RunSpec {
   const was = methodOf(spec);
   const out: RunSpec = { ...spec, method };
   const drop = (...keys: (keyof RunSpec)[]) => keys.forEach((k) => delete out[k]);
-  if (method !== "excitor") drop("prompts", "rank");
+  // Image features reach the model through Excitor's prompts: the other methods have nowhere to put them.
+  if (method !== "excitor") drop("prompts", "rank", "vision");
   if (method !== "lora") drop("loraR", "loraAlpha", "loraTargets");
   if (method === "full") drop("layers");
   if (method !== was) drop("learningRate");

@@ -21,6 +21,7 @@ export function runTooltip(run: RunInfo, events: readonly TrainEvent[]): string 
     `folder: \`${run.dir}\``,
     `model: \`${run.spec.model}\``,
     `data: \`${run.spec.data}\``,
+    run.spec.vision ? `vision encoder: \`${run.spec.vision}\`` : "",
     run.error ? `error: ${run.error.message}` : "",
     run.status === "interrupted" ? (run.canResume ? "The window it ran in went away; Resume continues it from its last checkpoint." : "The window it ran in went away before its first checkpoint.") : "",
   ]

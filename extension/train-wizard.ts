@@ -2,7 +2,8 @@
  * "Excitor: Train Adapter…": pick the base model, the dataset and a preset (or edit every
  * hyperparameter, then confirm them on a summary), then hand the spec to the run manager. The
  * model and the dataset are checked as soon as they are chosen, with the engine's own messages,
- * so a bad file never becomes a run. Each step can be left with Escape.
+ * so a bad file never becomes a run. A dataset whose records have images also asks for the vision
+ * encoder (the run becomes multimodal: `--vision`). Each step can be left with Escape.
  */
 import * as path from "node:path";
 import * as vscode from "vscode";
@@ -14,6 +15,7 @@ import type { TuningMethod } from "../engine/adapters";
 import { LORA_DEFAULTS } from "../engine/lora/config";
 import { EDITABLE, METHOD_LABELS, PRESETS, checkField, editableFor, methodOf, parseLayers, parseLoraTargets, recipeSummary, specFromPreset, withMethod, type PresetName, type RunSpec } from "./run-spec";
 import type { ExcitorSettings } from "./settings";
+import { datasetHasImages, visionEncoderProblem } from "./vision-preflight";
 
 type Pick<T> = vscode.QuickPickItem & { value: T };
 
@@ -32,9 +34,15 @@ export async function askRunSpec(root: string, settings: ExcitorSettings, datase
     void showEngineError("Excitor: cannot train on this dataset", checked.error);
     return undefined;
   }
+  // Records with images train a multimodal adapter: the engine needs the image encoder.
+  let vision: string | undefined;
+  if (datasetHasImages(data)) {
+    vision = await askVisionEncoder(data);
+    if (!vision) return undefined;
+  }
   // The presets scale steps and learning rate to the data, so the wizard shows what each will run.
   const trainExamples = trainExamplesOf(checked.value.records, settings.train.validationShare);
-  const planned = (k: PresetName) => specFromPreset(k, model, data, settings.train, trainExamples);
+  const planned = (k: PresetName): RunSpec => ({ ...specFromPreset(k, model, data, settings.train, trainExamples), ...(vision ? { vision } : {}) });
   const preset = await vscode.window.showQuickPick<Pick<PresetName | "custom">>(
     [
       ...(Object.keys(PRESETS) as PresetName[]).map((k) => {
@@ -43,7 +51,7 @@ export async function askRunSpec(root: string, settings: ExcitorSettings, datase
       }),
       { label: "Custom…", detail: "choose the method (Excitor, LoRA or full fine-tuning), then edit its knobs, layers, epochs, learning rate, batch, max length, validation share and seed", value: "custom" as const },
     ],
-    { title: "Excitor: training preset", placeHolder: "How to train", ignoreFocusOut: true },
+    { title: "Excitor: training preset", placeHolder: vision ? `How to train (images: vision encoder ${path.basename(vision)})` : "How to train", ignoreFocusOut: true },
   );
   if (!preset) return undefined;
   let spec = planned(preset.value === "custom" ? "standard" : preset.value);
@@ -51,13 +59,40 @@ export async function askRunSpec(root: string, settings: ExcitorSettings, datase
   if (preset.value === "custom") {
     const method = await askMethod("excitor");
     if (!method) return undefined;
-    const edited = await editSpec(withMethod(spec, method));
+    const edited = await editSpec(withVision(withMethod(spec, method), vision), vision);
     if (!edited) return undefined;
     spec = { ...edited, recipe: `Custom (${METHOD_LABELS[methodOf(edited)]}): the values you entered` };
   }
   // Runs of other methods say so in their name, so the Runs view and the tabs tell them apart.
   const method = methodOf(spec) === "excitor" ? "" : `-${methodOf(spec)}`;
   return { spec, name: `${path.basename(data).replace(/\.(jsonl?|json)$/i, "")}-${preset.value}${method}` };
+}
+
+/**
+ * The vision encoder folder for a dataset with images, asked again while the folder chosen is not
+ * one (the reason is shown); undefined when the dialog is dismissed.
+ */
+export async function askVisionEncoder(dataset: string, current?: string): Promise<string | undefined> {
+  for (;;) {
+    const uri = await vscode.window.showOpenDialog({
+      canSelectFolders: true,
+      canSelectFiles: false,
+      canSelectMany: false,
+      defaultUri: vscode.Uri.file(current ?? path.dirname(dataset)),
+      openLabel: "Use this encoder",
+      title: `${path.basename(dataset)} has images: the vision encoder folder (CLIP: config.json, preprocessor_config.json, *.safetensors)`,
+    });
+    const dir = uri?.[0]?.fsPath;
+    if (!dir) return undefined;
+    const problem = visionEncoderProblem(dir);
+    if (!problem) return dir;
+    void vscode.window.showErrorMessage(`Excitor: ${problem}`);
+  }
+}
+
+/** A spec with the run's vision encoder when its method takes one (Excitor), without it otherwise. */
+function withVision(spec: RunSpec, vision: string | undefined): RunSpec {
+  return vision && methodOf(spec) === "excitor" ? { ...spec, vision } : spec;
 }
 
 export async function askModel(root: string, settings: ExcitorSettings): Promise<string | undefined> {
@@ -124,6 +159,7 @@ async function askMethod(current: TuningMethod): Promise<TuningMethod | undefine
 const LAYERS = { key: "layers" as const, label: "Adapted layers" };
 const TARGETS = { key: "loraTargets" as const, label: "LoRA targets" };
 const METHOD = { key: "method" as const, label: "Method" };
+const VISION = { key: "vision" as const, label: "Vision encoder" };
 
 /** The list-valued fields the form asks for with this spec's method (full fine-tuning trains every layer). */
 function listFields(spec: RunSpec): (typeof LAYERS | typeof TARGETS)[] {
@@ -132,7 +168,7 @@ function listFields(spec: RunSpec): (typeof LAYERS | typeof TARGETS)[] {
 }
 
 /** Every field of the spec's method in turn, each prefilled (Enter keeps it), then the summary until Start or Cancel. */
-async function editSpec(start: RunSpec): Promise<RunSpec | undefined> {
+async function editSpec(start: RunSpec, vision: string | undefined): Promise<RunSpec | undefined> {
   let spec: RunSpec = { ...start };
   const fields = editableFor(methodOf(spec));
   const lists = listFields(spec);
@@ -147,7 +183,12 @@ async function editSpec(start: RunSpec): Promise<RunSpec | undefined> {
     if (key === undefined) continue;
     if (key === "method") {
       const method = await askMethod(methodOf(spec));
-      if (method) spec = withMethod(spec, method);
+      if (method) spec = withVision(withMethod(spec, method), vision);
+      continue;
+    }
+    if (key === "vision") {
+      const dir = await askVisionEncoder(spec.data, spec.vision);
+      if (dir) spec = { ...spec, vision: (vision = dir) };
       continue;
     }
     const field = EDITABLE.find((f) => f.key === key);
@@ -201,6 +242,7 @@ function values(spec: RunSpec): { key: Field; label: string; value: string }[] {
     { key: METHOD.key, label: METHOD.label, value: METHOD_LABELS[methodOf(spec)] },
     ...editableFor(methodOf(spec)).map((f) => ({ key: f.key, label: f.label, value: show(f.key, spec[f.key]) })),
     ...listFields(spec).map((l) => ({ key: l.key, label: l.label, value: show(l.key, spec[l.key]) })),
+    ...(spec.vision ? [{ key: VISION.key, label: VISION.label, value: spec.vision }] : []),
   ];
 }
 async function summary(spec: RunSpec): Promise<"start" | "edit" | "cancel" | Field | undefined> {

@@ -7,10 +7,11 @@ import { randomBytes } from "node:crypto";
 import * as vscode from "vscode";
 import { receive, type Checked } from "./messages";
 
-export function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewOptions {
+/** `extraRoots`: other folders the webview may load files from (the chat's images). */
+export function webviewOptions(extensionUri: vscode.Uri, extraRoots: vscode.Uri[] = []): vscode.WebviewOptions {
   return {
     enableScripts: true,
-    localResourceRoots: [vscode.Uri.joinPath(extensionUri, "dist", "webview"), vscode.Uri.joinPath(extensionUri, "media")],
+    localResourceRoots: [vscode.Uri.joinPath(extensionUri, "dist", "webview"), vscode.Uri.joinPath(extensionUri, "media"), ...extraRoots],
   };
 }
 

@@ -42,3 +42,11 @@ test("a run's adapter is looked at with the run's own base model", () => {
   assert.equal(choices[0].model, "/models/other");
   assert.equal(choices[1].model, "/models/chat-model", "no adapter: the chat's model");
 });
+
+test("the chat's adapter is looked at with the chat's image, and says so; the others go without it", () => {
+  const image = { path: "/storage/chat-images/0123456789abcdef01234567.png", name: "cat.png" };
+  const choices = attentionChoices({ model: "/models/demo", adapter: "/runs/vision", image }, [run("other", "2025-01-01T00:00:00Z")], (d) => d.split("/").pop()!);
+  assert.deepEqual(choices[0].image, image);
+  assert.match(choices[0].description, /with the chat's image cat\.png$/);
+  assert.ok(choices.slice(1).every((c) => c.image === undefined), "a run's adapter or the base model alone: no image");
+});

@@ -4,6 +4,7 @@
  */
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
+import { MAX_IMAGE_BASE64_CHARS, MAX_IMAGE_BYTES } from "../extension/image-rules";
 import { checkAttentionMessage, checkChatMessage, checkTrainingMessage, MAX_EXPORT_CHARS, receive } from "../extension/messages";
 
 const params = { temperature: 0.7, topP: 0.9, maxTokens: 128, template: "auto" };
@@ -43,6 +44,22 @@ test("chat: malformed messages are rejected with the field that is wrong", () =>
   rejected(checkChatMessage({ type: "chooseAdapter" }), /chooseAdapter\.adapter/);
 });
 
+test("chat: image attachments are a name and base64 bytes, a URI, the attach button or the ×; anything else is dropped", () => {
+  const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13]).toString("base64");
+  for (const m of [{ type: "attachImage", name: "cat.png", data: png }, { type: "attachImageUri", uri: "file:///home/me/cat.jpg" }, { type: "chooseImage" }, { type: "removeImage" }]) {
+    const r = checkChatMessage(m);
+    assert.ok(r.ok, JSON.stringify(r));
+  }
+  rejected(checkChatMessage({ type: "attachImage", name: "cat.png" }), /attachImage\.data: expected string/);
+  rejected(checkChatMessage({ type: "attachImage", name: 7, data: png }), /attachImage\.name: expected string/);
+  rejected(checkChatMessage({ type: "attachImage", name: "cat.png", data: "data:image/png;base64," + png }), /attachImage\.data: not base64/);
+  // Past the size limit the webview (which says so in the chat) would not have sent it.
+  assert.ok(checkChatMessage({ type: "attachImage", name: "big.png", data: "A".repeat(MAX_IMAGE_BASE64_CHARS) }).ok, "an image at the limit passes");
+  assert.ok(MAX_IMAGE_BASE64_CHARS * 0.75 >= MAX_IMAGE_BYTES);
+  rejected(checkChatMessage({ type: "attachImage", name: "big.png", data: "A".repeat(MAX_IMAGE_BASE64_CHARS + 4) }), /attachImage\.data: too large/);
+  rejected(checkChatMessage({ type: "attachImageUri", uri: "/home/me/cat.jpg" }), /attachImageUri\.uri: not a URI/);
+});
+
 test("training panel: only its four message types", () => {
   for (const type of ["ready", "stop", "resume", "openFolder"]) assert.ok(checkTrainingMessage({ type }).ok);
   rejected(checkTrainingMessage({ type: "delete" }), /unknown message type/);
@@ -51,6 +68,7 @@ test("training panel: only its four message types", () => {
 
 test("attention panel: analyze needs a prompt; exports must be PNG data URLs or SVG text of bounded size", () => {
   assert.ok(checkAttentionMessage({ type: "analyze", prompt: "Why?", input: "", response: "" }).ok);
+  assert.ok(checkAttentionMessage({ type: "dropImage" }).ok, "analyse without the chat's image");
   rejected(checkAttentionMessage({ type: "analyze", prompt: " ", input: "", response: "" }), /empty prompt/);
   rejected(checkAttentionMessage({ type: "analyze", prompt: "Why?", input: "" }), /analyze\.response/);
   assert.ok(checkAttentionMessage({ type: "export", format: "png", data: "data:image/png;base64,iVBORw0KGgo=" }).ok);

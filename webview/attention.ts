@@ -3,7 +3,8 @@
  * panel's width, zoom and scroll, template words hidden or dimmed, span bars for instruction,
  * input and response), token labels on the axes or in a focusable token strip, a readout that
  * stays in view, the per-layer share of the response's attention on the instruction and input
- * (base vs tuned), the gates, and PNG / SVG export of a clean picture.
+ * (base vs tuned), the gates, and PNG / SVG export of a clean picture. With a multimodal adapter
+ * and an image, where the answer looks in the picture (image-attention.ts).
  */
 import type { AttentionReport } from "../engine/analysis/attention";
 import type { SpanKind } from "../engine/analysis/spans";
@@ -29,6 +30,7 @@ import {
   type Scene,
   type Theme,
 } from "./heatmap-layout";
+import { imageAttentionSection } from "./image-attention";
 import { button, checkbox, dropdown, h, progressRing, radioGroup, row, textArea, textField } from "./ui";
 import { connect } from "./vscode-api";
 
@@ -62,6 +64,17 @@ const response = textArea("Response (empty: the tuned model answers)", { id: "at
 const analyze = button("Analyze", () => host.post({ type: "analyze", prompt: prompt.value, input: input.value, response: response.value }), { id: "analyze" });
 const ring = progressRing();
 const error = h("p", "error");
+/** The chat's image the prompt is about, with a × to analyse without it. */
+const imageLine = h("div", "att-image");
+imageLine.id = "att-image";
+const imageName = h("span");
+const dropImage = h("button", "remove-image", "×");
+dropImage.type = "button";
+dropImage.title = "Analyse without the image";
+dropImage.setAttribute("aria-label", dropImage.title);
+dropImage.addEventListener("click", () => host.post({ type: "dropImage" }));
+imageLine.append(imageName, dropImage);
+const imageSection = imageAttentionSection();
 const layerPick = dropdown("Layer", [], { id: "layer", onChange: (v) => update({ layer: Number(v) }) });
 const headPick = dropdown("Head", [], { id: "head", onChange: (v) => update({ head: Number(v) }) });
 const modePick = radioGroup("Show", [["base", "Base"], ["tuned", "Excitor"], ["diff", "Difference (Excitor − base)"]], sel.mode, (v) => update({ mode: v as Mode }), "mode");
@@ -106,9 +119,9 @@ mapWrap.id = "map-wrap";
 mapWrap.append(canvas);
 const controls = row(layerPick.el, headPick.el, modePick.el, hideTemplate.el);
 const zoomRow = row(zoomOut, zoomFit, zoomIn, zoomInfo, h("span", "spacer"), exportPng, exportSvg);
-results.append(controls, zoomRow, legend, spansLegend, tip, mapWrap, scaleCanvas, stripBox, h("h3", undefined, "Attention on the instruction and input, per layer"), massExplain, massNote, massChart, gatesHead, gates);
+results.append(controls, zoomRow, legend, spansLegend, tip, mapWrap, scaleCanvas, stripBox, imageSection.el, h("h3", undefined, "Attention on the instruction and input, per layer"), massExplain, massNote, massChart, gatesHead, gates);
 const form = h("div", "form");
-form.append(prompt.el, input.el, response.el, row(analyze, ring));
+form.append(prompt.el, input.el, response.el, imageLine, row(analyze, ring));
 app.append(h("h2", undefined, "Attention"), who, form, error, results);
 
 function update(s: Partial<Selection>): void {
@@ -124,6 +137,8 @@ function show(v: AttentionView): void {
   input.value = v.input;
   response.value = v.response;
   response.el.textContent = `Response (empty: the ${v.hasAdapter ? "tuned" : "base"} model answers)`;
+  imageLine.hidden = v.image === undefined;
+  imageName.textContent = v.image ? `About the image ${v.image} (from the chat)` : "";
   analyze.disabled = v.busy;
   ring.hidden = !v.busy;
   error.textContent = v.error ? `Could not compute attention: ${v.error}` : "";
@@ -153,6 +168,7 @@ function show(v: AttentionView): void {
   crossed = undefined;
   buildStrip(r);
   redraw();
+  imageSection.show(r.image, r.tokens.slice(r.response[0], r.response[1]), tuned);
   drawMass(r, v.hasAdapter);
   drawGates(r);
 }
@@ -374,7 +390,7 @@ canvas.addEventListener("keydown", (e) => {
   e.preventDefault();
 });
 // Theme switches change the CSS variables on <body>: redraw with the new colours.
-new MutationObserver(() => redraw()).observe(document.body, { attributes: true, attributeFilter: ["class"] });
+new MutationObserver(() => (redraw(), imageSection.redraw())).observe(document.body, { attributes: true, attributeFilter: ["class"] });
 // A map fit to the panel follows the panel's width.
 let lastWidth = 0;
 new ResizeObserver(() => {

@@ -2,9 +2,11 @@
  * The sidebar chat: draws the host's ChatState, streams deltas into the open answer, sends user
  * actions. Laid out as chat views are: what the chat talks to at the top, the conversation filling
  * the view, and a compact input pinned at the bottom that grows with its text. The Alpaca Input
- * field and the generation settings fold behind one "Options" toggle above the input.
+ * field and the generation settings fold behind one "Options" toggle above the input. With a
+ * multimodal adapter, an image can be attached (button, drop, paste; chat-images.ts).
  */
-import type { ChatParams, ChatState, ChatToHost, ChatToWebview, ChatTurn } from "../extension/messages";
+import type { ChatImage, ChatParams, ChatState, ChatToHost, ChatToWebview, ChatTurn } from "../extension/messages";
+import { attachButton, imageDrop, pendingImageView } from "./chat-images";
 import { button, checkbox, dropdown, h, progressRing, row, textArea, textField, type DropdownOption } from "./ui";
 import { connect } from "./vscode-api";
 
@@ -71,6 +73,11 @@ const status = h("div", "status");
 status.id = "status";
 status.setAttribute("role", "status");
 const ring = progressRing();
+const attach = attachButton(() => host.post({ type: "chooseImage" }));
+const pending = pendingImageView(() => host.post({ type: "removeImage" }));
+/** While no image waits to be sent, a line says which image the conversation's questions carry. */
+const convImage = h("div", "conv-image muted");
+convImage.id = "conv-image";
 
 const undoBar = h("div", "undo-bar");
 undoBar.id = "undo";
@@ -100,10 +107,16 @@ options.append(context.el, row(template.el, compare.el), sampling);
 const head = h("div", "chat-head");
 head.append(adapterPick.el, row(h("span", "caption", "Model"), modelLabel, changeModel));
 const composer = h("div", "composer");
-composer.append(attached, prompt.el, row(optionsToggle, clearButton, h("span", "spacer"), ring, stopButton, sendButton));
+composer.append(attached, pending.el, convImage, prompt.el, row(optionsToggle, clearButton, h("span", "spacer"), ring, attach, stopButton, sendButton));
 app.append(head, messages, undoBar, options, composer, status);
 
 prompt.el.addEventListener("input", () => save({ text: prompt.value }));
+imageDrop(document.body, {
+  takesImages: () => state?.takesImages ?? false,
+  bytes: (name, data) => host.post({ type: "attachImage", name, data }),
+  uri: (uri) => host.post({ type: "attachImageUri", uri }),
+  problem: (message) => showProblem(message),
+});
 context.el.addEventListener("input", () => {
   save({ input: context.value });
   showAttached();
@@ -153,6 +166,14 @@ function params(): ChatParams | string {
   return { temperature: t, topP: p, maxTokens: n, template: template.value as ChatParams["template"] };
 }
 
+/** A problem the webview finds itself (an image that cannot be attached, a bad setting), in the status line. */
+function showProblem(message: string): void {
+  status.textContent = message;
+  status.title = message;
+  status.hidden = false;
+  status.classList.add("error");
+}
+
 function send(): void {
   if (!state || state.busy) return;
   const text = prompt.value.trim();
@@ -164,9 +185,7 @@ function send(): void {
   if (typeof p === "string") {
     setOptionsOpen(true);
     sampling.open = true;
-    status.textContent = p;
-    status.hidden = false;
-    status.classList.add("error");
+    showProblem(p);
     return;
   }
   host.post({ type: "send", text, input: inputText(), compare: compare.checked, params: p });
@@ -188,6 +207,7 @@ function turnView(t: ChatTurn, i: number): HTMLElement {
   }
   el.append(top);
   if (t.input) el.append(h("div", "context", t.input));
+  if (t.image) el.append(thumbnail(t.image, "turn-image"));
   el.append(h("div", "text", t.text));
   if (t.role === "assistant") {
     const foot = h("div", "foot");
@@ -204,6 +224,25 @@ function turnView(t: ChatTurn, i: number): HTMLElement {
     el.append(foot);
   }
   return el;
+}
+
+function thumbnail(image: ChatImage, cls: string): HTMLElement {
+  const img = h("img", cls);
+  if (image.src) img.src = image.src;
+  img.alt = `Attached image: ${image.name}`;
+  img.title = image.name;
+  return img;
+}
+
+/** The attach button, the image waiting to be sent, and the line naming the conversation's image. */
+function showImages(s: ChatState): void {
+  attach.hidden = !s.takesImages;
+  attach.title = `Attach image: PNG or JPEG; you can also drop or paste one here${s.imageNote ? ` (${s.imageNote})` : ""}`;
+  pending.show(s.pendingImage);
+  let current: ChatImage | undefined;
+  for (const t of s.turns) if (t.image) current = t.image;
+  convImage.hidden = s.pendingImage !== undefined || current === undefined;
+  convImage.textContent = current ? `Image of this conversation: ${current.name}${s.takesImages ? " (goes with each question; Clear starts without it)" : " (this adapter does not take images)"}` : "";
 }
 
 function render(s: ChatState): void {
@@ -227,6 +266,7 @@ function render(s: ChatState): void {
     showSampling();
   }
   messages.replaceChildren(...s.turns.map(turnView));
+  showImages(s);
   if (s.turns.length === 0) messages.append(h("div", "empty", "Ask the model something. With an adapter chosen, “Compare with base” (under Options) shows the base model's answer too."));
   undoBar.hidden = !s.canUndo;
   // Send and Stop share a place: only one of them can do anything at a time.

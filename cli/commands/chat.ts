@@ -2,7 +2,9 @@
  * `excitor chat`: a terminal conversation. The prompt format is the one the adapter was trained
  * with (its config records it), else the tokenizer's chat template, else Alpaca, so the tuned
  * model sees what it learned from. History is kept and its oldest exchanges are dropped when it
- * no longer fits the context. `/reset` clears it, `/exit` or end of input quits, and Ctrl-C
+ * no longer fits the context. `/reset` clears it, `/image PATH` shows the model a picture (a
+ * multimodal adapter; it stays for the rest of the conversation, `/image` alone removes it),
+ * `/exit` or end of input quits, and Ctrl-C
  * while an answer streams stops that answer only (at the prompt it quits).
  */
 import * as readline from "node:readline";
@@ -17,19 +19,23 @@ import { ExcitorInputError } from "../../engine/errors";
 import { EXIT } from "../errors";
 import { samplingFrom, type Runner } from "../options";
 import { adapterTemplate, alpacaConversationIds, fitContext } from "../prompt";
-import { attachAdapter, checkIds, modelOptions, openTokenizer } from "../session";
+import { attachAdapter, checkIds, imageOptions, modelOptions, openPicture, openTokenizer } from "../session";
+import { pictureFeatures } from "../../engine/vision/attach";
+import type { ImageFeatures } from "../../engine/runtime";
 import { samplingOptions } from "./generate";
 
 interface Opts extends SamplingOptions {
   model: string;
   adapter?: string;
+  image?: string;
+  vision?: string;
   backend: BackendChoice;
   system?: string;
   maxTokens: number;
 }
 
 export function registerChat(program: Command, run: Runner): void {
-  const cmd = modelOptions(program.command("chat").description("chat with the model in the terminal (/reset, /exit)"))
+  const cmd = imageOptions(modelOptions(program.command("chat").description("chat with the model in the terminal (/reset, /image PATH, /exit)")))
     .option("--system <text>", "system message (chat-template models only)");
   samplingOptions(cmd, 512, 1.1).action(run(async (c) => chatCommand(c.optsWithGlobals<Opts>())));
 }
@@ -46,6 +52,8 @@ async function chatCommand(o: Opts): Promise<number> {
 
 async function converse(o: Opts, tok: TextTokenizer, rt: ModelRuntime): Promise<number> {
   const adapter = attachAdapter(rt, o.adapter);
+  const picture = await openPicture(rt, adapter, o);
+  let image: ImageFeatures | undefined = picture.features;
   const template = adapterTemplate(adapter) ?? (tok.chatTemplate !== undefined ? "chat" : "alpaca");
   const encode = (history: ChatMessage[]) => (template === "chat" ? encodeChatPrompt(history, tok) : alpacaConversationIds(history, tok));
   const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
@@ -57,7 +65,8 @@ async function converse(o: Opts, tok: TextTokenizer, rt: ModelRuntime): Promise<
   process.on("SIGINT", onInterrupt); // piped input: a real signal
   const start: ChatMessage[] = o.system && template === "chat" ? [{ role: "system", content: o.system }] : [];
   let history = start.slice();
-  if (interactive) process.stdout.write(`chatting with ${o.model}${adapter ? ` + ${o.adapter}` : ""} (${template} format); /reset clears, /exit quits\n`);
+  const imageHelp = picture.encoder ? ", /image PATH shows a picture" : "";
+  if (interactive) process.stdout.write(`chatting with ${o.model}${adapter ? ` + ${o.adapter}` : ""} (${template} format); /reset clears${imageHelp}, /exit quits\n`);
   try {
     for (;;) {
       if (interactive) rl.prompt();
@@ -68,6 +77,17 @@ async function converse(o: Opts, tok: TextTokenizer, rt: ModelRuntime): Promise<
       if (text === "/reset") {
         history = start.slice();
         process.stdout.write("(history cleared)\n");
+        continue;
+      }
+      if (text === "/image" || text.startsWith("/image ")) {
+        const file = text.slice("/image".length).trim();
+        try {
+          image = file === "" ? undefined : await pictureFeatures(picture.encoder, file, "/image");
+          process.stdout.write(file === "" ? "(picture removed)\n" : `(picture: ${file})\n`);
+        } catch (e) {
+          if (!(e instanceof ExcitorInputError)) throw e;
+          process.stderr.write(`excitor: error: ${e.message}\n`);
+        }
         continue;
       }
       history.push({ role: "user", content: text });
@@ -90,6 +110,7 @@ async function converse(o: Opts, tok: TextTokenizer, rt: ModelRuntime): Promise<
         stop: template === "alpaca" ? ["### Instruction:"] : [],
         signal: answering.signal,
         useAdapter: adapter !== null,
+        image,
         onText: (d) => process.stdout.write(d),
       });
       answering = undefined;
@@ -100,6 +121,7 @@ async function converse(o: Opts, tok: TextTokenizer, rt: ModelRuntime): Promise<
   } finally {
     process.removeListener("SIGINT", onInterrupt);
     rl.close();
+    picture.encoder?.dispose();
   }
 }
 

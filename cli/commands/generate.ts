@@ -14,11 +14,13 @@ import { EXIT } from "../errors";
 import { SAMPLING_RANGES as R } from "../../engine/option-ranges";
 import { numberOption, repeatableOption, templateOption, type Runner, type TemplateName, samplingFrom } from "../options";
 import { promptIds } from "../prompt";
-import { attachAdapter, checkIds, interruptSignal, modelOptions, openTokenizer } from "../session";
+import { attachAdapter, checkIds, imageOptions, interruptSignal, modelOptions, openPicture, openTokenizer } from "../session";
 
 interface Opts extends SamplingOptions {
   model: string;
   adapter?: string;
+  image?: string;
+  vision?: string;
   backend: BackendChoice;
   prompt: string;
   template: TemplateName;
@@ -40,7 +42,7 @@ export function samplingOptions(cmd: Command, maxTokens: number, repetitionPenal
 }
 
 export function registerGenerate(program: Command, run: Runner): void {
-  const cmd = modelOptions(program.command("generate").description("continue a prompt; prints only the generated text"))
+  const cmd = imageOptions(modelOptions(program.command("generate").description("continue a prompt; prints only the generated text")))
     .option("--prompt <text>", 'the prompt ("" starts from BOS)', "")
     .addOption(templateOption("prompt format: alpaca, chat (the tokenizer's chat template) or none", "none"));
   samplingOptions(cmd, 256, 1.0)
@@ -55,6 +57,8 @@ async function generateCommand(o: Opts): Promise<number> {
   const interrupt = interruptSignal();
   try {
     const adapter = attachAdapter(rt, o.adapter);
+    const picture = await openPicture(rt, adapter, o);
+    picture.encoder?.dispose();
     const ids = promptIds(tok, o.prompt, o.template);
     checkIds(ids, rt.config.vocabSize, "--prompt", tok);
     if (ids.length >= rt.config.maxPositions)
@@ -65,6 +69,7 @@ async function generateCommand(o: Opts): Promise<number> {
       stop: o.stop,
       signal: interrupt.signal,
       useAdapter: adapter !== null,
+      image: picture.features,
       onText: (delta) => process.stdout.write(delta),
     });
     process.stdout.write("\n");

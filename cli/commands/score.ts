@@ -11,11 +11,13 @@ import { openModel, type BackendChoice } from "../../engine/load";
 import { scoreIds } from "../../engine/score";
 import { EXIT } from "../errors";
 import { intListOption, type Runner } from "../options";
-import { attachAdapter, checkIds, modelOptions, openTokenizer } from "../session";
+import { attachAdapter, checkIds, imageOptions, modelOptions, openPicture, openTokenizer } from "../session";
 
 interface Opts {
   model: string;
   adapter?: string;
+  image?: string;
+  vision?: string;
   backend: BackendChoice;
   ids?: number[];
   text?: string;
@@ -24,7 +26,7 @@ interface Opts {
 }
 
 export function registerScore(program: Command, run: Runner): void {
-  modelOptions(program.command("score").description("log-probabilities and perplexity of a text or of token ids"))
+  imageOptions(modelOptions(program.command("score").description("log-probabilities and perplexity of a text or of token ids")))
     .addOption(intListOption("--ids <list>", "token ids to score, e.g. 1,2,3"))
     .option("--text <text>", "text to tokenize (BOS as the tokenizer config says) and score")
     .option("--file <path>", "text file to tokenize and score")
@@ -43,7 +45,9 @@ async function scoreCommand(o: Opts): Promise<number> {
   try {
     checkIds(ids, rt.config.vocabSize, given[0] as string, tok);
     const adapter = attachAdapter(rt, o.adapter);
-    const r = await scoreIds(rt, ids, adapter !== null);
+    const picture = await openPicture(rt, adapter, o);
+    picture.encoder?.dispose();
+    const r = await scoreIds(rt, ids, adapter !== null, undefined, picture.features);
     const logprobs = Array.from(r.logprobs, Number);
     if (o.json) process.stdout.write(JSON.stringify({ ids: r.ids, logprobs, perplexity: r.perplexity }) + "\n");
     else {

@@ -27,11 +27,14 @@ import { promptPieces } from "../prompt-pieces";
 import { dropOverlong, maxPromptChars, overlongMessage } from "../prompt-size";
 import type { PromptTemplate, ServeEvent } from "../serve-protocol";
 import { checkRequest, type CheckedAttention, type CheckedGenerate, type RequestLimits } from "../serve-requests";
-import { attachAdapter, checkIds, modelOptions, openTokenizer } from "../session";
+import { attachAdapter, checkIds, modelOptions, openTokenizer, pictureView } from "../session";
+import { openAdapterEncoder, pictureFeatures } from "../../engine/vision/attach";
+import type { VisionEncoder } from "../../engine/vision/encoder";
 
 interface Opts {
   model: string;
   adapter?: string;
+  vision?: string;
   backend: BackendChoice;
 }
 
@@ -39,6 +42,7 @@ const ATTENTION_ANSWER_TOKENS = 64;
 
 export function registerServe(program: Command, run: Runner): void {
   modelOptions(program.command("serve").description("engine process for editors: JSON-lines requests on stdin, events on stdout"))
+    .option("--vision <dir>", "the CLIP vision encoder folder of a multimodal adapter (default: the one its adapter_config.json names)")
     .action(run(async (c) => serveCommand(c.optsWithGlobals<Opts>())));
 }
 
@@ -50,10 +54,12 @@ async function serveCommand(o: Opts): Promise<number> {
   let tok: TextTokenizer;
   let rt: ModelRuntime;
   let adapter: Adapter | null;
+  let encoder: VisionEncoder | undefined;
   try {
     tok = openTokenizer(o.model);
     rt = await openModel(o.model, { backend: o.backend });
     adapter = attachAdapter(rt, o.adapter);
+    encoder = await openAdapterEncoder(rt, adapter, o.adapter, o.vision);
   } catch (e) {
     if (e instanceof ExcitorInputError) send({ type: "fatal", message: e.message, file: e.file, line: e.line });
     throw e;
@@ -61,7 +67,7 @@ async function serveCommand(o: Opts): Promise<number> {
   const hasChatTemplate = tok.chatTemplate !== undefined;
   const trained = adapterTemplate(adapter);
   const template: PromptTemplate = trained === "alpaca" || trained === "chat" ? trained : hasChatTemplate ? "chat" : "alpaca";
-  send({ type: "ready", model: o.model, adapter: o.adapter ?? null, adapterMethod: adapter?.method ?? null, backend: rt.backend, numLayers: rt.config.numLayers, numHeads: rt.config.numHeads, template, hasChatTemplate });
+  send({ type: "ready", model: o.model, adapter: o.adapter ?? null, adapterMethod: adapter?.method ?? null, backend: rt.backend, numLayers: rt.config.numLayers, numHeads: rt.config.numHeads, template, hasChatTemplate, vision: encoder ? { numTokens: encoder.numTokens, grid: encoder.grid, imageSize: encoder.imageSize } : null });
 
   const maxPositions = rt.config.maxPositions;
   const limits: RequestLimits = { maxPositions, template };
@@ -145,6 +151,7 @@ async function serveCommand(o: Opts): Promise<number> {
       stop: req.template === "alpaca" ? ["### Instruction:"] : [],
       signal,
       useAdapter: req.useAdapter && adapter !== null,
+      image: req.image === undefined ? undefined : await pictureFeatures(encoder, req.image, "generate.image"),
       onText: (text) => send({ id: req.id, type: "text", text }),
     });
     send({ id: req.id, type: "done", text: result.text, finishReason: result.finishReason, tokens: result.ids.length, promptTokens: result.promptTokens, tokensPerSecond: result.tokensPerSecond });
@@ -154,21 +161,24 @@ async function serveCommand(o: Opts): Promise<number> {
     const template = req.template;
     const prompt = promptIds(tok, req.prompt, template, req.input || undefined);
     if (prompt.length === 0) throw new ExcitorInputError("the prompt is empty");
+    const image = req.image === undefined ? undefined : await pictureFeatures(encoder, req.image, "attention.image");
     const response =
       req.response !== undefined
         ? responseIds(tok, prompt, req.prompt, template, req.response, req.input || undefined)
-        : (await generate(rt, tok, prompt, { maxTokens: ATTENTION_ANSWER_TOKENS, temperature: 0, repetitionPenalty: 1, useAdapter: adapter !== null })).ids;
+        : (await generate(rt, tok, prompt, { maxTokens: ATTENTION_ANSWER_TOKENS, temperature: 0, repetitionPenalty: 1, useAdapter: adapter !== null, image })).ids;
     checkIds(prompt, rt.config.vocabSize, "attention.prompt", tok);
     checkIds(response, rt.config.vocabSize, "attention.response", tok);
     if (prompt.length + response.length > rt.config.maxPositions)
       throw new ExcitorInputError(`prompt and response are ${prompt.length + response.length} tokens; the model's context holds ${rt.config.maxPositions}`);
-    const report = await attentionReport(rt, tok, adapter, prompt, response, promptPieces(tok, req.prompt, template, req.input || undefined));
+    const picture = image && encoder ? { features: image, view: pictureView(encoder, req.image!) } : undefined;
+    const report = await attentionReport(rt, tok, adapter, prompt, response, promptPieces(tok, req.prompt, template, req.input || undefined), picture);
     send({ id: req.id, type: "attention", report, responseText: tok.decode(response, { skipSpecial: true }) });
   }
 
   await new Promise<void>((resolve) => rl.on("close", resolve));
   for (const ac of inFlight.values()) ac.abort();
   await queue;
+  encoder?.dispose();
   rt.dispose();
   return EXIT.ok;
 }

@@ -12,6 +12,7 @@ import { LORA_DEFAULTS, LORA_MODULES, parseTargets } from "../../engine/lora/con
 import { parseRetain } from "../../engine/train/retention";
 import { checkOutDir } from "../../engine/train/run-folder";
 import { openModel, type BackendChoice } from "../../engine/load";
+import { VisionEncoder } from "../../engine/vision/encoder";
 import { openTokenizer, interruptSignal, modelOptions, stdinStopSignal } from "../session";
 import { fmtDuration, fmtInt } from "../format";
 import { keptKnowledge, trainReporter } from "../progress";
@@ -53,6 +54,8 @@ interface Opts {
   loraTargets?: string;
   retain: string[];
   retainWeight: number;
+  vision?: string;
+  visionLayer: number;
 }
 
 export function registerTrain(program: Command, run: Runner): void {
@@ -79,6 +82,8 @@ export function registerTrain(program: Command, run: Runner): void {
       ).default([], "base"),
     )
     .addOption(numberOption("--retain-weight <x>", "λ of a KL-to-base term on replayed base-model samples each step, against forgetting (0: off)", R.retainWeight, 0))
+    .option("--vision <dir>", "CLIP vision encoder folder (Hugging Face CLIPVisionModel or CLIPModel): trains a multimodal adapter on the records' \"image\" pictures")
+    .addOption(numberOption("--vision-layer <n>", "with --vision: the encoder layer whose output the adapter reads (-1 the last, -2 the one before it, as LLaVA)", R.visionLayer, -1))
     .addOption(numberOption("--max-length <n>", "tokens per example; longer ones are cut", R.maxLength, D.maxLength))
     .addOption(numberOption("--validation-share <x>", "share of examples held out for validation", R.validationShare, D.validationShare))
     .addOption(numberOption("--seed <n>", "random seed (init, data order, split)", R.seed, D.seed))
@@ -153,7 +158,10 @@ async function trainWithJsonErrors(o: Opts): Promise<number> {
 async function trainCommand(o: Opts): Promise<number> {
   checkOutDir(o.out); // before the model loads: a bad --out fails at once
   const tok = openTokenizer(o.model);
+  if (o.vision === undefined && o.visionLayer !== -1) throw new ExcitorInputError("--vision-layer picks the layer of the --vision encoder; give --vision DIR too");
   const rt = await openModel(o.model, { backend: o.backend, forTraining: true, fastBackward: !o.lowMemory });
+  // The encoder runs on the model's engine; it is frozen, so training only reads its features.
+  const encoder = o.vision === undefined ? undefined : await VisionEncoder.load(o.vision, { engine: rt.backend.startsWith("onnxruntime") ? "onnxruntime" : "tfjs", featureLayer: o.visionLayer });
   const reporter = o.json ? undefined : trainReporter();
   const interrupt = interruptSignal(() => {
     const note = "stopping after this step and writing a checkpoint (Ctrl-C again to quit at once)";
@@ -168,6 +176,7 @@ async function trainCommand(o: Opts): Promise<number> {
     ...methodOptions(o),
     retain: parseRetain(o.retain),
     retainWeight: o.retainWeight,
+    ...(encoder ? { vision: { encoder, dir: o.vision!, featureLayer: o.visionLayer } } : {}),
     epochs: o.epochs,
     maxSteps: o.maxSteps,
     batchSize: o.batchSize,
@@ -218,6 +227,7 @@ async function trainCommand(o: Opts): Promise<number> {
     reporter?.stop();
     interrupt.dispose();
     control?.dispose();
+    encoder?.dispose();
     rt.dispose();
   }
 }

@@ -6,7 +6,9 @@
  */
 import type { PromptPiece } from "../data/templates";
 import type { Adapter } from "../adapters";
-import type { ModelRuntime } from "../runtime";
+import type { ImageFeatures, ModelRuntime } from "../runtime";
+import { imageAttention, type PictureView } from "./image-attention";
+import type { ImageAttention } from "./image-attention-types";
 import type { TextTokenizer } from "../tokenizer/tokenizer";
 import { tokenSpans, type TokenSpan } from "./spans";
 
@@ -34,6 +36,8 @@ export interface AttentionReport {
    * input (their spans only, template words not counted): mean over heads and response tokens.
    */
   instructionAndInputMass: { layer: number; base: number; tuned: number }[];
+  /** With a picture and a multimodal adapter: where the response looks in it. */
+  image?: ImageAttention;
 }
 
 /**
@@ -49,11 +53,12 @@ export async function attentionReport(
   promptIds: number[],
   responseIds: number[],
   pieces?: PromptPiece[],
+  picture?: { features: ImageFeatures; view: PictureView },
 ): Promise<AttentionReport> {
   const ids = promptIds.concat(responseIds);
   const M = ids.length;
   const H = rt.config.numHeads;
-  const { base, tuned } = await rt.attentionProbs(ids, adapter !== null);
+  const { base, tuned, image } = await rt.attentionProbs(ids, adapter !== null, picture?.features);
   const instStart = promptIds[0] === tok.bosId ? 1 : 0;
   const instruction: [number, number] = [instStart, promptIds.length];
   const response: [number, number] = [promptIds.length, M];
@@ -100,5 +105,6 @@ export async function attentionReport(
     instructionMass,
     instructionMassPerToken,
     instructionAndInputMass,
+    ...(image && picture ? { image: imageAttention(tuned, image, H, M, response, picture.view) } : {}),
   };
 }

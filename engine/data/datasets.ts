@@ -9,11 +9,15 @@
  * - chat `{messages: [{role, content}]}`, role one of system, user, assistant, tool;
  * - ShareGPT `{conversations: [{from, value}]}` (from human/user → user, gpt/assistant/model →
  *   assistant, system → system).
+ * Alpaca and chat records may name a picture, `"image": "path"` relative to the dataset file
+ * (spec § Multimodal); an `<image>` marker in their text (LLaVA style) is removed, since no
+ * image token enters the sequence.
  *
  * Every problem is an ExcitorInputError naming the file, the line (JSON Lines) or record number
  * (JSON array) and the field, because a user with a 50,000-line file must be able to find it.
  */
 import * as fs from "node:fs";
+import * as path from "node:path";
 import { ExcitorInputError } from "../errors";
 import type { ChatMessage } from "../tokenizer/tokenizer";
 import { decodeUtf8 } from "./utf8";
@@ -25,9 +29,14 @@ interface RecordPosition {
   fromArray?: boolean;
 }
 
+/** A record's picture: its `image` field resolved from the dataset file's folder. */
+interface RecordImage {
+  image?: string;
+}
+
 export type DatasetRecord =
-  | ({ kind: "alpaca"; instruction: string; input: string; output: string } & RecordPosition)
-  | ({ kind: "chat"; messages: ChatMessage[] } & RecordPosition)
+  | ({ kind: "alpaca"; instruction: string; input: string; output: string } & RecordPosition & RecordImage)
+  | ({ kind: "chat"; messages: ChatMessage[] } & RecordPosition & RecordImage)
   /** Plain text (`{"text": ...}`): every token is a target; for pretraining and continued pretraining. */
   | ({ kind: "text"; text: string } & RecordPosition);
 
@@ -115,7 +124,30 @@ function parseRecord(value: unknown, pos: RecordPosition, file: string): Dataset
     return fail(`record is not a JSON object (got ${typeName(value)})`);
   }
   const obj = value as Record<string, unknown>;
+  const image = recordImage(obj, file, fail);
+  const rec = parseShape(obj, pos, fail);
+  if (image === undefined) return rec;
+  if (rec.kind === "text") return fail(`"image" belongs to Alpaca and chat records; a text record has no prompt to ask about it`);
+  return rec.kind === "alpaca"
+    ? { ...rec, instruction: dropImageMarker(rec.instruction), input: dropImageMarker(rec.input), image }
+    : { ...rec, messages: rec.messages.map((m) => ({ ...m, content: dropImageMarker(m.content) })), image };
+}
 
+/** The record's `image` path, resolved from the dataset file's folder; absent when the record has none. */
+function recordImage(obj: Record<string, unknown>, file: string, fail: (what: string) => never): string | undefined {
+  const v = obj["image"];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "string" || v.trim() === "") return fail(`"image" must be the path of a PNG or JPEG file (relative to the dataset file), got ${v === "" ? "an empty string" : typeName(v)}`);
+  return path.resolve(path.dirname(path.resolve(file)), v);
+}
+
+/** LLaVA puts "<image>" (often with a newline) where the picture goes; here the picture is no token. */
+function dropImageMarker(text: string): string {
+  return text.includes("<image>") ? text.replace(/ <image> /g, " ").replace(/[ \t]*<image>[ \t]*\n?/g, "").trim() : text;
+}
+
+/** Detects a record's shape and validates its fields. */
+function parseShape(obj: Record<string, unknown>, pos: RecordPosition, fail: (what: string) => never): DatasetRecord {
   if ("messages" in obj) {
     const toRole = (role: string, field: string): string =>
       CHAT_ROLES.includes(role) ? role : fail(`"${field}" is "${role}"; expected one of ${CHAT_ROLES.join(", ")}`);
@@ -150,7 +182,7 @@ function parseRecord(value: unknown, pos: RecordPosition, file: string): Dataset
     if (text.trim() === "") return fail(`record has no text ("text" is empty)`);
     return { kind: "text", text, ...pos };
   }
-  const keys = Object.keys(obj);
+  const keys = Object.keys(obj).filter((k) => k !== "image");
   return fail(
     `unknown record shape (keys: ${keys.length > 0 ? keys.join(", ") : "none"}); expected Alpaca ` +
       `{instruction, input?, output}, chat {messages: [{role, content}]}, ShareGPT {conversations: [{from, value}]} or text {text}`,

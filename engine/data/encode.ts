@@ -17,6 +17,8 @@ export interface Example {
   truncated: boolean;
   /** The record's `line` (JSON Lines line, or record number in a JSON array). */
   line: number;
+  /** The record's picture (absolute path), for a multimodal adapter. */
+  image?: string;
 }
 
 /**
@@ -95,7 +97,8 @@ export function encodeRecord(rec: DatasetRecord, tok: TextTokenizer, maxLen: num
   const ids = enc.ids.slice(0, n);
   const misfit = vocabSize === undefined ? undefined : idsOutsideVocabulary(ids, vocabSize, tok);
   if (misfit) throw new ExcitorInputError(`${where}: ${misfit}`, file, line);
-  return { ids, lossMask: Uint8Array.from(enc.mask.slice(0, n)), truncated, line: rec.line };
+  const image = rec.kind !== "text" ? rec.image : undefined;
+  return { ids, lossMask: Uint8Array.from(enc.mask.slice(0, n)), truncated, line: rec.line, ...(image ? { image } : {}) };
 }
 
 /**

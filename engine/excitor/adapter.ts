@@ -9,7 +9,7 @@ import { readHeader, readTensorF32, refuseUnusedTensors, writeSafetensors, numel
 import { writeFileAtomic } from "../fs-atomic";
 import type { ModelConfig } from "../model/config";
 import { Rng } from "../rng";
-import { type ExcitorConfig, expectedShapes, excitorConfigJson, readExcitorConfig, tensorName, defaultLayers, EXCITOR_PARTS } from "./config";
+import { type ExcitorConfig, type VisionBlock, expectedShapes, excitorConfigJson, readExcitorConfig, tensorName, defaultLayers, visionShape, EXCITOR_PARTS, VISION_TENSORS } from "./config";
 
 export const ADAPTER_WEIGHTS = "adapter_model.safetensors";
 export const ADAPTER_CONFIG = "adapter_config.json";
@@ -23,17 +23,25 @@ export interface ExcitorLayer {
   gate: F32Tensor; // [H]
 }
 
+/** A multimodal adapter's projections of the image features, shared by all adapted layers. */
+export interface VisionProjections {
+  key: F32Tensor; // Wvk [Cq, Cv]
+  value: F32Tensor; // Wvv [Cq, Cv]
+}
+
 export class ExcitorAdapter {
   readonly method = "excitor" as const;
 
   constructor(
     readonly config: ExcitorConfig,
     readonly layers: ExcitorLayer[],
+    /** Present exactly when config.vision is. */
+    readonly vision?: VisionProjections,
   ) {}
 
-  static create(model: ModelConfig, opts: { numPrompts: number; rank: number; layers?: number[]; seed: number; baseModel?: string; extra?: Record<string, unknown> }): ExcitorAdapter {
+  static create(model: ModelConfig, opts: { numPrompts: number; rank: number; layers?: number[]; seed: number; baseModel?: string; vision?: VisionBlock; extra?: Record<string, unknown> }): ExcitorAdapter {
     const layers = opts.layers ?? defaultLayers(model.numLayers);
-    const config: ExcitorConfig = { numPrompts: opts.numPrompts, rank: opts.rank, layers, baseModel: opts.baseModel ?? "", extra: opts.extra ?? {} };
+    const config: ExcitorConfig = { numPrompts: opts.numPrompts, rank: opts.rank, layers, baseModel: opts.baseModel ?? "", ...(opts.vision ? { vision: opts.vision } : {}), extra: opts.extra ?? {} };
     validateLayers(model, config, "adapter");
     const s = expectedShapes(model, config);
     const rng = new Rng(opts.seed);
@@ -49,7 +57,9 @@ export class ExcitorAdapter {
       up: normal(s["up.weight"], 1 / Math.sqrt(opts.rank)),
       gate: { shape: s.gate, data: new Float32Array(model.numHeads) },
     }));
-    return new ExcitorAdapter(config, out);
+    // Drawn after every layer's tensors, so a text adapter's values do not depend on whether it sees images.
+    const vision = opts.vision && { key: normal(visionShape(model, opts.vision), 1 / Math.sqrt(opts.vision.hiddenSize)), value: normal(visionShape(model, opts.vision), 1 / Math.sqrt(opts.vision.hiddenSize)) };
+    return new ExcitorAdapter(config, out, vision);
   }
 
   static load(dir: string, model: ModelConfig): ExcitorAdapter {
@@ -59,14 +69,14 @@ export class ExcitorAdapter {
     validateLayers(model, config, path.join(dir, ADAPTER_CONFIG));
     const header = readHeader(file);
     const shapes = expectedShapes(model, config);
-    const read = (layer: number, part: keyof typeof shapes): F32Tensor => {
-      const name = tensorName(layer, part);
+    const readNamed = (name: string, shape: number[], why: string): F32Tensor => {
       const info = header.tensors[name];
-      if (!info) throw new ExcitorInputError(`${file}: tensor ${name} is missing (adapter_config.json lists layer ${layer})`, file);
-      if (info.shape.join(",") !== shapes[part].join(","))
-        throw new ExcitorInputError(`${file}: tensor ${name} has shape [${info.shape}] but this model needs [${shapes[part]}]; the adapter was made for another model`, file);
+      if (!info) throw new ExcitorInputError(`${file}: tensor ${name} is missing (${why})`, file);
+      if (info.shape.join(",") !== shape.join(","))
+        throw new ExcitorInputError(`${file}: tensor ${name} has shape [${info.shape}] but this model needs [${shape}]; the adapter was made for another model`, file);
       return readTensorF32(header, name);
     };
+    const read = (layer: number, part: keyof typeof shapes): F32Tensor => readNamed(tensorName(layer, part), shapes[part], `adapter_config.json lists layer ${layer}`);
     const layers = config.layers.map((layer) => ({
       layer,
       prompts: read(layer, "prompts"),
@@ -74,8 +84,15 @@ export class ExcitorAdapter {
       up: read(layer, "up.weight"),
       gate: read(layer, "gate"),
     }));
-    refuseUnusedTensors(header, new Set(config.layers.flatMap((l) => EXCITOR_PARTS.map((part) => tensorName(l, part)))), "adapter_config.json's layers");
-    return new ExcitorAdapter(config, layers);
+    const v = config.vision;
+    const vision = v && {
+      key: readNamed(VISION_TENSORS.key, visionShape(model, v), "adapter_config.json has a vision block"),
+      value: readNamed(VISION_TENSORS.value, visionShape(model, v), "adapter_config.json has a vision block"),
+    };
+    const used = new Set(config.layers.flatMap((l) => EXCITOR_PARTS.map((part) => tensorName(l, part))));
+    if (v) for (const n of Object.values(VISION_TENSORS)) used.add(n);
+    refuseUnusedTensors(header, used, v ? "adapter_config.json's layers and vision block" : "adapter_config.json's layers");
+    return new ExcitorAdapter(config, layers, vision);
   }
 
   /** Writes adapter_model.safetensors then adapter_config.json, each atomically. */
@@ -93,6 +110,10 @@ export class ExcitorAdapter {
       out[tensorName(l.layer, "down.weight")] = l.down;
       out[tensorName(l.layer, "up.weight")] = l.up;
       out[tensorName(l.layer, "gate")] = l.gate;
+    }
+    if (this.vision) {
+      out[VISION_TENSORS.key] = this.vision.key;
+      out[VISION_TENSORS.value] = this.vision.value;
     }
     return out;
   }
@@ -115,8 +136,9 @@ export class ExcitorAdapter {
   clone(): ExcitorAdapter {
     const c = (t: F32Tensor): F32Tensor => ({ shape: t.shape.slice(), data: t.data.slice() });
     return new ExcitorAdapter(
-      { ...this.config, layers: this.config.layers.slice(), extra: { ...this.config.extra } },
+      { ...this.config, layers: this.config.layers.slice(), ...(this.config.vision ? { vision: { ...this.config.vision } } : {}), extra: { ...this.config.extra } },
       this.layers.map((l) => ({ layer: l.layer, prompts: c(l.prompts), down: c(l.down), up: c(l.up), gate: c(l.gate) })),
+      this.vision && { key: c(this.vision.key), value: c(this.vision.value) },
     );
   }
 }

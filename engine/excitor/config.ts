@@ -11,9 +11,26 @@ export interface ExcitorConfig {
   /** 0-based indices of the adapted layers. */
   layers: number[];
   baseModel: string;
+  /** Present on a multimodal adapter: its image encoder and the feature sizes its projections take. */
+  vision?: VisionBlock;
   /** Keys this version does not know, kept so that a save round-trips them. */
   extra: Record<string, unknown>;
 }
+
+/** adapter_config.json's `vision` block (spec § Multimodal). */
+export interface VisionBlock {
+  /** The CLIP vision folder, as written (a relative path is resolved from the adapter folder). */
+  encoder: string;
+  /** Which encoder layer's output is F: −1 the last, −2 the one before it. */
+  featureLayer: number;
+  /** Nv, the image tokens (class token + patches). */
+  numTokens: number;
+  /** Cv, the encoder's width. */
+  hiddenSize: number;
+}
+
+/** The two projections shared by all adapted layers, spec names. */
+export const VISION_TENSORS = { key: "base_model.model.vision.key.weight", value: "base_model.model.vision.value.weight" } as const;
 
 /** The spec's default: every layer for models of 8 layers or fewer, else the top ceil(15/16 · N). */
 export function defaultLayers(numLayers: number): number[] {
@@ -42,14 +59,32 @@ export function readExcitorConfig(dir: string): ExcitorConfig {
   };
   const layers = json.layers;
   if (!Array.isArray(layers) || !layers.every((l) => Number.isInteger(l) && l >= 0)) fail("layers", "must be a list of 0-based layer indices");
-  const { peft_type, task_type, base_model_name_or_path, num_prompts, rank, layers: _l, excitor_version, ...extra } = json;
+  const { peft_type, task_type, base_model_name_or_path, num_prompts, rank, layers: _l, excitor_version, vision, ...extra } = json;
   void peft_type; void task_type; void num_prompts; void rank; void _l; void excitor_version;
   return {
     numPrompts: posInt("num_prompts"),
     rank: posInt("rank"),
     layers: (layers as number[]).slice(),
     baseModel: String(base_model_name_or_path ?? ""),
+    ...(vision === undefined ? {} : { vision: readVisionBlock(vision, fail) }),
     extra,
+  };
+}
+
+function readVisionBlock(v: unknown, fail: (field: string, msg: string) => never): VisionBlock {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return fail("vision", "must be an object with encoder, feature_layer, num_tokens and hidden_size");
+  const o = v as Record<string, unknown>;
+  const int = (k: string, ok: (n: number) => boolean, what: string): number => {
+    const n = o[k];
+    if (typeof n !== "number" || !Number.isInteger(n) || !ok(n)) fail(`vision.${k}`, `must be ${what} (got ${JSON.stringify(n)})`);
+    return n as number;
+  };
+  if (typeof o.encoder !== "string" || o.encoder === "") fail("vision.encoder", `must be the path of a CLIP vision folder (got ${JSON.stringify(o.encoder)})`);
+  return {
+    encoder: o.encoder as string,
+    featureLayer: o.feature_layer === undefined ? -1 : int("feature_layer", (n) => n < 0, "a negative layer index (−1: the last layer)"),
+    numTokens: int("num_tokens", (n) => n > 0, "a positive integer"),
+    hiddenSize: int("hidden_size", (n) => n > 0, "a positive integer"),
   };
 }
 
@@ -63,11 +98,17 @@ export function excitorConfigJson(c: ExcitorConfig): string {
       rank: c.rank,
       layers: c.layers,
       excitor_version: 1,
+      ...(c.vision ? { vision: { encoder: c.vision.encoder, feature_layer: c.vision.featureLayer, num_tokens: c.vision.numTokens, hidden_size: c.vision.hiddenSize } } : {}),
       ...c.extra,
     },
     null,
     2,
   ) + "\n";
+}
+
+/** Shapes of the vision projections (both [Cq, Cv]). */
+export function visionShape(m: ModelConfig, v: VisionBlock): number[] {
+  return [m.numHeads * m.headDim, v.hiddenSize];
 }
 
 /** Shapes of one adapted layer's tensors for this model. */

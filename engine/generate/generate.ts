@@ -3,7 +3,7 @@
  * EOS, stop strings or the token budget.
  */
 import { yieldToEventLoop } from "../event-loop";
-import type { ModelRuntime } from "../runtime";
+import type { ImageFeatures, ModelRuntime } from "../runtime";
 import type { TextTokenizer } from "../tokenizer/tokenizer";
 import { DEFAULT_SAMPLING, Sampler, type SamplingOptions } from "./sampler";
 
@@ -14,6 +14,8 @@ export interface GenerateOptions extends Partial<SamplingOptions> {
   signal?: AbortSignal;
   /** Use the runtime's adapter (default true); false gives the base model's answer. */
   useAdapter?: boolean;
+  /** The picture a multimodal adapter answers about. */
+  image?: ImageFeatures;
   /** Called with each new piece of text as soon as it is certain (not part of a possible stop string). */
   onText?: (delta: string) => void;
 }
@@ -37,7 +39,7 @@ export async function generate(rt: ModelRuntime, tok: TextTokenizer, promptIds: 
   const context = promptIds.length ? promptIds.slice() : tok.bosId !== undefined ? [tok.bosId] : [];
   if (context.length === 0) throw new Error("generate: empty prompt and the tokenizer has no BOS token");
   const promptTokens = context.length;
-  const session = rt.startDecode(opts.useAdapter ?? true);
+  const session = rt.startDecode(opts.useAdapter ?? true, 1, opts.image);
   // The last prompt tokens as context, so the first generated word keeps its leading space.
   const decoder = tok.createStreamDecoder({ skipSpecial: true, context: context.slice(-4) });
   const ids: number[] = [];

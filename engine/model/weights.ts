@@ -17,6 +17,16 @@ export class WeightFiles {
 
   /** Opens the checkpoint in `dir` and checks that it holds exactly the weights `config` describes (checkFits). */
   static open(dir: string, config: ModelConfig): WeightFiles {
+    const files = WeightFiles.find(dir);
+    files.checkFits(config);
+    return files;
+  }
+
+  /**
+   * The tensors of the checkpoint in `dir`, unchecked against any config: for readers that pick
+   * their tensors from a larger file (the CLIP vision tower inside a CLIPModel).
+   */
+  static find(dir: string): WeightFiles {
     const single = path.join(dir, "model.safetensors");
     const index = path.join(dir, "model.safetensors.index.json");
     const where = new Map<string, SafetensorsHeader>();
@@ -43,9 +53,7 @@ export class WeightFiles {
         dir,
       );
     }
-    const files = new WeightFiles(dir, where);
-    files.checkFits(config);
-    return files;
+    return new WeightFiles(dir, where);
   }
 
   /**

@@ -18,7 +18,7 @@
  * every graph (see runtime.ts).
  */
 import type { ModelConfig } from "../model/config";
-import { tensorName } from "../excitor/config";
+import { tensorName, VISION_TENSORS } from "../excitor/config";
 import { type LoraModule, LORA_MODULES, loraTensorName } from "../lora/config";
 import { Graph } from "./graph";
 
@@ -28,6 +28,8 @@ export interface ExcitorLayout {
   layers: number[];
   numPrompts: number;
   rank: number;
+  /** The graph takes image features (a multimodal adapter, called with an image): Nv tokens of width Cv. */
+  vision?: { numTokens: number; hidden: number };
 }
 
 /** Which linears carry LoRA (every target in every listed layer), its rank and alpha/r. */
@@ -44,13 +46,24 @@ export type AdapterLayout = ExcitorLayout | LoraLayout;
 /** A string that differs exactly when two layouts need different graphs (session cache keys). */
 export function layoutKey(l: AdapterLayout | undefined): string {
   if (!l) return "base";
-  return l.method === "excitor" ? `excitor:${l.layers.join(",")}/${l.numPrompts}/${l.rank}` : `lora:${l.layers.join(",")}/${l.targets.join(",")}/${l.r}/${l.scaling}`;
+  return l.method === "excitor" ? `excitor:${l.layers.join(",")}/${l.numPrompts}/${l.rank}${l.vision ? `/image${l.vision.numTokens}x${l.vision.hidden}` : ""}` : `lora:${l.layers.join(",")}/${l.targets.join(",")}/${l.r}/${l.scaling}`;
 }
 
 /** A linear's Hugging Face weight prefix, e.g. model.layers.3.self_attn.q_proj. */
 export const modulePrefix = (layer: number, module: LoraModule) => `model.layers.${layer}.${LORA_MODULES[module]}.${module}`;
 
-export const INPUTS = { ids: "ids", cos: "rope_cos", sin: "rope_sin", mask: "mask" } as const;
+export const INPUTS = { ids: "ids", cos: "rope_cos", sin: "rope_sin", mask: "mask", imageFeatures: "image_features", imageMask: "image_mask" } as const;
+
+/** Graph output of an adapted layer's prompt attention onto the image tokens (attention graphs). */
+export const imageAttnName = (i: number) => `image_attn_${i}`;
+
+/** The image's keys and values, F·Wvkᵀ and F·Wvvᵀ, shared by every adapted layer. */
+export interface ImageKv {
+  feats2: string; // F [B·Nv, Cv]
+  k3: string; // [B, Nv, Cq]
+  v3: string; // [B, Nv, Cq]
+  mask: string; // [B, 1, Nv]: 0, or −1e9 for a row without an image
+}
 
 /** What one block's forward keeps for a backward pass (value names in the graph). */
 export interface BlockSaved {
@@ -67,7 +80,8 @@ export interface BlockSaved {
   gt: string; // gate_proj [B·T, I]
   sg: string; // sigmoid(gt)
   up: string; // up_proj [B·T, I]
-  ex?: { u: string; qe: string; a: string; e5: string; gate5: string; prompts: string };
+  /** `a` is [B·T, K]; with an image `a` is [B, T, K+Nv], `ap` its prompt part [B·T, K], `av` its image part [B, T, Nv]. */
+  ex?: { u: string; qe: string; a: string; e5: string; gate5: string; prompts: string; ap: string; av?: string; qe3?: string };
   /** x·Aᵀ [B·T, r] of each LoRA-adapted linear of the layer. */
   lora: Partial<Record<LoraModule, string>>;
 }
@@ -90,6 +104,8 @@ export interface BlockResult {
   saved: BlockSaved;
   present?: { k: string; v: string };
   probs?: { tuned: string; base?: string };
+  /** An adapted layer's prompt attention onto the image tokens [B, T, Nv] (with an image). */
+  imageAttn?: string;
 }
 
 /** Swaps the last two axes of a rank-5 value. */
@@ -105,6 +121,7 @@ export class LlamaGraph {
   private readonly mask: string;
   private readonly declared = new Set<string>();
   private readonly shapes = new Map<string, string>();
+  private imageKvValues?: ImageKv;
   readonly G: number;
   readonly cq: number;
   readonly ckv: number;
@@ -140,6 +157,26 @@ export class LlamaGraph {
   /** Whether the layer carries an Excitor (its keys K' are per query head). */
   hasExcitor(layer: number): boolean {
     return this.adapter?.method === "excitor" && this.adapter.layers.includes(layer);
+  }
+
+  /** The graph takes an image (its adapter is multimodal and the call has a picture). */
+  get vision(): ExcitorLayout["vision"] {
+    return this.adapter?.method === "excitor" ? this.adapter.vision : undefined;
+  }
+
+  /** The image inputs and their projections, made once and read by every adapted layer. */
+  imageKv(): ImageKv {
+    if (this.imageKvValues) return this.imageKvValues;
+    const g = this.g;
+    const { numTokens: Nv, hidden: Cv } = this.vision!;
+    const B = this.singleRow ? 1 : "B";
+    const feats = g.input(INPUTS.imageFeatures, "float32", [B, Nv, Cv]);
+    const mask = g.input(INPUTS.imageMask, "float32", [B, 1, Nv]);
+    const feats2 = g.reshape(feats, g.ints([-1, Cv])); // [B·Nv, Cv]
+    const to3 = (x: string) => g.reshape(x, g.ints([-1, Nv, this.cq])); // [B·Nv, Cq] -> [B, Nv, Cq]
+    const k3 = to3(g.gemmT(feats2, this.weight(VISION_TENSORS.key, [this.cq, Cv]))); // F Wvk^T
+    const v3 = to3(g.gemmT(feats2, this.weight(VISION_TENSORS.value, [this.cq, Cv]))); // F Wvv^T
+    return (this.imageKvValues = { feats2, k3, v3, mask });
   }
 
   /** Whether this linear carries LoRA. */
@@ -270,11 +307,27 @@ export class LlamaGraph {
       const prompts = this.weight(tensorName(i, "prompts"), [K, this.cq]);
       const u = g.gemmT(h, this.weight(tensorName(i, "down.weight"), [r, C])); // X Wdown^T  [B·T, r]
       const qe = g.gemmT(u, this.weight(tensorName(i, "up.weight"), [this.cq, r])); // QE  [B·T, Cq]
-      const a = g.softmax(g.gemmT(qe, prompts, 1 / Math.sqrt(this.cq))); // A = softmax_K(QE P^T / sqrt(Cq))  [B·T, K]
-      const e5 = g.reshape(g.matmul(a, prompts), this.shapeBT([Hkv, G, d])); // E = A P  [B, T, Hkv, G, d]
+      const zp = g.gemmT(qe, prompts, 1 / Math.sqrt(this.cq)); // QE P^T / sqrt(Cq)  [B·T, K]
       const gate5 = g.reshape(this.weight(tensorName(i, "gate"), [c.numHeads]), g.ints([Hkv, G, 1])); // g  [Hkv, G, 1]
+      let e5: string;
+      if (this.vision) {
+        // Kx = Vx = [P ; F Wv^T]: the image's Nv rows join the K prompts (keys F Wvk^T, values F Wvv^T).
+        const iv = this.imageKv();
+        const Nv = this.vision.numTokens;
+        const qe3 = g.reshape(qe, this.shapeBT([this.cq])); // [B, T, Cq]
+        const zv = g.add(g.scale(g.matmul(qe3, g.transpose(iv.k3, [0, 2, 1])), 1 / Math.sqrt(this.cq)), iv.mask); // QE (F Wvk^T)^T / sqrt(Cq)  [B, T, Nv]
+        const a = g.softmax(g.concat([g.reshape(zp, this.shapeBT([K])), zv], 2)); // A = softmax over K+Nv  [B, T, K+Nv]
+        const ap = g.reshape(g.slice(a, 2, 0, K), g.ints([-1, K])); // [B·T, K]
+        const av = g.slice(a, 2, K, K + Nv); // [B, T, Nv]
+        const e3 = g.add(g.reshape(g.matmul(ap, prompts), this.shapeBT([this.cq])), g.matmul(av, iv.v3)); // E = A Vx  [B, T, Cq]
+        e5 = g.reshape(e3, this.shapeBT([Hkv, G, d])); // [B, T, Hkv, G, d]
+        ex = { u, qe, a, e5, gate5, prompts, ap, av, qe3 };
+      } else {
+        const a = g.softmax(zp); // A = softmax_K(QE P^T / sqrt(Cq))  [B·T, K]
+        e5 = g.reshape(g.matmul(a, prompts), this.shapeBT([Hkv, G, d])); // E = A P  [B, T, Hkv, G, d]
+        ex = { u, qe, a, e5, gate5, prompts, ap: a };
+      }
       k5 = g.add(k5, g.mul(e5, gate5)); // K'_h = Kb_kv(h) + g_h E_h  [B, T, Hkv, G, d]
-      ex = { u, qe, a, e5, gate5, prompts };
     }
 
     const qr = this.rope(this.toHeads(q, G)); // [B, Hkv, G, T, d]
@@ -304,6 +357,7 @@ export class LlamaGraph {
         base = this.attend(qb, g.transpose(this.rope(this.toHeads(kl.base, 1)), T5));
       }
       result.probs = { tuned: probs, base };
+      result.imageAttn = ex?.av;
     }
     return result;
   }
@@ -395,6 +449,7 @@ export function buildAttentionGraph(c: ModelConfig, adapter: AdapterLayout | und
     const r = lg.block(i, x, { capture: true });
     lg.g.output(r.probs!.tuned, `probs_${i}`);
     if (r.probs!.base) lg.g.output(r.probs!.base, `base_probs_${i}`);
+    if (r.imageAttn) lg.g.output(r.imageAttn, imageAttnName(i));
     if (i < c.numLayers - 1) x = r.out;
   }
   return lg.g.encode();

@@ -21,9 +21,9 @@ import type { ModelConfig } from "../model/config";
 import { causalMask } from "../model/mask";
 import { ropeTables } from "../model/rope";
 import type { WeightFiles } from "../model/weights";
-import { checkRows, weightedTokens, type DecodeSession, type LossAndGrads, type ModelRuntime, type TrainBatch } from "../runtime";
+import { checkRows, weightedTokens, type AttentionProbs, type DecodeSession, type ImageFeatures, type LossAndGrads, type ModelRuntime, type TrainBatch } from "../runtime";
 import { loraScaling } from "../lora/config";
-import { type AdapterLayout, INPUTS, buildAttentionGraph, buildDecodeGraph, buildEvalGraph, buildRowsGraph, cacheNames, layoutKey } from "./llama-graph";
+import { type AdapterLayout, INPUTS, imageAttnName, buildAttentionGraph, buildDecodeGraph, buildEvalGraph, buildRowsGraph, cacheNames, layoutKey } from "./llama-graph";
 import { buildTrainGraph, gradOutput } from "./train-graph";
 
 type Tensor = OrtModule.Tensor;
@@ -90,7 +90,7 @@ export class OrtRuntime implements ModelRuntime {
     this.adapterFeeds = new Map();
     this.layout =
       !adapter ? undefined
-      : adapter.method === "excitor" ? { method: "excitor", layers: adapter.config.layers, numPrompts: adapter.config.numPrompts, rank: adapter.config.rank }
+      : adapter.method === "excitor" ? { method: "excitor", layers: adapter.config.layers, numPrompts: adapter.config.numPrompts, rank: adapter.config.rank, vision: adapter.config.vision && { numTokens: adapter.config.vision.numTokens, hidden: adapter.config.vision.hiddenSize } }
       : { method: "lora", layers: adapter.config.layers, targets: adapter.config.targets, r: adapter.config.r, scaling: loraScaling(adapter.config) };
     for (const [name, t] of Object.entries(adapter?.namedTensors() ?? {})) this.adapterFeeds.set(name, new this.info.ort.Tensor("float32", t.data, t.shape));
   }
@@ -99,8 +99,8 @@ export class OrtRuntime implements ModelRuntime {
    * The compiled graph of this kind for the current adapter layout (or the base model; full
    * training runs the base graphs on the trained weights). `soft`: the train graph for soft targets.
    */
-  private session(kind: GraphKind, useAdapter: boolean, soft = false): Promise<Session> {
-    const layout = useAdapter && !this.trained ? this.layout : undefined;
+  private session(kind: GraphKind, useAdapter: boolean, soft = false, image = false): Promise<Session> {
+    const layout = this.layoutFor(useAdapter, image);
     const full = kind === "train" && this.trained;
     const key = `${kind}:${full ? "full" : layoutKey(layout)}${kind === "train" && soft ? ":soft" : ""}`;
     let s = this.sessions.get(key);
@@ -118,6 +118,32 @@ export class OrtRuntime implements ModelRuntime {
       this.sessions.set(key, s);
     }
     return s;
+  }
+
+  /** The adapter layout a call computes with: none for the base model; a multimodal adapter's image inputs only when the call has an image. */
+  private layoutFor(useAdapter: boolean, image: boolean): AdapterLayout | undefined {
+    const layout = useAdapter && !this.trained ? this.layout : undefined;
+    if (layout?.method === "excitor" && layout.vision && !image) return { ...layout, vision: undefined };
+    return layout;
+  }
+
+  /** Whether a call with `image` computes with it (a multimodal adapter in use); the base model and text adapters cannot see images. */
+  private usesImage(useAdapter: boolean, image: ImageFeatures | undefined): image is ImageFeatures {
+    return !!image && this.layoutFor(useAdapter, true)?.method === "excitor" && !!(this.layoutFor(useAdapter, true) as { vision?: unknown }).vision;
+  }
+
+  /** Features and the additive mask that hides the image tokens of rows without a picture. */
+  private imageFeeds(image: ImageFeatures, rows: number): Record<string, Tensor> {
+    const { Tensor } = this.info.ort;
+    const v = (this.layout as { vision?: { numTokens: number; hidden: number } }).vision!;
+    if (image.rows !== rows || image.numTokens !== v.numTokens || image.hidden !== v.hidden)
+      throw new Error(`image features are [${image.rows}, ${image.numTokens}, ${image.hidden}], the call needs [${rows}, ${v.numTokens}, ${v.hidden}]`);
+    const mask = new Float32Array(rows * v.numTokens);
+    for (let r = 0; r < rows; r++) if (!image.present[r]) mask.fill(-1e9, r * v.numTokens, (r + 1) * v.numTokens);
+    return {
+      [INPUTS.imageFeatures]: new Tensor("float32", image.data, [rows, v.numTokens, v.hidden]),
+      [INPUTS.imageMask]: new Tensor("float32", mask, [rows, 1, v.numTokens]),
+    };
   }
 
   /**
@@ -158,22 +184,25 @@ export class OrtRuntime implements ModelRuntime {
   }
 
   /** log p(targets[b, t] | ids[b, ≤t]) for every position, [B·T]. */
-  private async pickedLogprobs(ids: Int32Array, targets: Int32Array, B: number, T: number, useAdapter: boolean): Promise<Float32Array> {
-    const s = await this.session("eval", useAdapter);
-    const out = await this.run(s, useAdapter, { ...this.positionFeeds(ids, B, T, 0), targets: new this.info.ort.Tensor("int32", this.checkIds(targets), [B, T]) }, ["logprob"]);
+  private async pickedLogprobs(ids: Int32Array, targets: Int32Array, B: number, T: number, useAdapter: boolean, image?: ImageFeatures): Promise<Float32Array> {
+    const withImage = this.usesImage(useAdapter, image);
+    const s = await this.session("eval", useAdapter, false, withImage);
+    const feeds = { ...this.positionFeeds(ids, B, T, 0), ...(withImage ? this.imageFeeds(image, B) : {}), targets: new this.info.ort.Tensor("int32", this.checkIds(targets), [B, T]) };
+    const out = await this.run(s, useAdapter, feeds, ["logprob"]);
     return out.logprob.data as Float32Array;
   }
 
-  async tokenLogprobs(ids: number[], useAdapter: boolean): Promise<Float32Array> {
+  async tokenLogprobs(ids: number[], useAdapter: boolean, image?: ImageFeatures): Promise<Float32Array> {
     const M = ids.length;
     if (M < 2) return new Float32Array(0);
     // Causal: the logits at positions 0..M-2 do not depend on the last token, so it is not fed.
-    return this.pickedLogprobs(Int32Array.from(ids.slice(0, -1)), Int32Array.from(ids.slice(1)), 1, M - 1, useAdapter);
+    return this.pickedLogprobs(Int32Array.from(ids.slice(0, -1)), Int32Array.from(ids.slice(1)), 1, M - 1, useAdapter, image);
   }
 
-  async logprobRows(ids: Int32Array, batch: number, seqLen: number, useAdapter: boolean): Promise<Float32Array> {
-    const s = await this.session("rows", useAdapter);
-    const out = await this.run(s, useAdapter, this.positionFeeds(ids, batch, seqLen, 0), ["logprobs"]);
+  async logprobRows(ids: Int32Array, batch: number, seqLen: number, useAdapter: boolean, image?: ImageFeatures): Promise<Float32Array> {
+    const withImage = this.usesImage(useAdapter, image);
+    const s = await this.session("rows", useAdapter, false, withImage);
+    const out = await this.run(s, useAdapter, { ...this.positionFeeds(ids, batch, seqLen, 0), ...(withImage ? this.imageFeeds(image, batch) : {}) }, ["logprobs"]);
     return out.logprobs.data as Float32Array;
   }
 
@@ -181,7 +210,7 @@ export class OrtRuntime implements ModelRuntime {
     if (batch.soft) {
       // Σ weights·(−Σ_v soft·log p), from every row's distribution.
       const V = this.config.vocabSize;
-      const rows = await this.logprobRows(batch.ids, batch.batch, batch.seqLen, useAdapter);
+      const rows = await this.logprobRows(batch.ids, batch.batch, batch.seqLen, useAdapter, batch.image);
       let lossSum = 0;
       for (let i = 0; i < batch.weights.length; i++) {
         if (batch.weights[i] === 0) continue;
@@ -191,17 +220,19 @@ export class OrtRuntime implements ModelRuntime {
       }
       return { lossSum, tokens: weightedTokens(batch) };
     }
-    const lp = await this.pickedLogprobs(batch.ids, batch.targets, batch.batch, batch.seqLen, useAdapter);
+    const lp = await this.pickedLogprobs(batch.ids, batch.targets, batch.batch, batch.seqLen, useAdapter, batch.image);
     let lossSum = 0;
     for (let i = 0; i < lp.length; i++) lossSum -= batch.weights[i] * lp[i];
     return { lossSum, tokens: weightedTokens(batch) };
   }
 
-  startDecode(useAdapter: boolean, rows = 1): DecodeSession {
+  startDecode(useAdapter: boolean, rows = 1, image?: ImageFeatures): DecodeSession {
     const rt = this;
     const c = this.config;
     // Only an Excitor changes the cache's layout (K' per query head).
     const layout = useAdapter && !this.trained ? this.layout : undefined;
+    const withImage = this.usesImage(useAdapter, image);
+    const imageFeeds = withImage ? this.imageFeeds(image, rows) : {};
     const adapted = new Set(layout?.method === "excitor" ? layout.layers : []);
     const { Tensor } = this.info.ort;
     const empty = (dims: number[]) => new Tensor("float32", new Float32Array(0), dims);
@@ -213,7 +244,7 @@ export class OrtRuntime implements ModelRuntime {
       cache.set(n.pastK, empty([rows, c.numKvHeads, adapted.has(i) ? c.numHeads / c.numKvHeads : 1, c.headDim, 0]));
       cache.set(n.pastV, empty([rows, c.numKvHeads, 1, 0, c.headDim]));
     }
-    const session = this.session(rows === 1 ? "decode" : "decode_rows", useAdapter);
+    const session = this.session(rows === 1 ? "decode" : "decode_rows", useAdapter, false, withImage);
     let length = 0;
     return {
       get length() {
@@ -222,7 +253,7 @@ export class OrtRuntime implements ModelRuntime {
       async feed(ids: number[]): Promise<Float32Array> {
         const s = await session;
         const T = checkRows(ids, rows);
-        const out = await rt.run(s, useAdapter, { ...rt.positionFeeds(Int32Array.from(ids), rows, T, length), ...Object.fromEntries(cache) });
+        const out = await rt.run(s, useAdapter, { ...rt.positionFeeds(Int32Array.from(ids), rows, T, length), ...imageFeeds, ...Object.fromEntries(cache) });
         const next = new Map<string, Tensor>();
         for (let i = 0; i < c.numLayers; i++) {
           const n = cacheNames(i);
@@ -239,16 +270,19 @@ export class OrtRuntime implements ModelRuntime {
     };
   }
 
-  async attentionProbs(ids: number[], useAdapter: boolean): Promise<{ base: Float32Array[]; tuned: Float32Array[] }> {
-    const s = await this.session("attention", useAdapter);
-    const out = await this.run(s, useAdapter, this.positionFeeds(Int32Array.from(ids), 1, ids.length, 0));
+  async attentionProbs(ids: number[], useAdapter: boolean, image?: ImageFeatures): Promise<AttentionProbs> {
+    const withImage = this.usesImage(useAdapter, image);
+    const s = await this.session("attention", useAdapter, false, withImage);
+    const out = await this.run(s, useAdapter, { ...this.positionFeeds(Int32Array.from(ids), 1, ids.length, 0), ...(withImage ? this.imageFeeds(image, 1) : {}) });
     const tuned: Float32Array[] = [];
     const base: Float32Array[] = [];
+    const imageAttn: (Float32Array | undefined)[] = [];
     for (let i = 0; i < this.config.numLayers; i++) {
       tuned.push(out[`probs_${i}`].data as Float32Array); // [1, Hkv, G, M, M] = [H, M, M]
       base.push((out[`base_probs_${i}`] ?? out[`probs_${i}`]).data as Float32Array);
+      imageAttn.push(out[imageAttnName(i)]?.data as Float32Array | undefined); // [1, M, Nv]
     }
-    return { base, tuned };
+    return withImage ? { base, tuned, image: imageAttn } : { base, tuned };
   }
 
   prepareTraining(adapter: Adapter): void {
@@ -291,7 +325,11 @@ export class OrtRuntime implements ModelRuntime {
     const V = this.config.vocabSize;
     const { Tensor } = this.info.ort;
     const names = [...(this.trained ?? this.adapterFeeds).keys()];
-    const s = await this.session("train", true, !!batch.soft);
+    const image = batch.image;
+    const withImage = this.usesImage(true, image);
+    const s = await this.session("train", true, !!batch.soft, withImage);
+    // A batch without pictures leaves a multimodal adapter's image projections untouched: zero gradients.
+    const computed = names.filter((n) => s.outputNames.includes(gradOutput(n)));
     const rows: number[] = [];
     batch.weights.forEach((w, i) => w !== 0 && rows.push(i));
     const N = rows.length;
@@ -308,14 +346,15 @@ export class OrtRuntime implements ModelRuntime {
       true,
       {
         ...this.positionFeeds(batch.ids, B, T, 0),
+        ...(withImage ? this.imageFeeds(image, B) : {}),
         ...target,
         loss_rows: new Tensor("int32", Int32Array.from(rows), [N]),
         weights: new Tensor("float32", Float32Array.from(rows, (i) => batch.weights[i]), [N]),
         scale: new Tensor("float32", Float32Array.of(scale), []),
       },
-      ["loss_sum", ...names.map(gradOutput)],
+      ["loss_sum", ...computed.map(gradOutput)],
     );
-    const grads = new Map(names.map((n) => [n, out[gradOutput(n)].data as Float32Array]));
+    const grads = new Map(names.map((n) => [n, (out[gradOutput(n)]?.data as Float32Array | undefined) ?? new Float32Array(this.adapterFeeds.get(n)!.size)]));
     return { lossSum: (out.loss_sum.data as Float32Array)[0], tokens: weightedTokens(batch), grads };
   }
 

@@ -15,7 +15,7 @@
  * test/lora.test.ts check the result against tfjs's autodiff and against finite differences.
  */
 import type { ModelConfig } from "../model/config";
-import { tensorName } from "../excitor/config";
+import { tensorName, VISION_TENSORS } from "../excitor/config";
 import { type LoraModule, loraTensorName } from "../lora/config";
 import { type AdapterLayout, type BlockSaved, type LoraLayout, type RmsSaved, LlamaGraph, modulePrefix } from "./llama-graph";
 
@@ -70,7 +70,16 @@ export function buildTrainGraph(c: ModelConfig, mode: TrainMode, tiedHead: boole
   let dx = g.op("ScatterND", [zeros, rowIndex, dxRows]); // [B·T, C]: zero where nothing is learned
 
   const lowest = mode.method === "full" ? 0 : Math.min(...mode.layers);
-  for (let i = c.numLayers - 1; i >= lowest; i--) dx = blockBackward(lg, i, saved[i], dx, full || i > lowest, full);
+  const image: ImageGrads = {};
+  for (let i = c.numLayers - 1; i >= lowest; i--) dx = blockBackward(lg, i, saved[i], dx, full || i > lowest, full, image);
+  if (lg.vision) {
+    // The projections are shared by all adapted layers: their gradients are the layers' sums, then
+    // dWv = Σ_b dKv_bᵀ F_b, one Gemm over the batch's B·Nv image tokens.
+    const iv = lg.imageKv();
+    const flat = (d3: string) => g.reshape(d3, g.ints([-1, lg.cq])); // [B·Nv, Cq]
+    g.output(g.gemmTA(flat(image.dk3!), iv.feats2), gradOutput(VISION_TENSORS.key)); // [Cq, Cv]
+    g.output(g.gemmTA(flat(image.dv3!), iv.feats2), gradOutput(VISION_TENSORS.value));
+  }
 
   if (full) {
     // The embedding's gradient: dx at the bottom of layer 0, added up per token id (a token that
@@ -81,6 +90,12 @@ export function buildTrainGraph(c: ModelConfig, mode: TrainMode, tiedHead: boole
     g.output(tiedHead ? g.add(dTable, dHead) : dTable, gradOutput("model.embed_tokens.weight"));
   }
   return g.encode();
+}
+
+/** The image keys' and values' gradients, [B, Nv, Cq], summed over the adapted layers so far. */
+interface ImageGrads {
+  dk3?: string;
+  dv3?: string;
 }
 
 /**
@@ -124,7 +139,7 @@ function linearBackward(lg: LlamaGraph, i: number, module: LoraModule, dy: strin
  * layer's trained tensors. `needInput` false (the lowest adapted layer) computes only what those
  * gradients need.
  */
-function blockBackward(lg: LlamaGraph, i: number, s: BlockSaved, dx: string, needInput: boolean, full: boolean): string {
+function blockBackward(lg: LlamaGraph, i: number, s: BlockSaved, dx: string, needInput: boolean, full: boolean, image: ImageGrads): string {
   const { g, c } = lg;
   const { headDim: d } = c;
   const p = `model.layers.${i}`;
@@ -189,13 +204,31 @@ function blockBackward(lg: LlamaGraph, i: number, s: BlockSaved, dx: string, nee
     // K' = Kb + g·E
     g.output(g.reshape(g.sum(g.mul(dk5, ex.e5), [0, 1, 4], false), g.ints([c.numHeads])), gradOutput(tensorName(i, "gate"))); // dg_h = Σ dK'_h·E_h
     const de = g.reshape(g.mul(dk5, ex.gate5), g.ints([-1, lg.cq])); // [B·T, Cq]
-    // E = A P
-    const da = g.gemmT(de, ex.prompts); // [B·T, K]
-    const dP1 = g.gemmTA(ex.a, de); // [K, Cq]
-    // A = softmax(QE P^T / sqrt(Cq))
-    const dz = g.scale(g.mul(ex.a, g.sub(da, g.sum(g.mul(da, ex.a), [-1]))), 1 / sqrtCq); // [B·T, K]
-    const dqe = g.matmul(dz, ex.prompts); // [B·T, Cq]
-    g.output(g.add(dP1, g.gemmTA(dz, ex.qe)), gradOutput(tensorName(i, "prompts")));
+    const dP1 = g.gemmTA(ex.ap, de); // E = A_p P + ...: dP from the values  [K, Cq]
+    let dzp: string; // d(QE P^T / sqrt(Cq))  [B·T, K]
+    let dqe: string; // [B·T, Cq]
+    const softmaxBackward = (da: string) => g.scale(g.mul(ex.a, g.sub(da, g.sum(g.mul(da, ex.a), [-1]))), 1 / sqrtCq);
+    if (ex.av) {
+      // E = A_p P + A_v (F Wvv^T), A = softmax([QE P^T ; QE (F Wvk^T)^T] / sqrt(Cq)) over K+Nv.
+      const iv = lg.imageKv();
+      const K = (lg.adapter as { numPrompts: number }).numPrompts;
+      const Nv = lg.vision!.numTokens;
+      const de3 = g.reshape(de, lg.shapeBT([lg.cq])); // [B, T, Cq]
+      const da = g.concat([g.reshape(g.gemmT(de, ex.prompts), lg.shapeBT([K])), g.matmul(de3, g.transpose(iv.v3, [0, 2, 1]))], 2); // [B, T, K+Nv]
+      const dz = softmaxBackward(da); // [B, T, K+Nv]
+      dzp = g.reshape(g.slice(dz, 2, 0, K), g.ints([-1, K]));
+      const dzv = g.slice(dz, 2, K, K + Nv); // [B, T, Nv]
+      dqe = g.add(g.matmul(dzp, ex.prompts), g.reshape(g.matmul(dzv, iv.k3), g.ints([-1, lg.cq])));
+      const dv3 = g.matmul(g.transpose(ex.av, [0, 2, 1]), de3); // d(F Wvv^T)  [B, Nv, Cq]
+      const dk3 = g.matmul(g.transpose(dzv, [0, 2, 1]), ex.qe3!); // d(F Wvk^T)  [B, Nv, Cq]
+      image.dv3 = image.dv3 ? g.add(image.dv3, dv3) : dv3;
+      image.dk3 = image.dk3 ? g.add(image.dk3, dk3) : dk3;
+    } else {
+      // E = A P, A = softmax(QE P^T / sqrt(Cq))
+      dzp = softmaxBackward(g.gemmT(de, ex.prompts)); // [B·T, K]
+      dqe = g.matmul(dzp, ex.prompts);
+    }
+    g.output(g.add(dP1, g.gemmTA(dzp, ex.qe)), gradOutput(tensorName(i, "prompts")));
     // QE = (X Wdown^T) Wup^T
     g.output(g.gemmTA(dqe, ex.u), gradOutput(tensorName(i, "up.weight"))); // [Cq, r]
     const du = g.matmul(dqe, lg.weight(tensorName(i, "up.weight"), [lg.cq, rank])); // [B·T, r]

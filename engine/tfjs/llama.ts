@@ -14,6 +14,7 @@ import type { WeightFiles } from "../model/weights";
 
 type T1 = tfc.Tensor1D;
 type T2 = tfc.Tensor2D;
+type T3 = tfc.Tensor3D;
 type T4 = tfc.Tensor4D;
 
 /**
@@ -56,6 +57,14 @@ export interface ExcitorTensors {
   gate: T1; //    g      [H]
 }
 
+/** A multimodal adapter's image inputs for one forward (spec § Multimodal). */
+export interface ImageInputs {
+  key: T2; //   Wvk  [Cq, Cv] (variables while training)
+  value: T2; // Wvv  [Cq, Cv]
+  feats: T3; // F    [B, Nv, Cv]
+  mask: T3; //  0, or −1e9 where a row has no image  [B, 1, Nv]
+}
+
 /** One LoRA'd linear's tensors on the backend (variables): y += scaling·(x·Aᵀ)·Bᵀ. */
 export interface LoraTensors {
   A: T2; // [r, in]
@@ -83,7 +92,9 @@ export interface ForwardOptions {
    * Collect each layer's attention probabilities [B, H, T, S]: `tuned` as computed, `base`
    * from the base scores alone (g = 0) on the same layer input; equal in base layers.
    */
-  capture?: { tuned: T4[]; base: T4[] };
+  capture?: { tuned: T4[]; base: T4[]; image?: T3[] };
+  /** The picture of each row, for a multimodal Excitor: its features join every adapted layer's prompts. */
+  image?: ImageInputs;
   /** Return logits for the last position only ([B, 1, V]). */
   lastOnly?: boolean;
 }
@@ -192,11 +203,14 @@ export class TfjsLlama {
     const rope = { cos: tf.tensor4d(cos, [1, T, 1, c.headDim]), sin: tf.tensor4d(sin, [1, T, 1, c.headDim]) };
     const mask = causalMask(T, past, c.slidingWindow); // [T, S]
 
+    // The image's keys and values F Wv^T, shared by every adapted layer.  [B, Nv, Cq]
+    const im = opts.image;
+    const imageKv = im && opts.excitor ? { k: imageProjection(im.feats, im.key), v: imageProjection(im.feats, im.value), mask: im.mask } : undefined;
     let x = tf.reshape(embedLookup(this.embed, tf.reshape(ids, [B * T]) as T1, this.fullTraining), [B, T, c.hiddenSize]) as tfc.Tensor3D; // [B, T, C]
     this.blocks.forEach((blk, i) => {
       const lora = opts.lora?.get(i);
       const h = rmsNorm(x, blk.attnNorm, c.rmsNormEps); // [B, T, C]
-      const attn = this.attention(blk, h, i, rope, mask, opts); // [B, T, C]
+      const attn = this.attention(blk, h, i, rope, mask, opts, imageKv); // [B, T, C]
       x = tf.add(x, attn) as tfc.Tensor3D;
       const h2 = tf.reshape(rmsNorm(x, blk.mlpNorm, c.rmsNormEps), [B * T, c.hiddenSize]); // [B·T, C]
       const g = linear(h2 as T2, blk.gate, lora?.gate_proj); // [B·T, I]
@@ -222,6 +236,7 @@ export class TfjsLlama {
     rope: { cos: T4; sin: T4 },
     mask: T2,
     opts: ForwardOptions,
+    image?: { k: T3; v: T3; mask: T3 },
   ): tfc.Tensor3D {
     const c = this.config;
     const [B, T] = h.shape;
@@ -237,8 +252,22 @@ export class TfjsLlama {
     if (ex) {
       const cq = H * d;
       const qe = tf.matMul(tf.matMul(x, tf.transpose(ex.down)), tf.transpose(ex.up)); // QE = (X Wdown^T) Wup^T  [B·T, Cq]
-      const a = tf.softmax(tf.div(tf.matMul(qe, tf.transpose(ex.prompts)), Math.sqrt(cq))); // A = softmax_K(QE P^T / sqrt(Cq))  [B·T, K]
-      const e = tf.reshape(tf.matMul(a as T2, ex.prompts), [B, T, H, d]); // E = A P  [B, T, H, d]
+      let e: T4;
+      if (image) {
+        // Kx = Vx = [P ; F Wv^T]: A = softmax over the K prompts and the Nv image tokens.
+        const K = ex.prompts.shape[0];
+        const Nv = image.k.shape[1];
+        const zp = tf.reshape(tf.matMul(qe, tf.transpose(ex.prompts)), [B, T, K]); // QE P^T  [B, T, K]
+        const zv = tf.matMul(tf.reshape(qe, [B, T, cq]), image.k, false, true); // QE (F Wvk^T)^T  [B, T, Nv]
+        const a = tf.softmax(tf.concat([tf.div(zp, Math.sqrt(cq)), tf.add(tf.div(zv, Math.sqrt(cq)), image.mask)], 2)); // [B, T, K+Nv]
+        const ap = tf.reshape(tf.slice(a, [0, 0, 0], [B, T, K]), [B * T, K]) as T2;
+        const av = tf.slice(a, [0, 0, K], [B, T, Nv]) as T3; // [B, T, Nv]
+        if (opts.capture) (opts.capture.image ??= [])[layer] = tf.keep(av);
+        e = tf.reshape(tf.add(tf.reshape(tf.matMul(ap, ex.prompts), [B, T, cq]), tf.matMul(av, image.v)), [B, T, H, d]); // E = A Vx  [B, T, H, d]
+      } else {
+        const a = tf.softmax(tf.div(tf.matMul(qe, tf.transpose(ex.prompts)), Math.sqrt(cq))); // A = softmax_K(QE P^T / sqrt(Cq))  [B·T, K]
+        e = tf.reshape(tf.matMul(a as T2, ex.prompts), [B, T, H, d]); // E = A P  [B, T, H, d]
+      }
       k = tf.add(kb, tf.mul(tf.reshape(ex.gate, [1, 1, H, 1]), e)) as T4; // K'_h = Kb_kv(h) + g_h E_h  [B, T, H, d]
     }
 
@@ -284,6 +313,12 @@ export class TfjsLlama {
     for (const b of this.blocks) all.push(b.attnNorm, b.mlpNorm, ...[b.q, b.k, b.v, b.o, b.gate, b.up, b.down].flatMap(lin));
     for (const t of new Set(all)) t?.dispose();
   }
+}
+
+/** F [B, Nv, Cv] -> F W^T [B, Nv, Cq]. */
+function imageProjection(feats: T3, w: T2): T3 {
+  const [B, Nv, Cv] = feats.shape;
+  return tf.reshape(tf.matMul(tf.reshape(feats, [B * Nv, Cv]), w, false, true), [B, Nv, w.shape[0]]);
 }
 
 /** x [N, in] -> [N, out] (+ LoRA's scaling·(x·Aᵀ)·Bᵀ); see FrozenLinear for why the gradient is custom. */

@@ -2,13 +2,13 @@
 import type * as tfc from "@tensorflow/tfjs";
 import { tf, type TfjsBackendInfo } from "../backends/tfjs";
 import type { Adapter } from "../adapters";
-import { tensorName } from "../excitor/config";
+import { tensorName, VISION_TENSORS } from "../excitor/config";
 import type { LoraAdapter } from "../lora/adapter";
 import { loraScaling, loraTensorName } from "../lora/config";
 import type { ModelConfig } from "../model/config";
-import { checkRows, weightedTokens, type DecodeSession, type LossAndGrads, type ModelRuntime, type TrainBatch } from "../runtime";
+import { checkRows, weightedTokens, type AttentionProbs, type DecodeSession, type ImageFeatures, type LossAndGrads, type ModelRuntime, type TrainBatch } from "../runtime";
 import type { F32Tensor } from "../formats/safetensors";
-import { type ExcitorTensors, type ForwardOptions, type LayerCache, type LoraLayer, type TrainableWeight, TfjsLlama } from "./llama";
+import { type ExcitorTensors, type ForwardOptions, type ImageInputs, type LayerCache, type LoraLayer, type TrainableWeight, TfjsLlama } from "./llama";
 
 interface UploadedLayer {
   layer: number;
@@ -24,6 +24,8 @@ interface UploadedLora {
 
 export class TfjsRuntime implements ModelRuntime {
   private uploaded: UploadedLayer[] = [];
+  /** A multimodal Excitor's image projections Wvk, Wvv [Cq, Cv] (variables). */
+  private vision?: { key: tfc.Variable; value: tfc.Variable; names: [string, tfc.Variable][] };
   private lora?: UploadedLora;
   private full?: TrainableWeight[];
 
@@ -84,6 +86,7 @@ export class TfjsRuntime implements ModelRuntime {
 
   private setExcitor(adapter: Adapter | null): void {
     if (adapter?.method === "lora") return;
+    this.setVision(adapter?.vision);
     const same = adapter && this.uploaded.length === adapter.layers.length && adapter.layers.every((l, i) => {
       const u = this.uploaded[i];
       return u.layer === l.layer && u.vars.prompts.shape[0] === l.prompts.shape[0] && u.vars.down.shape[0] === l.down.shape[0];
@@ -110,6 +113,40 @@ export class TfjsRuntime implements ModelRuntime {
     });
   }
 
+  /** Uploads a multimodal adapter's projections (assigned in place when the shapes are unchanged). */
+  private setVision(v: { key: { data: Float32Array; shape: number[] }; value: { data: Float32Array; shape: number[] } } | undefined): void {
+    if (v && this.vision && this.vision.key.shape.join(",") === v.key.shape.join(",")) {
+      tf.tidy(() => {
+        this.vision!.key.assign(tf.tensor(v.key.data, v.key.shape, "float32"));
+        this.vision!.value.assign(tf.tensor(v.value.data, v.value.shape, "float32"));
+      });
+      return;
+    }
+    this.vision?.key.dispose();
+    this.vision?.value.dispose();
+    this.vision = undefined;
+    if (!v) return;
+    const key = tf.variable(tf.tensor(v.key.data, v.key.shape, "float32"), true);
+    const value = tf.variable(tf.tensor(v.value.data, v.value.shape, "float32"), true);
+    this.vision = { key, value, names: [[VISION_TENSORS.key, key], [VISION_TENSORS.value, value]] };
+  }
+
+  /** The forward's image inputs (call inside tf.tidy): only a multimodal Excitor in use sees the picture. */
+  private imageOptions(useAdapter: boolean, image: ImageFeatures | undefined): { image?: ImageInputs } {
+    if (!image || !useAdapter || !this.vision || this.uploaded.length === 0) return {};
+    const { rows, numTokens: Nv, hidden: Cv } = image;
+    const mask = new Float32Array(rows * Nv);
+    for (let r = 0; r < rows; r++) if (!image.present[r]) mask.fill(-1e9, r * Nv, (r + 1) * Nv);
+    return {
+      image: {
+        key: this.vision.key as unknown as tfc.Tensor2D,
+        value: this.vision.value as unknown as tfc.Tensor2D,
+        feats: tf.tensor3d(image.data, [rows, Nv, Cv]),
+        mask: tf.tensor3d(mask, [rows, 1, Nv]),
+      },
+    };
+  }
+
   /** The forward's adapter options: the Excitor or LoRA tensors, or none (the base model). */
   private adapterOptions(useAdapter: boolean): Pick<ForwardOptions, "excitor" | "lora"> {
     if (!useAdapter) return {};
@@ -118,11 +155,11 @@ export class TfjsRuntime implements ModelRuntime {
     return { excitor: new Map(this.uploaded.map((u) => [u.layer, u.vars])) };
   }
 
-  async tokenLogprobs(ids: number[], useAdapter: boolean): Promise<Float32Array> {
+  async tokenLogprobs(ids: number[], useAdapter: boolean, image?: ImageFeatures): Promise<Float32Array> {
     const M = ids.length;
     if (M < 2) return new Float32Array(0);
     const out = tf.tidy(() => {
-      const logits = this.model.forward(tf.tensor2d(ids, [1, M], "int32"), this.adapterOptions(useAdapter)); // [1, M, V]
+      const logits = this.model.forward(tf.tensor2d(ids, [1, M], "int32"), { ...this.adapterOptions(useAdapter), ...this.imageOptions(useAdapter, image) }); // [1, M, V]
       const lp = tf.logSoftmax(tf.reshape(logits, [M, this.config.vocabSize])); // [M, V]
       const picked = tf.mul(tf.slice(lp, [0, 0], [M - 1, this.config.vocabSize]), tf.oneHot(tf.tensor1d(ids.slice(1), "int32"), this.config.vocabSize));
       return tf.sum(picked, 1); // [M-1]
@@ -132,16 +169,19 @@ export class TfjsRuntime implements ModelRuntime {
     return data;
   }
 
-  async logprobRows(ids: Int32Array, batch: number, seqLen: number, useAdapter: boolean): Promise<Float32Array> {
-    const out = tf.tidy(() => tf.logSoftmax(tf.reshape(this.model.forward(tf.tensor2d(ids, [batch, seqLen], "int32"), this.adapterOptions(useAdapter)), [batch * seqLen, this.config.vocabSize])));
+  async logprobRows(ids: Int32Array, batch: number, seqLen: number, useAdapter: boolean, image?: ImageFeatures): Promise<Float32Array> {
+    const out = tf.tidy(() =>
+      tf.logSoftmax(tf.reshape(this.model.forward(tf.tensor2d(ids, [batch, seqLen], "int32"), { ...this.adapterOptions(useAdapter), ...this.imageOptions(useAdapter, image) }), [batch * seqLen, this.config.vocabSize])),
+    );
     const data = (await out.data()) as Float32Array;
     out.dispose();
     return data;
   }
 
-  startDecode(useAdapter: boolean, rows = 1): DecodeSession {
+  startDecode(useAdapter: boolean, rows = 1, image?: ImageFeatures): DecodeSession {
     const cache: (LayerCache | undefined)[] = new Array(this.config.numLayers);
     const adapter = this.adapterOptions(useAdapter);
+    const images = () => this.imageOptions(useAdapter, image);
     const model = this.model;
     let length = 0;
     return {
@@ -150,7 +190,7 @@ export class TfjsRuntime implements ModelRuntime {
       },
       async feed(ids: number[]): Promise<Float32Array> {
         const T = checkRows(ids, rows);
-        const logits = tf.tidy(() => model.forward(tf.tensor2d(ids, [rows, T], "int32"), { ...adapter, cache, lastOnly: true })); // [B, 1, V]
+        const logits = tf.tidy(() => model.forward(tf.tensor2d(ids, [rows, T], "int32"), { ...adapter, ...images(), cache, lastOnly: true })); // [B, 1, V]
         length += T;
         const data = (await logits.data()) as Float32Array;
         logits.dispose();
@@ -166,20 +206,28 @@ export class TfjsRuntime implements ModelRuntime {
     };
   }
 
-  async attentionProbs(ids: number[], useAdapter: boolean): Promise<{ base: Float32Array[]; tuned: Float32Array[] }> {
-    const capture = { tuned: [] as tfc.Tensor4D[], base: [] as tfc.Tensor4D[] };
+  async attentionProbs(ids: number[], useAdapter: boolean, image?: ImageFeatures): Promise<AttentionProbs> {
+    const capture = { tuned: [] as tfc.Tensor4D[], base: [] as tfc.Tensor4D[], image: undefined as tfc.Tensor3D[] | undefined };
+    const imageOpts = () => this.imageOptions(useAdapter, image);
+    let withImage = false;
     tf.tidy(() => {
-      this.model.forward(tf.tensor2d(ids, [1, ids.length], "int32"), { ...this.adapterOptions(useAdapter), capture, lastOnly: true });
+      const im = imageOpts();
+      withImage = !!im.image;
+      this.model.forward(tf.tensor2d(ids, [1, ids.length], "int32"), { ...this.adapterOptions(useAdapter), ...im, capture, lastOnly: true });
     });
-    const read = async (ts: tfc.Tensor4D[]) => {
-      const out: Float32Array[] = [];
-      for (const p of ts) {
-        out.push((await p.data()) as Float32Array);
-        p.dispose();
+    const read = async (ts: (tfc.Tensor | undefined)[]) => {
+      const out: (Float32Array | undefined)[] = [];
+      for (let i = 0; i < ts.length; i++) {
+        out.push(ts[i] && ((await ts[i]!.data()) as Float32Array));
+        ts[i]?.dispose();
       }
       return out;
     };
-    return { base: await read(capture.base), tuned: await read(capture.tuned) };
+    const base = (await read(capture.base)) as Float32Array[];
+    const tuned = (await read(capture.tuned)) as Float32Array[];
+    if (!withImage) return { base, tuned };
+    const imageAttn = await read(Array.from({ length: this.config.numLayers }, (_, l) => capture.image?.[l])); // [1, M, Nv] per adapted layer
+    return { base, tuned, image: imageAttn };
   }
 
   prepareTraining(adapter: Adapter): void {
@@ -191,7 +239,7 @@ export class TfjsRuntime implements ModelRuntime {
   private nllSum(batch: TrainBatch, adapter: Pick<ForwardOptions, "excitor" | "lora">): tfc.Scalar {
     const { batch: B, seqLen: T } = batch;
     const V = this.config.vocabSize;
-    const logits = this.model.forward(tf.tensor2d(batch.ids, [B, T], "int32"), adapter); // [B, T, V]
+    const logits = this.model.forward(tf.tensor2d(batch.ids, [B, T], "int32"), { ...adapter, ...this.imageOptions(adapter.excitor !== undefined, batch.image) }); // [B, T, V]
     const lp = tf.logSoftmax(tf.reshape(logits, [B * T, V])); // [B·T, V]
     // oneHot·sum instead of gather: gather has no gradient on the wasm backend.
     const target = batch.soft ? tf.tensor2d(batch.soft, [B * T, V]) : tf.oneHot(tf.tensor1d(batch.targets, "int32"), V); // [B·T, V]
@@ -227,7 +275,7 @@ export class TfjsRuntime implements ModelRuntime {
     const adapter = this.adapterOptions(true);
     const trainable: [string, tfc.Variable, boolean][] = this.full
       ? this.full.map((w) => [w.name, w.variable, w.transposed])
-      : [...this.uploaded.flatMap((u) => u.names), ...(this.lora?.names ?? [])].map(([n, v]) => [n, v, false] as [string, tfc.Variable, boolean]);
+      : [...this.uploaded.flatMap((u) => u.names), ...(this.vision?.names ?? []), ...(this.lora?.names ?? [])].map(([n, v]) => [n, v, false] as [string, tfc.Variable, boolean]);
     if (!trainable.length) throw new Error("lossAndGrads needs an adapter (prepareTraining) or beginFullTraining");
     let lossT: tfc.Scalar | undefined;
     const { grads } = tf.variableGrads(() => {
@@ -236,6 +284,11 @@ export class TfjsRuntime implements ModelRuntime {
     }, trainable.map(([, v]) => v));
     const out = new Map<string, Float32Array>();
     for (const [name, v, transposed] of trainable) {
+      // A batch without pictures does not reach a multimodal adapter's image projections: zero gradients.
+      if (!grads[v.name]) {
+        out.set(name, new Float32Array(v.size));
+        continue;
+      }
       const g = transposed ? tf.tidy(() => tf.transpose(grads[v.name])) : grads[v.name];
       out.set(name, (await g.data()) as Float32Array);
       if (transposed) g.dispose();

@@ -1,12 +1,13 @@
 /** Examples -> padded next-token batches for ModelRuntime.lossAndGrads. */
 import type { Example } from "../data/encode";
 import type { TrainBatch } from "../runtime";
+import type { ImageTable } from "./images";
 
 /**
  * Rows are right-padded to the longest example: with a causal mask, padding after the
  * last real token cannot change any real position, and its weight is 0.
  */
-export function makeBatch(examples: readonly Example[], padId: number): TrainBatch {
+export function makeBatch(examples: readonly Example[], padId: number, images?: ImageTable): TrainBatch {
   const B = examples.length;
   const T = Math.max(...examples.map((e) => e.ids.length - 1));
   const ids = new Int32Array(B * T).fill(padId);
@@ -19,7 +20,8 @@ export function makeBatch(examples: readonly Example[], padId: number): TrainBat
       weights[b * T + t] = e.lossMask[t + 1];
     }
   });
-  return { batch: B, seqLen: T, ids, targets, weights };
+  const image = images?.batch(examples);
+  return { batch: B, seqLen: T, ids, targets, weights, ...(image ? { image } : {}) };
 }
 
 /** Target tokens in the examples (the loss is their mean). */

@@ -7,11 +7,12 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { readDataset } from "../data/datasets";
+import { readDataset, recordLocation } from "../data/datasets";
 import { encodeRecord, splitTrainValidation, type Example } from "../data/encode";
 import { ExcitorInputError, check } from "../errors";
 import type { Adapter, TuningMethod } from "../adapters";
 import { ExcitorAdapter } from "../excitor/adapter";
+import type { VisionBlock } from "../excitor/config";
 import { LoraAdapter } from "../lora/adapter";
 import type { LoraModule } from "../lora/config";
 import { countBaseParameters } from "../model/config";
@@ -21,6 +22,7 @@ import type { TextTokenizer } from "../tokenizer/tokenizer";
 import { yieldToEventLoop } from "../event-loop";
 import { appendText } from "../fs-atomic";
 import { chunk, makeBatch, targetTokens } from "./batches";
+import { ImageTable, type ImageEncoder } from "./images";
 import { hasTrainerState, readTrainerState, restoreTrainerState, saveTrainerState } from "./checkpoint";
 import { checkOutDir, prepareOutDir, rewindMetrics, staleResultNotice } from "./run-folder";
 import type { RetentionMeasure, TrainEvent } from "./events";
@@ -80,6 +82,11 @@ export interface TrainOptions {
   retainWeight?: number;
   /** Base model folder, recorded in adapter_config.json. */
   baseModel: string;
+  /**
+   * Multimodal (spec § Multimodal): the frozen image encoder for the dataset's pictures, its folder
+   * (recorded in adapter_config.json relative to the adapter) and which of its layers gives F.
+   */
+  vision?: { encoder: ImageEncoder; dir: string; featureLayer: number };
   signal?: AbortSignal;
   onEvent?: (e: TrainEvent) => void;
 }
@@ -138,6 +145,14 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
 
   const small = countBaseParameters(rt.config) < 100e6;
   const method = o.method ?? "excitor";
+  const pictured = examples.find((e) => e.image);
+  const where = (e: { line: number }) => recordLocation(o.dataFile, records.find((r) => r.line === e.line) ?? { line: e.line });
+  if (pictured && !o.vision)
+    throw new ExcitorInputError(`${where(pictured)}: the record names an image, but no image encoder was given; pass --vision DIR (a CLIP vision folder)`, o.dataFile, pictured.line);
+  if (o.vision) {
+    check(method === "excitor", `--vision: images are read through Excitor's prompts (spec § Multimodal); --method ${method} cannot use them`);
+    check(!!pictured, `--vision: no record of ${o.dataFile} names an image ("image": "path"); drop --vision to tune on text`);
+  }
   const template = { alpaca: "alpaca", chat: "chat", text: "none" }[records[0].kind];
   const adapter: Adapter =
     method === "lora"
@@ -148,6 +163,7 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
           layers: o.layers,
           seed: o.seed,
           baseModel: o.baseModel,
+          ...(o.vision ? { vision: visionBlock(o.vision, o.outDir) } : {}),
           extra: { template },
         });
   const stepsPerEpoch = Math.ceil(trainSet.length / o.batchSize);
@@ -183,6 +199,10 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
   }
   const params = new Map(Object.entries(target.tensors).map(([n, t]) => [n, t.data]));
   const pad = padId(tok);
+  // Every picture is encoded here, once: the steps only look features up.
+  const imageStart = performance.now();
+  const images = o.vision ? await ImageTable.build(examples, o.vision.encoder, where) : undefined;
+  const imageSeconds = (performance.now() - imageStart) / 1000;
   // What the forgetting monitor costs (making its set, every measure), reported in the done event.
   let monitorSeconds = 0;
   const timed = async <T>(work: () => Promise<T>): Promise<T> => {
@@ -219,6 +239,7 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
       : {}),
   });
   if (staleResult) emit({ type: "log", level: "info", message: staleResult });
+  if (images) emit({ type: "log", level: "info", message: `${images.size} picture(s) encoded once by ${o.vision!.dir} in ${imageSeconds.toFixed(1)} s; training reuses their features` });
   if (baseGone && !retainOff(retain))
     emit({ type: "log", level: "warn", message: `no forgetting monitor: full training on the ${rt.backend} engine replaces the base weights, so there is no base model left to compare with` });
   if (truncated.length)
@@ -232,7 +253,7 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
     let sum = 0;
     let n = 0;
     for (const part of chunk(validation, o.microBatch)) {
-      const r = await rt.evalLoss(makeBatch(part, pad), true);
+      const r = await rt.evalLoss(makeBatch(part, pad, images), true);
       sum += r.lossSum;
       n += r.tokens;
     }
@@ -278,7 +299,7 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
       }
     };
     for (const part of chunk(batch, o.microBatch)) {
-      const r = await rt.lossAndGrads(makeBatch(part, pad), 1 / tokens);
+      const r = await rt.lossAndGrads(makeBatch(part, pad, images), 1 / tokens);
       lossSum += r.lossSum;
       accumulate(r);
       seen += part.reduce((a, e) => a + e.ids.length - 1, 0);
@@ -349,13 +370,22 @@ function padId(tok: TextTokenizer): number {
 /** What must be equal for a checkpoint to be resumable by this run. */
 function runFingerprint(o: TrainOptions, examples: Example[], a: Adapter, totalSteps: number, retain: RetainSpec, retainWeight: number): string {
   const h = crypto.createHash("sha256");
-  for (const e of examples) h.update(Int32Array.from(e.ids)).update(e.lossMask);
+  for (const e of examples) {
+    h.update(Int32Array.from(e.ids)).update(e.lossMask);
+    if (e.image) h.update(`image:${e.image}`); // only pictured examples: text runs keep their old fingerprints
+  }
   const shape = a instanceof LoraAdapter ? [`lora-r${a.config.r}`, `alpha${a.config.alpha}`, a.config.targets.join("+")] : [a.config.numPrompts, a.config.rank];
   const knobs = [o.method ?? "excitor", o.seed, o.batchSize, totalSteps, o.learningRate ?? "", o.validationShare, ...shape, a.config.layers.join("-")];
   // Appended only when not the default, so that runs checkpointed before these options existed stay resumable.
   if (retainLabel(retain) !== retainLabel(RETAIN_DEFAULT)) knobs.push(`retain-${retainLabel(retain)}`);
   if (retainWeight > 0) knobs.push(`retain-weight-${retainWeight}`);
   return `${knobs.join("/")}/data-${h.digest("hex").slice(0, 16)}`;
+}
+
+/** The adapter's vision block: the encoder folder as seen from the adapter folder, so the pair can move together. */
+function visionBlock(v: NonNullable<TrainOptions["vision"]>, outDir: string): VisionBlock {
+  const rel = path.relative(path.resolve(outDir), path.resolve(v.dir)).split(path.sep).join("/");
+  return { encoder: rel === "" ? "." : rel, featureLayer: v.featureLayer, numTokens: v.encoder.numTokens, hiddenSize: v.encoder.hiddenSize };
 }
 
 function validateOptions(o: TrainOptions, rt: ModelRuntime): void {

@@ -46,6 +46,7 @@ export interface PreprocessConfig {
   doNormalize: boolean;
   imageMean: [number, number, number];
   imageStd: [number, number, number];
+  /** Read for completeness: images are always converted to RGB (the encoder takes 3 channels; without it transformers fails on greyscale). */
   doConvertRgb: boolean;
 }
 

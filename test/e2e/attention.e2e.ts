@@ -12,7 +12,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
 import type { Frame, Page } from "playwright-core";
-import { trainFromPalette, ARTIFACTS, pickQuick, runCommand, screenshot, setTheme, waitFor, webviewFrame, workbenchForFile } from "./harness";
+import { trainFromPalette, ARTIFACTS, pickQuick, runCommand, screenshot, setTheme, typeInFileDialog, waitFor, webviewFrame, workbenchForFile } from "./harness";
 
 const wb = workbenchForFile("attention", "attention-");
 
@@ -177,22 +177,7 @@ test("a 151-token map: fits the panel, every label reachable, spans marked, bars
 /** Clicks an export button and saves through VS Code's file dialog to `file`. */
 async function exportTo(page: Page, panel: Frame, button: string, file: string): Promise<void> {
   await panel.locator(button).click();
-  const input = page.locator(".quick-input-widget input.input");
-  const rows = page.locator(".quick-input-list .monaco-list-row");
-  let last = "";
-  // The dialog first fills in its default folder and lists it; typing before that gets overwritten.
-  await waitFor(
-    async () => {
-      const value = await input.inputValue().catch(() => "");
-      const settled = value === last && value !== "" && (await rows.count()) > 0;
-      last = value;
-      if (!settled) await new Promise((r) => setTimeout(r, 400));
-      return settled || undefined;
-    },
-    20_000,
-    "the file dialog to settle",
-  );
-  await input.fill(file);
+  await typeInFileDialog(page, file);
   await waitFor(
     async () => {
       if (fs.existsSync(file)) return true;

@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { test } from "node:test";
 import type { Frame, Page } from "playwright-core";
 import { writeTinyModel } from "../helpers/tiny-model";
-import { trainFromPalette, pickQuick, runCommand, screenshot, setTheme, waitFor, webviewFrame, workbenchForFile } from "./harness";
+import { trainFromPalette, pickQuick, runCommand, screenshot, setTheme, typeInFileDialog, waitFor, webviewFrame, workbenchForFile } from "./harness";
 
 const wb = workbenchForFile("main", "");
 
@@ -116,28 +116,6 @@ test("Cancel in the progress notification stops the run with a checkpoint; Resum
 async function openChat(): Promise<Frame> {
   await runCommand(wb().page, "Excitor: Focus on Chat View");
   return webviewFrame(wb().page, "chat");
-}
-
-/**
- * Types a path into VS Code's own file dialog (what code-server shows for open and save dialogs).
- * The dialog first fills in its default folder and lists it; typing before that gets overwritten.
- */
-async function typePath(page: Page, file: string): Promise<void> {
-  const input = page.locator(".quick-input-widget input.input");
-  const rows = page.locator(".quick-input-list .monaco-list-row");
-  let last = "";
-  await waitFor(
-    async () => {
-      const value = await input.inputValue();
-      const settled = value === last && value !== "" && (await rows.count()) > 0;
-      last = value;
-      if (!settled) await new Promise((r) => setTimeout(r, 400));
-      return settled || undefined;
-    },
-    20_000,
-    "the file dialog to settle",
-  );
-  await input.fill(file);
 }
 
 /** Unfolds the chat's options (the Input field, the template, Compare) and the sampling fields in them. */
@@ -251,7 +229,7 @@ test("Show Attention opens the heatmap panel for a prompt", async () => {
   const target = path.join(wb().workspace, "heatmap.svg");
   await panel.locator("#export-svg").click();
   await input.waitFor();
-  await typePath(page, target);
+  await typeInFileDialog(page, target);
   // The dialog checks the typed path as it changes; accept once it shows it, again if a first click came too early.
   await waitFor(
     async () => {
@@ -280,7 +258,7 @@ test("Stop ends generation in the engine mid-answer", async () => {
   await pickQuick(page, "Browse…");
   const input = page.locator(".quick-input-widget input.input");
   await input.waitFor();
-  await typePath(page, slow + "/");
+  await typeInFileDialog(page, slow + "/");
   // A folder dialog lists sub-folders only: once it has moved into slow-model (which has none) just ".." is left.
   // Accepting before that would pick the parent folder.
   const rows = page.locator(".quick-input-list .monaco-list-row");

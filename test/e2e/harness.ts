@@ -149,6 +149,29 @@ export async function clickRow(page: Page, row: Locator): Promise<void> {
   await row.click();
 }
 
+/**
+ * Types `file` into VS Code's own file dialog (code-server's is a quick input). The dialog first
+ * fills in its default folder and lists it; typing before that gets overwritten, so this waits
+ * for the value to settle first.
+ */
+export async function typeInFileDialog(page: Page, file: string): Promise<void> {
+  const input = page.locator(".quick-input-widget input.input");
+  const rows = page.locator(".quick-input-list .monaco-list-row");
+  let last = "";
+  await waitFor(
+    async () => {
+      const value = await input.inputValue().catch(() => "");
+      const settled = value === last && value !== "" && (await rows.count()) > 0;
+      last = value;
+      if (!settled) await new Promise((r) => setTimeout(r, 400));
+      return settled || undefined;
+    },
+    20_000,
+    "the file dialog to settle",
+  );
+  await input.fill(file);
+}
+
 /** "Excitor: Train Adapter…" on the built-in demo model, then the dataset and preset rows with these labels. */
 export async function trainFromPalette(page: Page, preset: "Quick" | "Standard" | "Custom…", dataset = "Built-in demo instructions"): Promise<void> {
   await runCommand(page, "Excitor: Train Adapter");

@@ -6,10 +6,12 @@ import * as path from "node:path";
 import type * as tfc from "@tensorflow/tfjs";
 import { initTfjs, tf } from "../engine/backends/tfjs";
 import { readDataset } from "../engine/data/datasets";
-import { readHeader, readTensorF32 } from "../engine/formats/safetensors";
+import { readHeader } from "../engine/formats/safetensors";
 import { Rng } from "../engine/rng";
-import { clipForward, clipTensorShapes, type ClipWeights } from "../engine/vision/clip-tfjs";
+import { clipTensorShapes } from "../engine/vision/clip-tfjs";
 import { readPreprocessConfig, readVisionConfig, visionTokens } from "../engine/vision/config";
+import { VisionEncoder } from "../engine/vision/encoder";
+import { readImage } from "../engine/vision/image";
 import { imagePath, makeExamples, recordLine, VISION_SPLITS, type VisionRecord } from "../demo/vision/questions";
 import { COLORS, POSITIONS, randomScene, SCENE_SIZE } from "../demo/vision/scenes";
 import { registerTrainingKernels } from "../demo/vision/wasm-training-kernels";
@@ -17,22 +19,6 @@ import { registerTrainingKernels } from "../demo/vision/wasm-training-kernels";
 const repo = path.resolve(__dirname, "../..");
 const DATA = path.join(repo, "demo", "vision", "data");
 const ENCODER = path.join(repo, "demo", "vision", "encoder");
-
-interface Decoded {
-  width: number;
-  height: number;
-  data: Uint8Array;
-}
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { PNG } = require("pngjs") as { PNG: { sync: { read(b: Buffer): Decoded } } };
-
-/** RGB bytes of a PNG (pngjs decodes to RGBA). */
-function readPng(file: string): { width: number; height: number; rgb: Uint8Array } {
-  const p = PNG.sync.read(fs.readFileSync(file));
-  const rgb = new Uint8Array(p.width * p.height * 3);
-  for (let i = 0; i < p.width * p.height; i++) rgb.set(p.data.subarray(i * 4, i * 4 + 3), i * 3);
-  return { width: p.width, height: p.height, rgb };
-}
 
 const readJsonl = (f: string): (VisionRecord & { image: string })[] => fs.readFileSync(f, "utf8").trim().split("\n").map((l) => JSON.parse(l));
 const optionsOf = (r: VisionRecord): string[] => r.instruction.match(/: (.*)\?$/)![1].split(/, | or /).map((o) => o.replace(/^a /, ""));
@@ -45,9 +31,9 @@ test("vision demo data: the committed records and pictures are exactly what make
     assert.equal(lines.length, split.count);
     examples.forEach(({ record, scene }, i) => {
       assert.equal(lines[i], recordLine(record, imagePath(split.name, i)), `${split.name} line ${i + 1}`);
-      const png = readPng(path.join(DATA, imagePath(split.name, i)));
+      const png = readImage(path.join(DATA, imagePath(split.name, i)));
       assert.deepEqual([png.width, png.height], [SCENE_SIZE, SCENE_SIZE]);
-      assert.ok(Buffer.from(png.rgb).equals(Buffer.from(scene.pixels)), `${imagePath(split.name, i)} holds the scene's pixels`);
+      assert.ok(Buffer.from(png.data).equals(Buffer.from(scene.pixels)), `${imagePath(split.name, i)} holds the scene's pixels`);
     });
     assert.equal(readDataset(file).length, split.count, "the engine reads it as Alpaca JSONL");
   }
@@ -144,11 +130,6 @@ function ridge(X: number[][], Y: number[][], lambda: number): number[][] {
 
 const dist = (a: number[], b: number[]) => a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0);
 
-function loadTower(): ClipWeights {
-  const h = readHeader(path.join(ENCODER, "model.safetensors"));
-  return Object.fromEntries(Object.keys(h.tensors).map((n) => [n.replace(/^vision_model\./, ""), tf.tensor(readTensorF32(h, n).data, h.tensors[n].shape)]));
-}
-
 test("the demo image encoder is a small CLIPVisionModel folder the engine reads, and its features tell the pictures apart", async () => {
   await initTfjs("wasm");
   const size = fs.readdirSync(ENCODER).reduce((n, f) => n + fs.statSync(path.join(ENCODER, f)).size, 0);
@@ -163,31 +144,26 @@ test("the demo image encoder is a small CLIPVisionModel folder the engine reads,
 
   // A linear read-out of the class token, fitted on the training set's count pictures, counts
   // the shapes of the held-out ones (the tower never saw either set).
-  const w = loadTower();
-  const classTokens = (rows: { image: string }[]): number[][] => {
-    const x = new Float32Array(rows.length * 3 * 32 * 32);
-    rows.forEach((r, b) => {
-      const { rgb } = readPng(path.join(DATA, r.image));
-      for (let ch = 0; ch < 3; ch++) for (let i = 0; i < 32 * 32; i++) x[(b * 3 + ch) * 1024 + i] = (rgb[i * 3 + ch] * pre.rescaleFactor - pre.imageMean[ch]) / pre.imageStd[ch];
-    });
-    const f = tf.tidy(() => clipForward(w, c, tf.tensor4d(x, [rows.length, 3, 32, 32]), -1));
-    assert.deepEqual(f.shape, [rows.length, visionTokens(c), c.hiddenSize]);
-    const v = f.dataSync();
-    f.dispose();
+  const encoder = await VisionEncoder.load(ENCODER, { engine: "tfjs" });
+  const [N, C] = [encoder.numTokens, encoder.hiddenSize];
+  assert.deepEqual([N, C], [visionTokens(c), 64]);
+  const classTokens = async (rows: { image: string }[]): Promise<number[][]> => {
+    const v = await encoder.featuresOf(rows.map((r) => path.join(DATA, r.image)));
+    assert.equal(v.length, rows.length * N * C);
     assert.ok(v.every(Number.isFinite));
-    return rows.map((_, b) => [...v.subarray(b * visionTokens(c) * c.hiddenSize, b * visionTokens(c) * c.hiddenSize + c.hiddenSize), 1]);
+    return rows.map((_, b) => [...v.subarray(b * N * C, b * N * C + C), 1]);
   };
   const counts = ["one", "two", "three"];
   const fitRows = readJsonl(path.join(DATA, "train.jsonl")).filter((r) => r.task === "count");
   const testRows = readJsonl(path.join(DATA, "heldout.jsonl")).filter((r) => r.task === "count");
-  const W = ridge(classTokens(fitRows), fitRows.map((r) => counts.map((n) => (n === r.answer ? 1 : 0))), 1e-2);
-  const predicted = classTokens(testRows).map((x) => {
+  const W = ridge(await classTokens(fitRows), fitRows.map((r) => counts.map((n) => (n === r.answer ? 1 : 0))), 1e-2);
+  const predicted = (await classTokens(testRows)).map((x) => {
     const y = counts.map((_, k) => x.reduce((s, xi, i) => s + xi * W[i][k], 0));
     return counts[y.indexOf(Math.max(...y))];
   });
   const correct = predicted.filter((p, i) => p === testRows[i].answer).length;
   assert.ok(correct >= 0.9 * testRows.length, `${correct} of ${testRows.length} held-out pictures counted right`);
-  tf.dispose(Object.values(w));
+  encoder.dispose();
 });
 
 test("the wasm kernels the encoder's pretraining registers compute what the cpu backend does", async () => {

@@ -11,15 +11,15 @@ import * as path from "node:path";
 import { createHash } from "node:crypto";
 import { writeFileAtomic } from "../../engine/fs-atomic";
 import { imagePath, makeExamples, recordLine, VISION_SPLITS, type VisionExample } from "../vision/questions";
+import { encodePng } from "../../engine/vision/image";
 import { SCENE_SIZE } from "../vision/scenes";
-import { writePng } from "../vision/png";
 
 const VISION_DATA_DIR = path.resolve(__dirname, "../../../demo/vision/data");
 
 function writeSplit(name: string, examples: VisionExample[]): void {
   const rows = examples.map(({ record, scene }, i) => {
     const image = imagePath(name, i);
-    writePng(path.join(VISION_DATA_DIR, image), scene.pixels, SCENE_SIZE, SCENE_SIZE);
+    writeFileAtomic(path.join(VISION_DATA_DIR, image), encodePng({ width: SCENE_SIZE, height: SCENE_SIZE, data: scene.pixels }));
     return recordLine(record, image);
   });
   writeFileAtomic(path.join(VISION_DATA_DIR, `${name}.jsonl`), rows.join("\n") + "\n");

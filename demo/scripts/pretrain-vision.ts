@@ -12,19 +12,23 @@
  *
  *   npm run build && node dist/demo/scripts/pretrain-vision.js [--steps N] [--batch B] [--lr X] [--out DIR]
  *
- * After training it reloads the written folder and fits fresh linear probes on frozen features
- * of other scenes (and, for comparison, of the untrained tower), measured on held-out scenes.
+ * After training it loads the written folder with the engine's VisionEncoder and fits fresh
+ * linear probes on its features of other scenes (and, for comparison, on the untrained tower's),
+ * measured on held-out scenes.
  */
+import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type * as tfc from "@tensorflow/tfjs";
 import { initTfjs, tf } from "../../engine/backends/tfjs";
-import { readHeader, readTensorF32, writeSafetensors, type F32Tensor } from "../../engine/formats/safetensors";
+import { writeSafetensors, type F32Tensor } from "../../engine/formats/safetensors";
 import { writeFileAtomic } from "../../engine/fs-atomic";
 import { Rng } from "../../engine/rng";
 import { AdamW, ADAMW_DEFAULTS } from "../../engine/train/optimizer";
 import { clipForward, clipTensorShapes, type ClipWeights } from "../../engine/vision/clip-tfjs";
-import { parsePreprocessConfig, parseVisionConfig, readPreprocessConfig, readVisionConfig, visionGrid, type PreprocessConfig, type VisionConfig } from "../../engine/vision/config";
+import { parsePreprocessConfig, parseVisionConfig, visionGrid, type PreprocessConfig, type VisionConfig } from "../../engine/vision/config";
+import { VisionEncoder } from "../../engine/vision/encoder";
+import { normalizePixels } from "../../engine/vision/preprocess";
 import type { JsonObject } from "../../engine/json-file";
 import { COLORS, KINDS, POSITIONS, randomScene, SCENE_SIZE, type Scene } from "../vision/scenes";
 import { registerTrainingKernels } from "../vision/wasm-training-kernels";
@@ -100,14 +104,11 @@ const scored = (h: Head, label: number) => h.task === "count" || label !== NONE;
 
 // ---- tensors ---------------------------------------------------------------------------------
 
-/** CLIP's preprocessing for a picture already at crop size: rescale 1/255, normalise; NCHW. */
+/** The engine's preprocessing (a picture already at crop size: rescale, normalise), NCHW. */
 function pixelsOf(scenes: Scene[], pre: PreprocessConfig): tfc.Tensor4D {
   const S = SCENE_SIZE;
   const x = new Float32Array(scenes.length * 3 * S * S);
-  scenes.forEach((s, b) => {
-    for (let c = 0; c < 3; c++)
-      for (let i = 0; i < S * S; i++) x[((b * 3 + c) * S * S) + i] = (s.pixels[i * 3 + c] * pre.rescaleFactor - pre.imageMean[c]) / pre.imageStd[c];
-  });
+  scenes.forEach((s, b) => x.set(normalizePixels({ width: S, height: S, data: s.pixels }, pre), b * 3 * S * S));
   return tf.tensor4d(x, [scenes.length, 3, S, S]);
 }
 
@@ -192,8 +193,7 @@ function initTower(c: VisionConfig, rng: Rng): Record<string, F32Tensor> {
   return t;
 }
 
-const toTf = (t: Record<string, F32Tensor>, variable: boolean): ClipWeights =>
-  Object.fromEntries(Object.entries(t).map(([n, v]) => [n, variable ? tf.variable(tf.tensor(v.data, v.shape)) : tf.tensor(v.data, v.shape)]));
+const variables = (t: Record<string, F32Tensor>): ClipWeights => Object.fromEntries(Object.entries(t).map(([n, v]) => [n, tf.variable(tf.tensor(v.data, v.shape))]));
 
 function fromTf(w: ClipWeights): Record<string, F32Tensor> {
   return Object.fromEntries(Object.entries(w).map(([n, v]) => [n, { shape: v.shape, data: Float32Array.from(v.dataSync()) }]));
@@ -230,13 +230,13 @@ function makeHeads(heads: Head[], C: number, rng: Rng): { w: tfc.Variable; b: tf
 
 const apply = (x: tfc.Tensor2D, h: { w: tfc.Tensor; b: tfc.Tensor }) => tf.add(tf.matMul(x, h.w), h.b) as tfc.Tensor2D;
 
-/** Features the heads read: the pooled class token [B, Cv] and the patch tokens [B·G², Cv]. */
-function features(w: ClipWeights, c: VisionConfig, pixels: tfc.Tensor4D, pooled: boolean): { cls: tfc.Tensor2D; patches: tfc.Tensor2D } {
+/** What the heads read: the pooled class token (CLIP's pooler) [B, Cv] and the patch tokens [B·G², Cv]. */
+function features(w: ClipWeights, c: VisionConfig, pixels: tfc.Tensor4D): { cls: tfc.Tensor2D; patches: tfc.Tensor2D } {
   const F = clipForward(w, c, pixels, -1); // what Excitor reads: the last layer, no post_layernorm
   const [B, N, C] = F.shape;
   const token0 = tf.reshape(tf.slice(F, [0, 0, 0], [B, 1, C]), [B, C]) as tfc.Tensor2D;
   return {
-    cls: pooled ? layerNorm(token0, w["post_layernorm.weight"], w["post_layernorm.bias"], c.layerNormEps) : token0,
+    cls: layerNorm(token0, w["post_layernorm.weight"], w["post_layernorm.bias"], c.layerNormEps),
     patches: tf.reshape(tf.slice(F, [0, 1, 0], [B, N - 1, C]), [B * (N - 1), C]) as tfc.Tensor2D,
   };
 }
@@ -246,7 +246,7 @@ function features(w: ClipWeights, c: VisionConfig, pixels: tfc.Tensor4D, pooled:
 function pretrain(c: VisionConfig, pre: PreprocessConfig): { tower: Record<string, F32Tensor>; finalLoss: number; seconds: number; cpuSeconds: number } {
   const cpu0 = process.cpuUsage();
   const rng = new Rng(SEED);
-  const tower = toTf(initTower(c, rng), true);
+  const tower = variables(initTower(c, rng));
   const g = makeHeads(GLOBAL_HEADS, c.hiddenSize, rng);
   const p = makeHeads(PATCH_HEADS, c.hiddenSize, rng);
   const fit = new Fit([...(Object.values(tower) as tfc.Variable[]), g.w, g.b, p.w, p.b]);
@@ -261,7 +261,7 @@ function pretrain(c: VisionConfig, pre: PreprocessConfig): { tower: Record<strin
     const py = targetsOf(labelsOf(scenes, PATCH_HEADS, true), PATCH_HEADS);
     const pixels = pixelsOf(scenes, pre);
     const l = fit.step(() => {
-      const f = features(tower, c, pixels, true);
+      const f = features(tower, c, pixels);
       return tf.add(headsLoss(apply(f.cls, g), gy, GLOBAL_HEADS), headsLoss(apply(f.patches, p), py, PATCH_HEADS)) as tfc.Scalar;
     }, lr);
     tf.dispose([pixels, ...gy, ...py]);
@@ -285,15 +285,29 @@ interface ProbeResult {
 }
 
 /**
- * Fits fresh linear heads on the frozen tower's features (the class token and the patch tokens as
- * Excitor reads them, standardised with the fit set's statistics) and scores them on held-out
- * scenes; accuracy per task, over the heads of that task, against always answering the fit set's
- * most common class.
+ * Fits fresh linear heads on the features of a tower folder as the engine's VisionEncoder gives
+ * them to Excitor (the class token and the patch tokens, standardised with the fit set's
+ * statistics) and scores them on held-out scenes; accuracy per task, over the heads of that task,
+ * against always answering the fit set's most common class.
  */
-function probe(w: ClipWeights, c: VisionConfig, pre: PreprocessConfig, fit: Scene[], test: Scene[]): ProbeResult[] {
-  const feats = (scenes: Scene[]) => tf.tidy(() => features(w, c, pixelsOf(scenes, pre), false));
-  const a = feats(fit);
-  const b = feats(test);
+async function probe(dir: string, fit: Scene[], test: Scene[]): Promise<ProbeResult[]> {
+  const encoder = await VisionEncoder.load(dir, { engine: "tfjs" });
+  const feats = async (scenes: Scene[]) => {
+    const S = encoder.imageSize;
+    const [N, C] = [encoder.numTokens, encoder.hiddenSize];
+    const pixels = new Float32Array(scenes.length * 3 * S * S);
+    scenes.forEach((s, b) => pixels.set(normalizePixels({ width: S, height: S, data: s.pixels }, encoder.preprocessConfig), b * 3 * S * S));
+    const F = tf.tensor3d(await encoder.encode(pixels, scenes.length), [scenes.length, N, C]);
+    const out = tf.tidy(() => ({
+      cls: tf.reshape(tf.slice(F, [0, 0, 0], [scenes.length, 1, C]), [scenes.length, C]) as tfc.Tensor2D,
+      patches: tf.reshape(tf.slice(F, [0, 1, 0], [scenes.length, N - 1, C]), [scenes.length * (N - 1), C]) as tfc.Tensor2D,
+    }));
+    F.dispose();
+    return out;
+  };
+  const a = await feats(fit);
+  const b = await feats(test);
+  encoder.dispose();
   const results: ProbeResult[] = [];
   for (const [readout, heads, perPatch, key] of [["class token", GLOBAL_HEADS, false, "cls"], ["patch tokens", PATCH_HEADS, true, "patches"]] as const) {
     const xFit = a[key];
@@ -304,7 +318,7 @@ function probe(w: ClipWeights, c: VisionConfig, pre: PreprocessConfig, fit: Scen
     const xb = norm(b[key]);
     const ya = labelsOf(fit, heads, perPatch);
     const yb = labelsOf(test, heads, perPatch);
-    const h = makeHeads(heads, c.hiddenSize, new Rng(24));
+    const h = makeHeads(heads, xFit.shape[1], new Rng(24));
     const targets = targetsOf(ya, heads);
     const fitter = new Fit([h.w, h.b]);
     for (let i = 0; i < PROBE_STEPS; i++) fitter.step(() => headsLoss(apply(xa, h), targets, heads), 2e-2);
@@ -340,13 +354,11 @@ function majority(heads: Head[], idx: number[], fit: Int32Array, test: Int32Arra
   return correct / total;
 }
 
-function readTower(dir: string): ClipWeights {
-  const header = readHeader(path.join(dir, "model.safetensors"));
-  const prefix = "vision_model.";
-  return Object.fromEntries(Object.keys(header.tensors).filter((n) => n.startsWith(prefix)).map((n) => {
-    const t = readTensorF32(header, n);
-    return [n.slice(prefix.length), tf.tensor(t.data, t.shape)];
-  }));
+/** A CLIPVisionModel folder: config, preprocessor config, and the tensors under `vision_model.`. */
+function writeTower(dir: string, tower: Record<string, F32Tensor>): void {
+  writeFileAtomic(path.join(dir, "config.json"), JSON.stringify(CONFIG, null, 2) + "\n");
+  writeFileAtomic(path.join(dir, "preprocessor_config.json"), JSON.stringify(PREPROCESSOR, null, 2) + "\n");
+  writeSafetensors(path.join(dir, "model.safetensors"), Object.fromEntries(Object.entries(tower).map(([n, t]) => [`vision_model.${n}`, t])), { format: "pt" });
 }
 
 async function main(): Promise<void> {
@@ -356,21 +368,22 @@ async function main(): Promise<void> {
   const pre = parsePreprocessConfig(PREPROCESSOR as unknown as JsonObject);
   console.log(`pretraining the vision tower on ${backend.name}: ${STEPS} steps x ${BATCH} scenes, lr ${LR}`);
   const { tower, finalLoss, seconds, cpuSeconds } = pretrain(c, pre);
-  // every file at the end, each atomically: an interrupted run leaves the previous tower whole
-  writeFileAtomic(path.join(out, "config.json"), JSON.stringify(CONFIG, null, 2) + "\n");
-  writeFileAtomic(path.join(out, "preprocessor_config.json"), JSON.stringify(PREPROCESSOR, null, 2) + "\n");
-  writeSafetensors(path.join(out, "model.safetensors"), Object.fromEntries(Object.entries(tower).map(([n, t]) => [`vision_model.${n}`, t])), { format: "pt" });
+  writeTower(out, tower); // every file at the end, each atomically: an interrupted run leaves the previous tower whole
 
   const fitRng = new Rng(SEED + 1);
   const testRng = new Rng(SEED + 2);
   const fit = Array.from({ length: PROBE_FIT }, () => randomScene(fitRng));
   const test = Array.from({ length: PROBE_TEST }, () => randomScene(testRng));
   const tProbe = performance.now();
-  const trained = readTower(out);
-  const probes = probe(trained, readVisionConfig(out), readPreprocessConfig(out), fit, test); // as written
-  const untrained = toTf(initTower(c, new Rng(SEED)), false);
-  const baseline = probe(untrained, c, pre, fit, test);
-  tf.dispose([...Object.values(trained), ...Object.values(untrained)]);
+  const probes = await probe(out, fit, test); // the folder as written, read by the engine
+  const untrained = fs.mkdtempSync(path.join(os.tmpdir(), "untrained-tower-"));
+  let baseline: ProbeResult[];
+  try {
+    writeTower(untrained, initTower(c, new Rng(SEED)));
+    baseline = await probe(untrained, fit, test);
+  } finally {
+    fs.rmSync(untrained, { recursive: true, force: true });
+  }
   const rows = probes.map((r, i) => ({ ...r, untrained: baseline[i].accuracy }));
   console.log(`probes: ${((performance.now() - tProbe) / 1000).toFixed(0)} s`);
   const info = {
@@ -400,7 +413,7 @@ on the left, right, top or bottom of a dark picture.
 |---|---|
 | pretraining | ${STEPS} steps of ${BATCH} fresh scenes, the engine's AdamW without weight decay, peak lr ${LR}, warmup then cosine, the engine's forward pass (\`engine/vision/clip-tfjs.ts\`) on tfjs ${info.backend} |
 | objective | linear heads, dropped at export: on the pooled class token (post_layernorm), how many shapes, where each kind is and its colour, which kind and colour is at each place; on each patch token of the last layer, the kind and colour of the shape under it |
-| time | ${info.seconds} s (${info.cpuSeconds} s of CPU: the machine was shared) on ${info.cores} cores (${info.cpu}); final loss (running mean) ${info.finalLoss.toFixed(3)} |
+| time | ${info.seconds} s (${info.cpuSeconds} s of CPU time; the machine is shared with other work) on ${info.cores} cores (${info.cpu}); final loss (running mean) ${info.finalLoss.toFixed(3)} |
 
 Linear probes fitted on the frozen features Excitor reads (last layer, no post_layernorm) of
 ${PROBE_FIT} scenes and scored on ${PROBE_TEST} others; "none" answers (an empty place, an absent kind, an

@@ -1,8 +1,13 @@
 /**
- * The multimodal demo's instruction set: one question about one scene, answered by a short fixed
- * sentence whose deciding word is one of the options the question lists ("What color is the
- * circle: red, green or blue?" -> "It is green."). Excitor's image path only re-weights
- * attention over the text, so the answer must be there to attend to.
+ * The multimodal demo's instruction set: one question about one scene, answered by a short
+ * sentence in the demo stories' own style whose deciding word is one of the options the question
+ * lists ("What color is the ball: red, green or blue?" -> "The ball was green."). Excitor's image
+ * path only re-weights attention over the text, so the answer must be there to attend to.
+ *
+ * Four tasks: the color of a named shape, which shape is at a place, the color of what is at a
+ * place (where things are decides it), and how many shapes there are. Shapes are named by story
+ * objects that are single tokens (KIND_NAMES); the places and counts are not, and stay in the
+ * question or in the count answer.
  *
  * Balanced so that the text alone says nothing: each task is a quarter of the records, answers
  * are spread evenly over their values, the right option is first, second or third equally often,
@@ -11,7 +16,7 @@
 import { Rng } from "../../engine/rng";
 import { COLORS, KINDS, POSITIONS, randomShapes, renderScene, type Scene } from "./scenes";
 
-export const TASK_NAMES = ["color", "shape", "count", "position"] as const;
+export const TASK_NAMES = ["color", "shape", "place", "count"] as const;
 export type TaskName = (typeof TASK_NAMES)[number];
 
 export interface VisionRecord {
@@ -44,6 +49,14 @@ export function imagePath(split: string, i: number): string {
 export function recordLine(r: VisionRecord, image: string): string {
   return JSON.stringify({ instruction: r.instruction, input: r.input, output: r.output, image, answer: r.answer, task: r.task });
 }
+
+/**
+ * What the questions call each kind: objects of the demo model's stories, each one token of its
+ * tokenizer ("square" is five: ▁s|q|u|ar|e). An answer word the model must spell out piece by
+ * piece is far harder to learn than one it copies whole (measured: demo/README.md).
+ */
+export const KIND_NAMES = { square: "box", circle: "ball", triangle: "hat" } as const;
+const NAMES = KINDS.map((k) => KIND_NAMES[k]);
 
 const COUNT_WORDS = ["one", "two", "three"] as const;
 const OPTIONS = 3;
@@ -90,18 +103,20 @@ export function makeExamples(n: number, seed: number): VisionExample[] {
     let scene: Scene;
     if (task === "color") {
       scene = renderScene(rng, randomShapes(rng, count, { kind, color }));
-      record = { instruction: `What color is the ${kind}: ${listed(options(rng, color, COLORS, at))}?`, input: "", output: ` It is ${color}.`, answer: color, task };
+      const name = KIND_NAMES[kind];
+      record = { instruction: `What color is the ${name}: ${listed(options(rng, color, COLORS, at))}?`, input: "", output: ` The ${name} was ${color}.`, answer: color, task };
     } else if (task === "shape") {
       scene = renderScene(rng, randomShapes(rng, count, { kind, position }));
-      const opts = options(rng, kind, KINDS, at).map((k) => `a ${k}`);
-      record = { instruction: `What shape is on the ${position}: ${listed(opts)}?`, input: "", output: ` It is a ${kind}.`, answer: kind, task };
-    } else if (task === "position") {
-      scene = renderScene(rng, randomShapes(rng, count, { kind, position }));
-      record = { instruction: `Where is the ${kind}: ${listed(options(rng, position, POSITIONS, at))}?`, input: "", output: ` It is on the ${position}.`, answer: position, task };
+      const name = KIND_NAMES[kind];
+      const opts = options(rng, name, NAMES, at).map((k) => `a ${k}`);
+      record = { instruction: `What is on the ${position}: ${listed(opts)}?`, input: "", output: ` It was a ${name}.`, answer: name, task };
+    } else if (task === "place") {
+      scene = renderScene(rng, randomShapes(rng, count, { color, position }));
+      record = { instruction: `What color is on the ${position}: ${listed(options(rng, color, COLORS, at))}?`, input: "", output: ` It was ${color}.`, answer: color, task };
     } else {
       scene = renderScene(rng, randomShapes(rng, count));
       const word = COUNT_WORDS[count - 1];
-      record = { instruction: `How many shapes are there: ${listed(COUNT_WORDS)}?`, input: "", output: count === 1 ? " There is one." : ` There are ${word}.`, answer: word, task };
+      record = { instruction: `How many shapes are there: ${listed(COUNT_WORDS)}?`, input: "", output: count === 1 ? " There was one." : ` There were ${word}.`, answer: word, task };
     }
     return { record, scene };
   });

@@ -22,6 +22,7 @@ import * as path from "node:path";
 import type * as tfc from "@tensorflow/tfjs";
 import { initTfjs, tf } from "../../engine/backends/tfjs";
 import { writeSafetensors, type F32Tensor } from "../../engine/formats/safetensors";
+import { FEATURE_SCALE, scaleResidualStream } from "../vision/feature-scale";
 import { writeFileAtomic } from "../../engine/fs-atomic";
 import { Rng } from "../../engine/rng";
 import { AdamW, ADAMW_DEFAULTS } from "../../engine/train/optimizer";
@@ -358,7 +359,8 @@ function majority(heads: Head[], idx: number[], fit: Int32Array, test: Int32Arra
 function writeTower(dir: string, tower: Record<string, F32Tensor>): void {
   writeFileAtomic(path.join(dir, "config.json"), JSON.stringify(CONFIG, null, 2) + "\n");
   writeFileAtomic(path.join(dir, "preprocessor_config.json"), JSON.stringify(PREPROCESSOR, null, 2) + "\n");
-  writeSafetensors(path.join(dir, "model.safetensors"), Object.fromEntries(Object.entries(tower).map(([n, t]) => [`vision_model.${n}`, t])), { format: "pt" });
+  const scaled = scaleResidualStream(tower, FEATURE_SCALE); // why: demo/vision/feature-scale.ts
+  writeSafetensors(path.join(dir, "model.safetensors"), Object.fromEntries(Object.entries(scaled).map(([n, t]) => [`vision_model.${n}`, t])), { format: "pt" });
 }
 
 async function main(): Promise<void> {

@@ -123,7 +123,7 @@ const fmt = (x: number) => x.toExponential(1);
  * projections; how it was chosen is in demo/README.md, "The multimodal demo".
  */
 export const VISION_DEMO_RECIPE = {
-  epochs: 6,
+  epochs: 40,
   batchSize: 16,
   microBatch: 16,
   numPrompts: 30,

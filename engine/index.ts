@@ -1,10 +1,13 @@
 /** The engine's public surface: what cli/ and extension/ import. Nothing here knows its caller. */
 export { ExcitorInputError } from "./errors";
 export { openModel, BACKEND_CHOICES, type BackendChoice, type OpenOptions } from "./load";
-export type { ModelRuntime, DecodeSession, TrainBatch, LossAndGrads } from "./runtime";
+export { singleImage, type ModelRuntime, type DecodeSession, type TrainBatch, type LossAndGrads, type ImageFeatures } from "./runtime";
 export { readModelConfig, countBaseParameters, SUPPORTED_ARCHITECTURES, type ModelConfig } from "./model/config";
 export { ExcitorAdapter } from "./excitor/adapter";
-export { defaultLayers, type ExcitorConfig } from "./excitor/config";
+export { defaultLayers, type ExcitorConfig, type VisionBlock } from "./excitor/config";
+export { VisionEncoder, type VisionEncoderOptions } from "./vision/encoder";
+export { openAdapterEncoder, pictureFeatures } from "./vision/attach";
+export type { ImageEncoder } from "./train/images";
 export { TextTokenizer, type ChatMessage } from "./tokenizer/tokenizer";
 export { readDataset, type DatasetRecord } from "./data/datasets";
 export { encodeRecord, encodeChatPrompt, type Example } from "./data/encode";
@@ -16,3 +19,4 @@ export { generate, type GenerateOptions, type GenerateResult } from "./generate/
 export { DEFAULT_SAMPLING, type SamplingOptions } from "./generate/sampler";
 export { scoreIds, type ScoreResult } from "./score";
 export { attentionReport, type AttentionReport } from "./analysis/attention";
+export type { ImageAttention } from "./analysis/image-attention-types";

@@ -76,6 +76,11 @@ const URI_TYPES = ["application/vnd.code.uri-list", "text/uri-list"];
 /** Drops onto `target` and pastes anywhere in the view. */
 export function imageDrop(target: HTMLElement, on: DropHandlers): void {
   const carriesFiles = (d: DataTransfer | null) => !!d && (d.types.includes("Files") || URI_TYPES.some((t) => d.types.includes(t)));
+  // Taken on dragenter too: a drag the view leaves unclaimed there is reported to VS Code, which lays
+  // its editor-drop overlay over the view and keeps it until the drag ends in the workbench.
+  target.addEventListener("dragenter", (e) => {
+    if (carriesFiles(e.dataTransfer)) e.preventDefault();
+  });
   target.addEventListener("dragover", (e) => {
     if (!carriesFiles(e.dataTransfer)) return;
     e.preventDefault();

@@ -61,7 +61,8 @@ async function openChat(): Promise<Frame> {
 }
 
 /**
- * Drops a file with these bytes onto the chat, as the desktop would: a DataTransfer holding a File.
+ * Drops a file with these bytes onto the chat, as the desktop would: a DataTransfer holding a File,
+ * with Shift held (VS Code takes a drag over any webview for its editor area unless Shift is held).
  * A string: this file is compiled without the DOM's types.
  */
 async function dropFile(chat: Frame, name: string, type: string, bytes: Buffer): Promise<void> {
@@ -69,7 +70,7 @@ async function dropFile(chat: Frame, name: string, type: string, bytes: Buffer):
     const bytes = Uint8Array.from(atob(${JSON.stringify(bytes.toString("base64"))}), (c) => c.charCodeAt(0));
     const dt = new DataTransfer();
     dt.items.add(new File([bytes], ${JSON.stringify(name)}, { type: ${JSON.stringify(type)} }));
-    for (const kind of ["dragenter", "dragover", "drop"]) document.body.dispatchEvent(new DragEvent(kind, { dataTransfer: dt, bubbles: true, cancelable: true }));
+    for (const kind of ["dragenter", "dragover", "drop"]) document.body.dispatchEvent(new DragEvent(kind, { dataTransfer: dt, bubbles: true, cancelable: true, shiftKey: true }));
   })()`);
 }
 
@@ -92,8 +93,10 @@ async function chooseInDialog(page: Page, file: string, accept: string, done: ()
 test("the chat with a multimodal adapter: attach, drop and remove an image, ask about it, and see where the answer looks in the picture", async () => {
   const { page } = wb();
   const chat = await openChat();
-  // Before the adapter: the demo model, no adapter, no attach button.
-  assert.equal(await chat.locator("#attach-image").isVisible(), false, "no attach button without a multimodal adapter");
+  // Without an adapter: no attach button.
+  await chat.locator("#adapter").click();
+  await chat.locator("#adapter vscode-option", { hasText: "none (base model only)" }).click();
+  await waitFor(async () => ((await chat.locator("#attach-image").isVisible()) ? undefined : true), 20_000, "no attach button without a multimodal adapter");
 
   await chat.locator("#change-model").click();
   await pickQuick(page, "vision-model");
@@ -124,7 +127,11 @@ test("the chat with a multimodal adapter: attach, drop and remove an image, ask 
   assert.equal(await text(chat, "#pending-image .pending-name"), "picture.png");
   await screenshot(page, "vision-1-attached");
 
-  // The question goes with the picture.
+  // The question goes with the picture; a short answer keeps the attention report small.
+  if (!(await chat.locator("#options").isVisible())) await chat.locator("#options-toggle").click();
+  await chat.locator("details#sampling").evaluate((d) => ((d as unknown as { open: boolean }).open = true));
+  await chat.locator("#max-tokens input").fill("12");
+  await chat.locator("#options-toggle").click();
   await chat.locator("#prompt textarea").fill("What is in the picture?");
   await chat.locator("#prompt textarea").press("Enter");
   await waitFor(async () => ((await chat.locator(".turn.assistant").count()) === 1 && !(await busy(chat)) ? true : undefined), 120_000, "the answer");
@@ -158,7 +165,8 @@ test("the chat with a multimodal adapter: attach, drop and remove an image, ask 
   assert.ok((await painted("image-tuned")) <= GRID * GRID);
   assert.equal(await painted("image-base"), 0, "the base model's picture has no heat");
   assert.match(await text(panel, "#image-base figcaption"), /cannot see the image/);
-  // Pointing at a patch reads it out.
+  // Pointing at a patch reads it out (the section is below the token heatmap: scrolled to first).
+  await panel.locator("#image-tuned canvas").scrollIntoViewIfNeeded();
   const box = (await panel.locator("#image-tuned canvas").boundingBox())!;
   await page.mouse.move(box.x + box.width / (2 * GRID), box.y + box.height / (2 * GRID));
   await waitFor(async () => ((await text(panel, "#image-readout")).startsWith("Patch 0 (row 0, column 0): ") ? true : undefined), 10_000, "the readout of patch 0");

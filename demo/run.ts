@@ -21,8 +21,7 @@ import { TextTokenizer } from "../engine/tokenizer/tokenizer";
 import { DEMO_RECIPE } from "../engine/train/recipe";
 import { train, TRAIN_DEFAULTS } from "../engine/train/trainer";
 import { writeFileAtomic } from "../engine/fs-atomic";
-import { trainReporter } from "../cli/progress";
-import { stdinStopSignal } from "../cli/session";
+import { demoControls } from "./run-controls";
 import { instructionAttention, type LayerInstructionMass } from "../engine/analysis/instruction-attention";
 import { accuracy, answerAll, answerPerplexity, perplexity, answerWordAttention, type Answer } from "./evaluate";
 import { lossChartSvg, type LossPoint } from "./loss-chart";
@@ -63,11 +62,7 @@ async function main(): Promise<void> {
   const before = { answers: await answerAll(rt, tok, heldout, false), answerPpl: await answerPerplexity(rt, tok, heldout, false), ppl: await perplexity(rt, tok, domain, false) };
 
   for (const f of OUTPUTS) fs.rmSync(path.join(OUT, f), { recursive: true, force: true });
-  const reporter = JSON_EVENTS ? undefined : trainReporter();
-  const interrupt = new AbortController();
-  process.once("SIGINT", () => interrupt.abort());
-  const control = JSON_EVENTS ? stdinStopSignal() : undefined;
-  control?.signal.addEventListener("abort", () => interrupt.abort());
+  const controls = demoControls(JSON_EVENTS);
   const losses: LossPoint[] = [];
   const validation: LossPoint[] = [];
   const speeds: number[] = [];
@@ -81,18 +76,16 @@ async function main(): Promise<void> {
     maxSteps: MAX_STEPS,
     seed: SEED,
     checkpointEvery: 25,
-    signal: interrupt.signal,
+    signal: controls.signal,
     onEvent: (e) => {
-      if (JSON_EVENTS) process.stdout.write(JSON.stringify(e) + "\n");
-      else reporter?.onEvent(e);
+      controls.onEvent(e);
       if (e.type === "step") {
         losses.push({ step: e.step, loss: e.loss });
         speeds.push(e.tokensPerSecond);
       } else if (e.type === "validation") validation.push({ step: e.step, loss: e.loss });
     },
   });
-  reporter?.stop();
-  control?.dispose();
+  controls.done();
   const trainSeconds = (performance.now() - trainStart) / 1000;
   if (result.status === "cancelled") {
     say(`demo stopped at step ${result.step}; the adapter and a checkpoint are in ${OUT}`);

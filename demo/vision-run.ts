@@ -11,8 +11,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { trainReporter } from "../cli/progress";
-import { stdinStopSignal } from "../cli/session";
+import { demoControls } from "./run-controls";
 import { alpacaPrompt } from "../engine/data/templates";
 import { writeFileAtomic } from "../engine/fs-atomic";
 import { generate } from "../engine/generate/generate";
@@ -93,11 +92,7 @@ export async function visionDemo(): Promise<void> {
   const before = { answers: await answerAll(rt, tok, heldout, false), ppl: await perplexity(rt, tok, stories, false) };
 
   for (const f of OUTPUTS) fs.rmSync(path.join(OUT, f), { recursive: true, force: true });
-  const reporter = JSON_EVENTS ? undefined : trainReporter();
-  const interrupt = new AbortController();
-  process.once("SIGINT", () => interrupt.abort());
-  const control = JSON_EVENTS ? stdinStopSignal() : undefined;
-  control?.signal.addEventListener("abort", () => interrupt.abort());
+  const controls = demoControls(JSON_EVENTS);
   const speeds: number[] = [];
   const trainStart = performance.now();
   const result = await train(rt, tok, {
@@ -110,15 +105,13 @@ export async function visionDemo(): Promise<void> {
     maxSteps: MAX_STEPS,
     seed: SEED,
     checkpointEvery: 25,
-    signal: interrupt.signal,
+    signal: controls.signal,
     onEvent: (e) => {
-      if (JSON_EVENTS) process.stdout.write(JSON.stringify(e) + "\n");
-      else reporter?.onEvent(e);
+      controls.onEvent(e);
       if (e.type === "step") speeds.push(e.tokensPerSecond);
     },
   });
-  reporter?.stop();
-  control?.dispose();
+  controls.done();
   const trainSeconds = (performance.now() - trainStart) / 1000;
   if (result.status === "cancelled") {
     say(`demo stopped at step ${result.step}; the adapter and a checkpoint are in ${OUT}`);

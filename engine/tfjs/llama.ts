@@ -258,7 +258,7 @@ export class TfjsLlama {
         const K = ex.prompts.shape[0];
         const Nv = image.k.shape[1];
         const zp = tf.reshape(tf.matMul(qe, tf.transpose(ex.prompts)), [B, T, K]); // QE P^T  [B, T, K]
-        const zv = tf.matMul(tf.reshape(qe, [B, T, cq]), image.k, false, true); // QE (F Wvk^T)^T  [B, T, Nv]
+        const zv = tf.matMul(tf.reshape(qe, [B, T, cq]), tf.transpose(image.k, [0, 2, 1])); // QE (F Wvk^T)^T  [B, T, Nv] (explicit transpose: wasm's transposed matmul is slow)
         const a = tf.softmax(tf.concat([tf.div(zp, Math.sqrt(cq)), tf.add(tf.div(zv, Math.sqrt(cq)), image.mask)], 2)); // [B, T, K+Nv]
         const ap = tf.reshape(tf.slice(a, [0, 0, 0], [B, T, K]), [B * T, K]) as T2;
         const av = tf.slice(a, [0, 0, K], [B, T, Nv]) as T3; // [B, T, Nv]
@@ -318,7 +318,7 @@ export class TfjsLlama {
 /** F [B, Nv, Cv] -> F W^T [B, Nv, Cq]. */
 function imageProjection(feats: T3, w: T2): T3 {
   const [B, Nv, Cv] = feats.shape;
-  return tf.reshape(tf.matMul(tf.reshape(feats, [B * Nv, Cv]), w, false, true), [B, Nv, w.shape[0]]);
+  return tf.reshape(tf.matMul(tf.reshape(feats, [B * Nv, Cv]), tf.transpose(w)), [B, Nv, w.shape[0]]); // explicit transpose: wasm's transposed matmul is slow
 }
 
 /** x [N, in] -> [N, out] (+ LoRA's scaling·(x·Aᵀ)·Bᵀ); see FrozenLinear for why the gradient is custom. */

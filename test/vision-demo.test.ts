@@ -1,6 +1,7 @@
 /** The multimodal demo's assets: its scenes, its instruction set and its image encoder. */
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type * as tfc from "@tensorflow/tfjs";
@@ -15,6 +16,7 @@ import { readImage } from "../engine/vision/image";
 import { imagePath, makeExamples, recordLine, VISION_SPLITS, type VisionRecord } from "../demo/vision/questions";
 import { COLORS, POSITIONS, randomScene, SCENE_SIZE } from "../demo/vision/scenes";
 import { registerTrainingKernels } from "../demo/vision/wasm-training-kernels";
+import { tempDir } from "./helpers/tiny-model";
 
 const repo = path.resolve(__dirname, "../..");
 const DATA = path.join(repo, "demo", "vision", "data");
@@ -184,4 +186,23 @@ test("the wasm kernels the encoder's pretraining registers compute what the cpu 
   } finally {
     await tf.setBackend("wasm");
   }
+});
+
+test("npm run demo -- --vision: the tuned model answers from the picture, well above itself without it, and keeps its stories", () => {
+  const out = path.join(tempDir(), "demo-vision");
+  const r = spawnSync(process.execPath, [path.join(repo, "dist/demo/run.js"), "--vision", "--out", out], { encoding: "utf8", timeout: 1_200_000 });
+  assert.equal(r.status, 0, r.stderr);
+  for (const f of ["adapter_config.json", "adapter_model.safetensors", "metrics.jsonl", "report.md", "report.json"]) assert.ok(fs.existsSync(path.join(out, f)), f);
+  const n = JSON.parse(fs.readFileSync(path.join(out, "report.json"), "utf8"));
+  const { base, withPicture, withoutPicture } = n.exactMatch;
+  assert.ok(base <= 0.05, `the base model cannot already do it: ${base}`);
+  assert.ok(withPicture >= 0.25, `with the picture: ${withPicture}`);
+  assert.ok(withPicture - withoutPicture >= 0.15, `the picture is used: ${withPicture} with it, ${withoutPicture} without`);
+  assert.ok(n.exactMatchByTask.withPicture.shape >= 0.5, `shape questions: ${n.exactMatchByTask.withPicture.shape}`);
+  assert.ok(n.storyPerplexity.ratio <= 1.1, `story perplexity x${n.storyPerplexity.ratio}`);
+  const cfg = JSON.parse(fs.readFileSync(path.join(out, "adapter_config.json"), "utf8"));
+  assert.equal(path.resolve(out, cfg.vision.encoder), path.join(repo, "demo", "vision", "encoder"), "the adapter names the demo tower");
+  const report = fs.readFileSync(path.join(out, "report.md"), "utf8");
+  assert.equal((report.match(/^\| !\[\]\(examples\/heldout-\d+\.png\) \|/gm) ?? []).length, 3, "three questions side by side with their pictures");
+  for (const m of report.matchAll(/examples\/(heldout-\d+\.png)/g)) assert.ok(fs.existsSync(path.join(out, "examples", m[1])), m[1]);
 });

@@ -129,7 +129,8 @@ export class OrtRuntime implements ModelRuntime {
 
   /** Whether a call with `image` computes with it (a multimodal adapter in use); the base model and text adapters cannot see images. */
   private usesImage(useAdapter: boolean, image: ImageFeatures | undefined): image is ImageFeatures {
-    return !!image && this.layoutFor(useAdapter, true)?.method === "excitor" && !!(this.layoutFor(useAdapter, true) as { vision?: unknown }).vision;
+    const layout = this.layoutFor(useAdapter, true);
+    return !!image && layout?.method === "excitor" && layout.vision !== undefined;
   }
 
   /** Features and the additive mask that hides the image tokens of rows without a picture. */

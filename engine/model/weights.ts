@@ -8,8 +8,31 @@ import { ExcitorInputError } from "../errors";
 import { isJsonObject, jsonType, readJsonObject } from "../json-file";
 import type { ModelConfig } from "./config";
 import { readHeader, readTensorF32, numel, type F32Tensor, type SafetensorsHeader } from "../formats/safetensors";
+import type { BlockQuantized } from "./quantized";
 
-export class WeightFiles {
+/**
+ * Where a model's weights come from, by Hugging Face tensor name: a safetensors folder
+ * (WeightFiles) or a GGUF file (GgufWeights). The engines read through this and never learn
+ * which.
+ */
+export interface WeightSource {
+  /** The model folder or file, for messages. */
+  readonly path: string;
+  has(name: string): boolean;
+  shape(name: string): number[];
+  /** The tensor as float32 (dequantized if stored quantized), checked against `expectShape`. */
+  read(name: string, expectShape?: number[]): F32Tensor;
+  /** How the tensor is stored: "F32", "F16", "BF16", or a ggml type such as "Q4_K". */
+  storedType(name: string): string;
+  /** The tensor as MatMulNBits blocks, when it is stored in a layout they hold exactly (ggml Q8_0, Q4_0); else undefined. */
+  readBlocks(name: string): BlockQuantized | undefined;
+  /** Bytes the weights take once converted to float32. */
+  float32Bytes(): number;
+  /** Bytes the weights take as stored. */
+  storedBytes(): number;
+}
+
+export class WeightFiles implements WeightSource {
   private constructor(
     readonly dir: string,
     private readonly where: Map<string, SafetensorsHeader>,
@@ -83,8 +106,26 @@ export class WeightFiles {
     }
   }
 
+  get path(): string {
+    return this.dir;
+  }
+
   has(name: string): boolean {
     return this.where.has(name);
+  }
+
+  storedType(name: string): string {
+    return this.header(name).tensors[name].dtype;
+  }
+
+  readBlocks(): BlockQuantized | undefined {
+    return undefined; // safetensors holds no ggml blocks; quantizing at load is the engine's choice
+  }
+
+  storedBytes(): number {
+    let n = 0;
+    for (const [name, h] of this.where) n += h.tensors[name].data_offsets[1] - h.tensors[name].data_offsets[0];
+    return n;
   }
 
   shape(name: string): number[] {

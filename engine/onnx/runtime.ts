@@ -20,7 +20,7 @@ import type { F32Tensor } from "../formats/safetensors";
 import type { ModelConfig } from "../model/config";
 import { causalMask } from "../model/mask";
 import { ropeTables } from "../model/rope";
-import type { WeightFiles } from "../model/weights";
+import type { WeightSource } from "../model/weights";
 import { checkRows, weightedTokens, type AttentionProbs, type DecodeSession, type ImageFeatures, type LossAndGrads, type ModelRuntime, type TrainBatch } from "../runtime";
 import { loraScaling } from "../lora/config";
 import { type AdapterLayout, INPUTS, imageAttnName, buildAttentionGraph, buildDecodeGraph, buildEvalGraph, buildRowsGraph, cacheNames, layoutKey } from "./llama-graph";
@@ -45,7 +45,7 @@ export class OrtRuntime implements ModelRuntime {
     private readonly tiedHead: boolean,
   ) {}
 
-  static load(config: ModelConfig, files: WeightFiles, info: OrtInfo): OrtRuntime {
+  static load(config: ModelConfig, files: WeightSource, info: OrtInfo): OrtRuntime {
     const c = config;
     const cq = c.numHeads * c.headDim;
     const ckv = c.numKvHeads * c.headDim;

@@ -10,7 +10,7 @@ import type { LoraModule } from "../lora/config";
 import type { ModelConfig } from "../model/config";
 import { causalMask as causalMaskData } from "../model/mask";
 import { ropeTables } from "../model/rope";
-import type { WeightFiles } from "../model/weights";
+import type { WeightSource } from "../model/weights";
 
 type T1 = tfc.Tensor1D;
 type T2 = tfc.Tensor2D;
@@ -111,7 +111,7 @@ export class TfjsLlama {
     private readonly tiedHead: boolean,
   ) {}
 
-  static load(config: ModelConfig, files: WeightFiles): TfjsLlama {
+  static load(config: ModelConfig, files: WeightSource): TfjsLlama {
     const c = config;
     const cq = c.numHeads * c.headDim;
     const ckv = c.numKvHeads * c.headDim;

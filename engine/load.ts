@@ -7,8 +7,8 @@ import { initTfjs, type TfjsPreference } from "./backends/tfjs";
 import { initOrt, loadOrt, type OrtPreference } from "./backends/onnxruntime";
 import { OrtRuntime } from "./onnx/runtime";
 import { ExcitorInputError } from "./errors";
-import { readModelConfig, type ModelConfig } from "./model/config";
-import { WeightFiles } from "./model/weights";
+import type { ModelConfig } from "./model/config";
+import { openWeightSource, readModelConfigAt } from "./model/source";
 import type { ModelRuntime } from "./runtime";
 import { TfjsLlama } from "./tfjs/llama";
 import { TfjsRuntime } from "./tfjs/runtime";
@@ -47,8 +47,8 @@ const TFJS_PREF: Partial<Record<BackendChoice, TfjsPreference>> = {
 };
 
 export async function openModel(dir: string, opts: OpenOptions = {}): Promise<ModelRuntime> {
-  const config: ModelConfig = readModelConfig(dir);
-  const files = WeightFiles.open(dir, config);
+  const config: ModelConfig = readModelConfigAt(dir);
+  const files = openWeightSource(dir, config);
   const choice = opts.backend ?? "auto";
   const ortPref = ORT_PREF[choice];
   let ortMissing: string | undefined;

@@ -84,7 +84,7 @@ function describeAdapter(dir: string, a: Adapter, baseParams: number) {
 }
 
 function table(i: Info, c: ModelConfig): string {
-  const rope = `theta ${c.ropeTheta}` + (c.ropeScaling ? `, ${c.ropeScaling.type} scaling x${c.ropeScaling.factor}` : "");
+  const rope = `theta ${c.ropeTheta}` + (!c.ropeScaling ? "" : c.ropeScaling.type === "factors" ? ", Llama 3 scaling (per-frequency factors from the GGUF file)" : `, ${c.ropeScaling.type} scaling x${c.ropeScaling.factor}`);
   const rows: [string, string][] = [
     ["model", i.model],
     ["architecture", c.architecture],

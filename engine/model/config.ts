@@ -14,7 +14,9 @@ export type Architecture = (typeof SUPPORTED_ARCHITECTURES)[number];
 
 export type RopeScaling =
   | { type: "linear"; factor: number }
-  | { type: "llama3"; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number };
+  | { type: "llama3"; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number }
+  /** One divisor per frequency, as GGUF files carry Llama 3's scaling (llama.cpp's rope_freqs tensor). */
+  | { type: "factors"; factors: number[] };
 
 export interface ModelConfig {
   architecture: Architecture;

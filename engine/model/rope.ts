@@ -8,6 +8,7 @@ export function ropeInverseFrequencies(c: ModelConfig): Float64Array {
   for (let i = 0; i < half; i++) inv[i] = 1 / Math.pow(c.ropeTheta, (2 * i) / c.headDim);
   const s = c.ropeScaling;
   if (s?.type === "linear") for (let i = 0; i < half; i++) inv[i] /= s.factor;
+  if (s?.type === "factors") for (let i = 0; i < half; i++) inv[i] /= s.factors[i];
   if (s?.type === "llama3") {
     // Llama 3.1: long wavelengths are slowed by `factor`, short ones kept, a smooth blend between.
     const lowWavelen = s.originalMaxPositions / s.lowFreqFactor;

@@ -10,6 +10,7 @@ import { ExcitorInputError } from "./errors";
 import type { ModelConfig } from "./model/config";
 import { openWeightSource, readModelConfigAt } from "./model/source";
 import type { ModelRuntime } from "./runtime";
+import type { WeightPrecision } from "./model/quantized";
 import { TfjsLlama } from "./tfjs/llama";
 import { TfjsRuntime } from "./tfjs/runtime";
 
@@ -26,6 +27,11 @@ export interface OpenOptions {
    * halves training memory at the cost of slower steps (`npm run bench` measures both).
    */
   fastBackward?: boolean;
+  /**
+   * How frozen linear weights are held: "stored" (default) keeps a GGUF file's quantized tensors
+   * quantized and everything else float32; "q8"/"q4" quantize at load (the onnxruntime engine).
+   */
+  weights?: WeightPrecision | "stored";
 }
 
 const ORT_PREF: Partial<Record<BackendChoice, OrtPreference>> = {
@@ -58,6 +64,8 @@ export async function openModel(dir: string, opts: OpenOptions = {}): Promise<Mo
     if (typeof ort !== "string" || choice !== "auto") return OrtRuntime.load(config, files, await initOrt(ortPref));
     ortMissing = ort;
   }
+  if (opts.weights === "q8" || opts.weights === "q4")
+    throw new ExcitorInputError(`--weights ${opts.weights}: quantized weights need the onnxruntime engine (--backend ort); the tfjs engine holds float32 weights`);
   const tfjsInfo = await initTfjs(TFJS_PREF[choice] ?? "auto");
   const info = ortMissing ? { ...tfjsInfo, note: `${tfjsInfo.note}; ${ortMissing}` } : tfjsInfo;
   const fastBackward = opts.fastBackward ?? true;

@@ -8,7 +8,7 @@ import * as path from "node:path";
 export const FIXTURES = path.resolve(__dirname, "../../test/fixtures");
 
 /** GPT-2's byte → printable character table used by byte-level BPE (e.g. space → "Ġ"). */
-function bytesToUnicode(): string[] {
+export function bytesToUnicode(): string[] {
   const bs: number[] = [];
   for (let b = 33; b <= 126; b++) bs.push(b);
   for (let b = 161; b <= 172; b++) bs.push(b);

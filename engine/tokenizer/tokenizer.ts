@@ -11,6 +11,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { ExcitorInputError } from "../errors";
 import { readJsonObject, type JsonObject } from "../json-file";
+import { isGgufPath, readGguf } from "../formats/gguf";
+import { tokenizerJsonFromGguf } from "./gguf-vocab";
 import { canCutPrefixes, cutAtOrAfter } from "./prefix-cut";
 
 // Both @huggingface packages are ES modules that also ship CommonJS builds. This project compiles
@@ -166,8 +168,10 @@ export class TextTokenizer {
    * Loads a Hugging Face tokenizer folder: `tokenizer.json` (required), `tokenizer_config.json`
    * and `generation_config.json` (optional), and `chat_template.jinja` (optional; newer
    * transformers versions store the chat template there instead of in tokenizer_config.json).
+   * A `.gguf` file in place of the folder is read with `fromGguf`.
    */
   static fromFolder(dir: string): TextTokenizer {
+    if (isGgufPath(dir)) return TextTokenizer.fromGguf(dir);
     const tokenizerJsonPath = path.join(dir, "tokenizer.json");
     const tokenizerConfigPath = path.join(dir, "tokenizer_config.json");
     const tokenizerJson = readTokenizerJson(tokenizerJsonPath, true) as JsonObject;
@@ -185,6 +189,12 @@ export class TextTokenizer {
       { tokenizerJson: tokenizerJsonPath, tokenizerConfig: tokenizerConfigPath },
       chatTemplate,
     );
+  }
+
+  /** The tokenizer of a GGUF model file (its `tokenizer.ggml.*` metadata; ./gguf-vocab.ts), tokenizing as llama.cpp does. */
+  static fromGguf(file: string): TextTokenizer {
+    const { tokenizerJson, tokenizerConfig, generationConfig } = tokenizerJsonFromGguf(readGguf(file).metadata, file);
+    return new TextTokenizer(tokenizerJson, tokenizerConfig, generationConfig, { tokenizerJson: file, tokenizerConfig: file });
   }
 
   /** Builds a tokenizer from already-parsed JSON (tests, or files fetched by other means). */

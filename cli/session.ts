@@ -31,7 +31,7 @@ export function modelOptions(cmd: Command, withAdapter = true, withWeights = tru
 /** --weights: how the engine holds the frozen weights (engine/load.ts OpenOptions.weights). */
 export function weightsOption(cmd: Command): Command {
   return cmd.addOption(
-    new Option("--weights <precision>", "hold the frozen linear weights as f32, q8 or q4 (8- or 4-bit blocks of 32; the onnxruntime engine); default: as the model stores them (a GGUF file's quantized tensors stay quantized, the rest float32)")
+    new Option("--weights <precision>", "hold the frozen linear weights as f32, q8 or q4 (8- or 4-bit blocks of 32; the onnxruntime engine); as stored, a GGUF file's quantized tensors stay quantized and the rest is float32")
       .argParser(parseWeights)
       .default("stored", "as stored"),
   );

@@ -67,8 +67,8 @@ async function items(o: PickModelOptions): Promise<Item[]> {
     for (const m of unusable) out.push({ label: `$(warning) ${m.name}`, description: ggufDescription(m), detail: `${ggufOrigin(m)}: ${m.problem}`, problem: m.problem });
   }
   out.push({ label: "", kind: vscode.QuickPickItemKind.Separator });
-  out.push({ label: "$(folder) Browse for a folder…", description: "a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)", browse: "folder" });
-  if (o.gguf) out.push({ label: "$(file) Browse for a .gguf file…", description: "a llama.cpp model file (LLaMA, Mistral or Qwen2)", browse: "gguf" });
+  out.push({ label: "Browse…", description: "a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)", browse: "folder" });
+  if (o.gguf) out.push({ label: "Browse for a .gguf file…", description: "a llama.cpp model file (LLaMA, Mistral or Qwen2)", browse: "gguf" });
   return out;
 }
 

@@ -6,12 +6,11 @@
  */
 import type { Command } from "commander";
 import { countBaseParameters, type ModelConfig } from "../../engine/model/config";
-import type { HeldPrecision } from "../../engine/model/memory";
 import { openModel, type BackendChoice } from "../../engine/load";
 import type { Adapter } from "../../engine/adapters";
 import { EXIT } from "../errors";
 import { fmtBytes, fmtInt } from "../format";
-import { estimateMemory, storedComposition, weightBytes, type MemoryEstimate } from "../../engine/model/memory";
+import { estimateMemory, storedComposition, weightBytes, type HeldPrecision, type MemoryEstimate } from "../../engine/model/memory";
 import { WEIGHT_PRECISIONS } from "../../engine/model/quantized";
 import { openWeightSource, readModelConfigAt } from "../../engine/model/source";
 import type { WeightSource } from "../../engine/model/weights";
@@ -108,7 +107,7 @@ function describeAdapter(dir: string, a: Adapter, baseParams: number) {
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
-/** "2.31 GiB (weights as stored 941 MiB, KV cache …; 4 × 512 tokens a pass)": the total, then what takes it. */
+/** "2.31 GiB at 4 × 512 tokens a pass (weights as stored 941 MiB, transposed copy …)": the total, then what takes it. */
 function memoryLine(e: MemoryEstimate, weights: string): string {
   const parts: [string, number][] = [
     [`weights ${e.precision === "stored" ? "as stored" : e.precision}${e.precision !== weights ? ` (full fine-tuning holds f32)` : ""}`, e.weights],

@@ -5,6 +5,7 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { FIXTURES } from "./fixtures";
 import { openModel, type BackendChoice } from "../engine/load";
@@ -87,6 +88,42 @@ test("GGUF version 1 is refused with one line that says how to convert", async (
   await assert.rejects(openModel(v1), (e: unknown) => {
     assert.ok(e instanceof ExcitorInputError);
     assert.match(e.message, /tinyllamas-stories-260k-f32\.gguf: is GGUF version 1 .*convert_hf_to_gguf\.py/);
+    assert.doesNotMatch(e.message, /\n/);
+    return true;
+  });
+});
+
+/** A copy of the f32 fixture in a temporary folder, changed by `patch`. */
+function patchedCopy(name: string, patch: (bytes: Buffer) => void): string {
+  const bytes = fs.readFileSync(F32);
+  patch(bytes);
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "excitor-ggufpatch-")), name);
+  fs.writeFileSync(file, bytes);
+  return file;
+}
+
+test("GGUF version 2 (the same layout as 3 for little-endian files) loads and computes what version 3 does", async () => {
+  const v2 = patchedCopy("stories-v2.gguf", (b) => b.writeUInt32LE(2, 4));
+  const ids = [1, 403, 407, 261, 378, 432, 383, 286];
+  const a = await openModel(v2, { backend: "ort" });
+  const b = await openModel(F32, { backend: "ort" });
+  assert.deepEqual(await a.tokenLogprobs(ids, false), await b.tokenLogprobs(ids, false));
+  a.dispose();
+  b.dispose();
+});
+
+test("a tensor type Excitor cannot read (here IQ4_NL) is refused in one line naming the tensor and its type", async () => {
+  // The tensor info record: name (u64 length + bytes), n_dims u32, dims u64 each, type u32.
+  const target = "blk.0.ffn_up.weight"; // [172, 64]: rows of two IQ4_NL blocks
+  const file = patchedCopy("stories-iq4nl.gguf", (b) => {
+    const at = b.indexOf(Buffer.from(target, "latin1"));
+    assert.ok(at > 0, `${target} is in the fixture`);
+    const dims = b.readUInt32LE(at + target.length);
+    b.writeUInt32LE(20, at + target.length + 4 + 8 * dims); // GGML_TYPE_IQ4_NL
+  });
+  await assert.rejects(openModel(file), (e: unknown) => {
+    assert.ok(e instanceof ExcitorInputError);
+    assert.match(e.message, /stories-iq4nl\.gguf: tensor blk\.0\.ffn_up\.weight is IQ4_NL, which Excitor cannot read; supported types: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K/);
     assert.doesNotMatch(e.message, /\n/);
     return true;
   });

@@ -13,3 +13,15 @@ export function fmtDuration(seconds: number): string {
 export function fmtInt(n: number): string {
   return n.toLocaleString("en-US");
 }
+
+/** 512 B, 3.4 KiB, 1.2 MiB, 7.81 GiB: binary units, three significant digits. */
+export function fmtBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${Math.round(v)} B` : `${v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0)} ${units[i]}`;
+}

@@ -8,6 +8,7 @@ import type { SamplingOptions } from "../engine/generate/sampler";
 import { Option, type Command } from "commander";
 import { ExcitorInputError } from "../engine/errors";
 import { numberProblem, type NumberRule } from "../engine/option-ranges";
+import type { HeldPrecision } from "../engine/model/memory";
 
 export type { NumberRule };
 
@@ -46,6 +47,15 @@ export function intListOption(flags: string, description: string): Option {
 /** An option that may be given several times (`--stop A --stop B`). */
 export function repeatableOption(flags: string, description: string): Option {
   return new Option(flags, description).argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]).default([], "none");
+}
+
+const HELD = ["stored", "f32", "q8", "q4"] as const;
+
+/** --weights: f32, q8 or q4 ("stored", the default, may be given too); anything else is refused naming the choices. */
+export function parseWeights(raw: string): HeldPrecision {
+  const v = raw.trim().toLowerCase();
+  if ((HELD as readonly string[]).includes(v)) return v as HeldPrecision;
+  throw new ExcitorInputError(`--weights: "${raw}" is not a precision; use f32, q8 or q4 (or leave --weights out to hold the weights as the model stores them)`);
 }
 
 export const TEMPLATES = ["alpaca", "chat", "none"] as const;

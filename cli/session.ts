@@ -5,7 +5,10 @@
  */
 import * as fs from "node:fs";
 import * as readline from "node:readline";
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
+import { isGgufPath } from "../engine/formats/gguf";
+import type { HeldPrecision } from "../engine/model/memory";
+import { parseWeights } from "./options";
 import { ExcitorInputError } from "../engine/errors";
 import { loadAdapter, type Adapter } from "../engine/adapters";
 import type { ImageFeatures, ModelRuntime } from "../engine/runtime";
@@ -15,11 +18,35 @@ import type { VisionEncoder } from "../engine/vision/encoder";
 import { TextTokenizer } from "../engine/tokenizer/tokenizer";
 import { idsOutsideVocabulary } from "../engine/tokenizer/ids-fit";
 
+export const MODEL_HELP = "the base model: a folder (Hugging Face layout: config.json, *.safetensors, tokenizer.json) or a .gguf file";
+
 /** Adds the options every model command shares. */
-export function modelOptions(cmd: Command, withAdapter = true): Command {
-  cmd.requiredOption("--model <dir>", "model folder (Hugging Face layout: config.json, *.safetensors, tokenizer.json)");
+export function modelOptions(cmd: Command, withAdapter = true, withWeights = true): Command {
+  cmd.requiredOption("--model <path>", MODEL_HELP);
+  if (withWeights) weightsOption(cmd);
   if (withAdapter) cmd.option("--adapter <dir>", "Excitor or LoRA adapter folder (adapter_config.json, adapter_model.safetensors)");
   return cmd;
+}
+
+/** --weights: how the engine holds the frozen weights (engine/load.ts OpenOptions.weights). */
+export function weightsOption(cmd: Command): Command {
+  return cmd.addOption(
+    new Option("--weights <precision>", "hold the frozen linear weights as f32, q8 or q4 (8- or 4-bit blocks of 32; the onnxruntime engine); as stored, a GGUF file's quantized tensors stay quantized and the rest is float32")
+      .argParser(parseWeights)
+      .default("stored", "as stored"),
+  );
+}
+
+/**
+ * Full fine-tuning writes every weight back as float32 safetensors: a GGUF file (quantized, and no
+ * model folder beside it) or weights held quantized cannot be trained that way. `what` names the
+ * command's part that would, `instead` what to do.
+ */
+export function refuseBaseUpdate(what: string, model: string, weights: HeldPrecision, instead: string): void {
+  if (isGgufPath(model))
+    throw new ExcitorInputError(`${model}: ${what} updates the base model's weights, which a GGUF file holds quantized and without a model folder to write them to; ${instead}`, model);
+  if (weights === "q8" || weights === "q4")
+    throw new ExcitorInputError(`--weights ${weights}: ${what} updates the base model's weights, which would then be held quantized and frozen; leave --weights out, or train an adapter (--method excitor or lora)`);
 }
 
 /** --image and --vision: a picture for a multimodal adapter, and its encoder when not the one the adapter names. */
@@ -59,9 +86,9 @@ export function pictureView(encoder: VisionEncoder, file: string): PictureView {
   return { png: `data:image/png;base64,${encoder.cropPng(file).toString("base64")}`, size: encoder.imageSize, grid: encoder.grid };
 }
 
-/** The tokenizer that ships in the model folder. */
+/** The tokenizer that ships in the model folder, or the GGUF file's own. */
 export function openTokenizer(modelDir: string): TextTokenizer {
-  if (!fs.existsSync(modelDir)) throw new ExcitorInputError(`${modelDir}: model folder not found`, modelDir);
+  if (!fs.existsSync(modelDir)) throw new ExcitorInputError(`${modelDir}: ${/\.gguf$/i.test(modelDir) ? "file" : "model folder"} not found`, modelDir);
   return TextTokenizer.fromFolder(modelDir);
 }
 

@@ -16,12 +16,23 @@ export const fileIo = {
  * A kill between the write and the rename leaves the temporary file (removeLeftoverTemps).
  */
 export function writeFileAtomic(file: string, data: string | Uint8Array | readonly Uint8Array[]): void {
+  writeFileAtomicWith(file, (write) => {
+    for (const part of typeof data === "string" || data instanceof Uint8Array ? [data] : data) write(part);
+  });
+}
+
+/**
+ * writeFileAtomic for content produced piece by piece (a multi-gigabyte model file written one
+ * tensor at a time, so it is never all in memory): `produce` calls `write` with each piece in order.
+ * If `produce` throws, the temporary file is removed and the old content stays.
+ */
+export function writeFileAtomicWith(file: string, produce: (write: (part: string | Uint8Array) => void) => void): void {
   makeDirs(path.dirname(file));
   const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
   try {
     const fd = fileIo.open(tmp, "w");
     try {
-      writeAll(fd, typeof data === "string" || data instanceof Uint8Array ? [data] : data);
+      produce((part) => writeAll(fd, [part]));
       fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);

@@ -13,7 +13,8 @@ import { readHeader, type SafetensorsHeader } from "../engine/formats/safetensor
 import { LORA_WEIGHTS } from "../engine/lora/adapter";
 import { isJsonObject } from "../engine/json-file";
 import { loraTensorName, moduleShape, readAdapterConfigJson, readLoraConfig, readPeftType } from "../engine/lora/config";
-import { readModelConfig, type ModelConfig } from "../engine/model/config";
+import type { ModelConfig } from "../engine/model/config";
+import { readModelConfigAt } from "../engine/model/source";
 import type { AdapterOption } from "./messages";
 import type { RunInfo } from "./run-manager";
 
@@ -142,7 +143,7 @@ function excitorIncompatibility(dir: string, model: ModelConfig): string | undef
 export function adapterMisfit(adapterDir: string, modelDir: string): string | undefined {
   let model: ModelConfig;
   try {
-    model = readModelConfig(modelDir);
+    model = readModelConfigAt(modelDir); // a folder or a GGUF file
   } catch {
     return undefined;
   }
@@ -157,7 +158,7 @@ export function adapterMisfit(adapterDir: string, modelDir: string): string | un
 export function adapterOptions(runs: readonly RunInfo[], modelDir: string, modelLabel: (dir: string) => string, now = new Date()): AdapterOption[] {
   let model: ModelConfig | undefined;
   try {
-    model = readModelConfig(modelDir);
+    model = readModelConfigAt(modelDir); // a folder or a GGUF file
   } catch {
     model = undefined; // the chat reports the model's own problem when it loads it
   }

@@ -22,6 +22,7 @@ import { showEngineError, messageOf } from "./errors";
 import { adapterKind, adapterMisfit, adapterOptions, adapterTakesImages } from "./chat-adapters";
 import { checkChatMessage, type ChatImage, type ChatParams, type ChatState, type ChatToHost, type ChatToWebview, type ChatTurn } from "./messages";
 import { builtInModel, folderLabel } from "./places";
+import { pickBaseModel } from "./model-picker";
 import type { RunManager } from "./run-manager";
 import { onCheckedMessage, webviewHtml, webviewOptions } from "./webview-html";
 
@@ -180,24 +181,15 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
     return `${entry?.name ?? path.basename(this.state.adapter)} on ${this.state.modelLabel}`;
   }
 
-  /** The built-in demo model, the settings' model, the models runs were trained on, or a folder. */
+  /** The built-in demo model, the settings' model, the models runs were trained on, a GGUF file, or a folder. */
   private async pickModel(): Promise<string | undefined> {
-    type Item = vscode.QuickPickItem & { dir: string };
-    const builtIn = builtInModel(this.ctx.extensionUri.fsPath);
-    const items: Item[] = [{ label: "Built-in demo model", description: "1 M-parameter LLaMA shipped with Excitor", dir: builtIn }];
-    const add = (dir: string, description: string) => {
-      if (!items.some((i) => path.resolve(i.dir) === path.resolve(dir))) items.push({ label: path.basename(dir), description, detail: dir, dir });
-    };
+    const root = this.ctx.extensionUri.fsPath;
     const fromSettings = this.defaults().model;
-    if (fromSettings !== builtIn) add(fromSettings, "excitor.modelFolder");
-    for (const r of this.runs().list()) add(r.spec.model, `base model of ${r.name}`);
-    add(this.state.model, "");
-    for (const i of items) if (path.resolve(i.dir) === path.resolve(this.state.model)) i.description = `${i.description ? `${i.description} · ` : ""}current`;
-    items.push({ label: "Browse…", description: "a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)", dir: "" });
-    const pick = await vscode.window.showQuickPick(items, { title: "Excitor chat: base model", placeHolder: "The model to chat with" });
-    if (!pick || pick.dir !== "") return pick?.dir;
-    const folder = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: "Use this model", title: "Base model folder (config.json, *.safetensors, tokenizer.json)" });
-    return folder?.[0]?.fsPath;
+    const known = [
+      ...(fromSettings !== builtInModel(root) ? [{ dir: fromSettings, description: "excitor.modelFolder" }] : []),
+      ...this.runs().list().map((r) => ({ dir: r.spec.model, description: `base model of ${r.name}` })),
+    ];
+    return pickBaseModel({ root, title: "Excitor chat: base model", placeHolder: "The model to chat with", known, current: this.state.model, gguf: true });
   }
 
   private async handle(m: ChatToHost): Promise<void> {

@@ -16,7 +16,7 @@ import { askDataset, askModel } from "./train-wizard";
 
 /** `outRoot`: the folder the comparison's own folder is made in (next to the runs). */
 export async function compareMethods(root: string, settings: ExcitorSettings, launcher: Launcher, outRoot: string, log: (line: string) => void): Promise<void> {
-  const model = await askModel(root, settings);
+  const model = await askModel(root, settings, false); // full fine-tuning cannot train a GGUF file's weights
   if (!model) return;
   const facts = checkModel(model);
   if (!facts.ok) return void showEngineError("Excitor: cannot compare on this model", facts.error);

@@ -1,7 +1,9 @@
 /** Where things are: the built-in demo model and data inside the extension, and the runs folder. */
+import * as os from "node:os";
 import * as path from "node:path";
 import * as vscode from "vscode";
 import type { ExcitorSettings } from "./settings";
+import { ollamaName } from "./gguf-models";
 
 export function builtInModel(root: string): string {
   return path.join(root, "demo", "model");
@@ -29,10 +31,10 @@ export function runsFolder(s: ExcitorSettings, ctx: vscode.ExtensionContext): st
   return path.join(ctx.globalStorageUri.fsPath, "runs");
 }
 
-/** A short label for a model or adapter folder. */
+/** A short label for a model or adapter folder (an Ollama blob by its Ollama name). */
 export function folderLabel(dir: string, root: string): string {
   if (dir === builtInModel(root)) return "built-in demo model";
-  return path.basename(dir);
+  return ollamaName(dir, { home: os.homedir(), env: process.env }) ?? path.basename(dir);
 }
 
 /**

@@ -1,8 +1,9 @@
 /**
- * The checks a run must pass before it exists: the model folder and the dataset, read with the
- * engine's own readers so that the messages (file, line, field) are exactly the engine's. They
- * are cheap: config.json, the presence of tokenizer.json, the safetensors headers and one parse
- * of the dataset, not the weights. No vscode import, so it is tested in plain Node.
+ * The checks a run must pass before it exists: the model (a folder or a GGUF file) and the
+ * dataset, read with the engine's own readers so that the messages (file, line, field) are
+ * exactly the engine's. They are cheap: config.json, the presence of tokenizer.json, the
+ * safetensors or GGUF headers and one parse of the dataset, not the weights. No vscode import,
+ * so it is tested in plain Node.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -10,6 +11,9 @@ import { readDataset } from "../engine/data/datasets";
 import { ExcitorInputError } from "../engine/errors";
 import { readModelConfig } from "../engine/model/config";
 import { WeightFiles } from "../engine/model/weights";
+import { isGgufPath } from "../engine/formats/gguf";
+import { GgufWeights, ggufHeader, ggufModelConfig } from "../engine/model/gguf-model";
+import { tokenizerJsonFromGguf } from "../engine/tokenizer/gguf-vocab";
 import type { RunError } from "./run-manager";
 
 /** What a good model folder tells the wizard. */
@@ -20,9 +24,9 @@ export interface ModelFacts {
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; error: RunError };
 
-const MODEL_LAYOUT = "a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)";
+const MODEL_LAYOUT = "a Hugging Face model folder (config.json, *.safetensors, tokenizer.json) or a .gguf file";
 
-/** Whether `dir` is a model folder the engine can open; the error is the engine's, or says what `dir` is instead. */
+/** Whether `dir` is a model folder or GGUF file the engine can open; the error is the engine's, or says what `dir` is instead. */
 export function checkModel(dir: string): Checked<ModelFacts> {
   let stat: fs.Stats | undefined;
   try {
@@ -31,8 +35,8 @@ export function checkModel(dir: string): Checked<ModelFacts> {
     // not there: readModelConfig says so in the engine's words
   }
   if (stat && !stat.isDirectory()) {
-    const what = /\.gguf$/i.test(dir) ? "a GGUF file" : "a file, not a folder";
-    return { ok: false, error: { message: `${dir}: ${what}; Excitor needs ${MODEL_LAYOUT}` } };
+    if (isGgufPath(dir)) return attempt(() => checkGguf(dir));
+    return { ok: false, error: { message: `${dir}: a file, not a folder; Excitor needs ${MODEL_LAYOUT}` } };
   }
   return attempt(() => {
     const config = readModelConfig(dir);
@@ -42,6 +46,15 @@ export function checkModel(dir: string): Checked<ModelFacts> {
     WeightFiles.open(dir, config); // headers only: names and shapes, no weights
     return { maxPositions: config.maxPositions };
   });
+}
+
+/** A GGUF file's config, tensors (names, shapes, types) and tokenizer metadata, as the engine reads them. */
+function checkGguf(file: string): ModelFacts {
+  const g = ggufHeader(file);
+  const config = ggufModelConfig(g);
+  GgufWeights.open(file, config);
+  tokenizerJsonFromGguf(g.metadata, file);
+  return { maxPositions: config.maxPositions };
 }
 
 /** Whether `file` is a dataset the engine reads; the error names the file and line. */

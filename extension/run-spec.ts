@@ -3,6 +3,7 @@
  * A run's spec is saved with it (run.json), so that Resume continues with the same settings.
  */
 import type { TuningMethod } from "../engine/adapters";
+import type { WeightPrecision } from "../engine/model/quantized";
 import { LORA_DEFAULTS, LORA_MODULES } from "../engine/lora/config";
 import { DEMO_RECIPE, presetRecipe, type PresetName } from "../engine/train/recipe";
 import { TRAIN_RANGES as R, numberProblem, type NumberRule } from "../engine/option-ranges";
@@ -40,6 +41,8 @@ export interface RunSpec {
    * the adapter becomes multimodal. Excitor's only; unset for text data.
    */
   vision?: string;
+  /** How the frozen weights are held (`--weights`; unset: as the model stores them). */
+  weights?: WeightPrecision;
 }
 
 export type { PresetName };
@@ -128,6 +131,7 @@ export function trainArgs(spec: RunSpec, outDir: string, resume: boolean, backen
   add("--seed", spec.seed);
   add("--retain-weight", spec.retainWeight);
   if (spec.vision !== undefined && method === "excitor") args.push("--vision", spec.vision);
+  if (spec.weights !== undefined) args.push("--weights", spec.weights);
   if (resume) args.push("--resume");
   return args;
 }

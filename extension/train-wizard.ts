@@ -8,7 +8,10 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
 import { showEngineError } from "./errors";
-import { builtInDataset, builtInModel } from "./places";
+import { builtInDataset } from "./places";
+import { isGgufPath } from "../engine/formats/gguf";
+import { checkTrainingFit } from "./fit-check";
+import { pickBaseModel } from "./model-picker";
 import { trainExamplesOf } from "../engine/train/recipe";
 import { checkDataset, checkModel, defaultMaxLength } from "./preflight";
 import type { TuningMethod } from "../engine/adapters";
@@ -57,12 +60,15 @@ export async function askRunSpec(root: string, settings: ExcitorSettings, datase
   let spec = planned(preset.value === "custom" ? "standard" : preset.value);
   spec = { ...spec, maxLength: defaultMaxLength(spec.maxLength, facts.value.maxPositions) };
   if (preset.value === "custom") {
-    const method = await askMethod("excitor");
+    const method = await askMethod("excitor", !isGgufPath(model));
     if (!method) return undefined;
-    const edited = await editSpec(withVision(withMethod(spec, method), vision), vision);
+    const edited = await editSpec(withVision(withMethod(spec, method), vision), vision, !isGgufPath(model));
     if (!edited) return undefined;
     spec = { ...edited, recipe: `Custom (${METHOD_LABELS[methodOf(edited)]}): the values you entered` };
   }
+  const fitting = await confirmFits(spec);
+  if (!fitting) return undefined;
+  spec = fitting;
   // Runs of other methods say so in their name, so the Runs view and the tabs tell them apart.
   const method = methodOf(spec) === "excitor" ? "" : `-${methodOf(spec)}`;
   return { spec, name: `${path.basename(data).replace(/\.(jsonl?|json)$/i, "")}-${preset.value}${method}` };
@@ -95,15 +101,28 @@ function withVision(spec: RunSpec, vision: string | undefined): RunSpec {
   return vision && methodOf(spec) === "excitor" ? { ...spec, vision } : spec;
 }
 
-export async function askModel(root: string, settings: ExcitorSettings): Promise<string | undefined> {
-  const items: Pick<string>[] = [{ label: "Built-in demo model", description: "1 M-parameter LLaMA shipped with Excitor", value: builtInModel(root) }];
-  if (settings.modelFolder !== "") items.unshift({ label: path.basename(settings.modelFolder), description: "excitor.modelFolder", detail: settings.modelFolder, value: settings.modelFolder });
-  items.push({ label: "Browse…", description: "a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)", value: "" });
-  const pick = await vscode.window.showQuickPick(items, { title: "Excitor: base model", placeHolder: "The frozen model to tune", ignoreFocusOut: true });
-  if (!pick) return undefined;
-  if (pick.value !== "") return pick.value;
-  const uri = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: "Use this model" });
-  return uri?.[0]?.fsPath;
+/** The base model to tune: a folder, or a GGUF file unless the run trains the base weights (`gguf` false: compare). */
+export async function askModel(root: string, settings: ExcitorSettings, gguf = true): Promise<string | undefined> {
+  return pickBaseModel({
+    root,
+    title: "Excitor: base model",
+    placeHolder: "The frozen model to tune",
+    known: settings.modelFolder !== "" ? [{ dir: settings.modelFolder, description: "excitor.modelFolder" }] : [],
+    gguf,
+  });
+}
+
+/**
+ * Warns before a run the estimate says will not fit in the memory free now (fit-check.ts):
+ * Train anyway, 4-bit weights when they would fit, or Cancel. The spec to run, or undefined.
+ */
+export async function confirmFits(spec: RunSpec): Promise<RunSpec | undefined> {
+  const fit = checkTrainingFit(spec);
+  if (!fit || fit.fits) return spec;
+  const q4 = "Use 4-bit weights";
+  const choice = await vscode.window.showWarningMessage(`Excitor: ${fit.message}`, { modal: true }, "Train anyway", ...(fit.withQ4 ? [q4] : []));
+  if (choice === undefined) return undefined;
+  return choice === q4 ? { ...spec, weights: "q4" } : spec;
 }
 
 export async function askDataset(root: string): Promise<string | undefined> {
@@ -146,9 +165,10 @@ const METHODS: { value: TuningMethod; label: string; detail: string }[] = [
   { value: "full", label: "Full fine-tuning", detail: "every weight of the model is trained; the most memory, and the most forgetting" },
 ];
 
-/** The method of a Custom run; the current one is listed first. */
-async function askMethod(current: TuningMethod): Promise<TuningMethod | undefined> {
-  const items = [...METHODS.filter((m) => m.value === current), ...METHODS.filter((m) => m.value !== current)].map((m) => ({
+/** The method of a Custom run; the current one is listed first. Full fine-tuning only when the base weights can be trained (not a GGUF file). */
+async function askMethod(current: TuningMethod, full = true): Promise<TuningMethod | undefined> {
+  const offered = METHODS.filter((m) => full || m.value !== "full");
+  const items = [...offered.filter((m) => m.value === current), ...offered.filter((m) => m.value !== current)].map((m) => ({
     ...m,
     description: m.value === "excitor" ? "default" : undefined,
   }));
@@ -168,7 +188,7 @@ function listFields(spec: RunSpec): (typeof LAYERS | typeof TARGETS)[] {
 }
 
 /** Every field of the spec's method in turn, each prefilled (Enter keeps it), then the summary until Start or Cancel. */
-async function editSpec(start: RunSpec, vision: string | undefined): Promise<RunSpec | undefined> {
+async function editSpec(start: RunSpec, vision: string | undefined, full: boolean): Promise<RunSpec | undefined> {
   let spec: RunSpec = { ...start };
   const fields = editableFor(methodOf(spec));
   const lists = listFields(spec);
@@ -182,7 +202,7 @@ async function editSpec(start: RunSpec, vision: string | undefined): Promise<Run
     const key = choice === "edit" ? await pickField(spec) : choice;
     if (key === undefined) continue;
     if (key === "method") {
-      const method = await askMethod(methodOf(spec));
+      const method = await askMethod(methodOf(spec), full);
       if (method) spec = withVision(withMethod(spec, method), vision);
       continue;
     }

@@ -14,30 +14,12 @@ import { buildProgram } from "../cli/main";
 import { FIXTURES, tinyByteLevelTokenizer } from "./fixtures";
 import { maxAbsDiff } from "./helpers/compare";
 import { tempDir, writeAlpaca, writeTinyModel } from "./helpers/tiny-model";
+import { BIN, assertUserError, excitor as run, type CliResult } from "./helpers/cli";
 
-const BIN = path.resolve(__dirname, "../../bin/excitor.js");
 const GOLDEN = path.join(FIXTURES, "golden/mha");
 const STORIES = path.join(FIXTURES, "stories260k");
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function excitor(args: string[], input?: string): Result {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", input, timeout: 60_000, maxBuffer: 256 * 2 ** 20, env: { ...process.env, EXCITOR_DEBUG: "" } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** Asserts the user-error contract: exit 2 and exactly one stderr line `excitor: error: ...` containing each of `mentions`. */
-function assertUserError(r: Result, ...mentions: string[]): void {
-  assert.equal(r.code, 2, `exit code 2 expected; stderr: ${r.stderr}`);
-  const lines = r.stderr.trimEnd().split("\n");
-  assert.equal(lines.length, 1, `one stderr line expected, got: ${r.stderr}`);
-  assert.match(lines[0], /^excitor: error: \S/);
-  for (const m of mentions) assert.ok(lines[0].includes(m), `"${lines[0]}" should mention ${m}`);
-}
+const excitor = (args: string[], input?: string): CliResult => run(args, input, 60_000);
 
 // One tiny model and dataset for everything that trains (16 records: 15 train, 1 validation).
 const root = tempDir("excitor-cli-");

@@ -8,10 +8,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { checkDataset, checkModel, defaultMaxLength } from "../extension/preflight";
 import { tempDir, writeAlpaca, writeTinyModel } from "./helpers/tiny-model";
+import { FIXTURES } from "./fixtures";
 
 const root = tempDir("excitor-preflight-");
 const model = writeTinyModel(path.join(root, "model"));
-const LAYOUT = "Excitor needs a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)";
+const LAYOUT = "Excitor needs a Hugging Face model folder (config.json, *.safetensors, tokenizer.json) or a .gguf file";
 
 /** The error of a failed check (a passing one fails the test). */
 function errorOf(r: ReturnType<typeof checkModel> | ReturnType<typeof checkDataset>) {
@@ -23,10 +24,11 @@ test("a good model folder passes and tells its context length", () => {
   assert.deepEqual(checkModel(model), { ok: true, value: { maxPositions: 256 } });
 });
 
-test("a .gguf file chosen as the model is named for what it is", () => {
+test("a .gguf file is a model: a good one passes with its context, a broken one gets the engine's message", () => {
+  assert.deepEqual(checkModel(path.join(FIXTURES, "stories260k", "gguf", "stories260K-q8_0.gguf")), { ok: true, value: { maxPositions: 512 } });
   const gguf = path.join(root, "llama-7b.Q4_K_M.gguf");
   fs.writeFileSync(gguf, "GGUF\u0003\u0000");
-  assert.deepEqual(errorOf(checkModel(gguf)), { message: `${gguf}: a GGUF file; ${LAYOUT}` });
+  assert.deepEqual(errorOf(checkModel(gguf)), { message: `${gguf}: not a GGUF file (no GGUF magic)`, file: gguf, line: undefined });
 });
 
 test("any other file chosen as the model folder: not a folder (no raw ENOTDIR)", () => {

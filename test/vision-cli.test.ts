@@ -6,7 +6,7 @@
  */
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as readline from "node:readline";
@@ -16,24 +16,12 @@ import { Rng } from "../engine/rng";
 import { FIXTURES } from "./fixtures";
 import { maxAbsDiff } from "./helpers/compare";
 import { tempDir } from "./helpers/tiny-model";
+import { BIN, assertUserError, excitor } from "./helpers/cli";
 
-const BIN = path.resolve(__dirname, "../../bin/excitor.js");
 const GOLDEN = path.join(FIXTURES, "golden/vision");
 const GQA = path.join(FIXTURES, "golden/gqa/model");
 const STORIES = path.join(FIXTURES, "stories260k/hf");
 const IMAGE = path.join(GOLDEN, "image.png");
-
-function excitor(args: string[], input?: string): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", input, timeout: 120_000, maxBuffer: 64 * 2 ** 20, env: { ...process.env, EXCITOR_DEBUG: "" } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function assertUserError(r: { code: number | null; stderr: string }, ...mentions: string[]): void {
-  assert.equal(r.code, 2, `exit 2 expected; stderr: ${r.stderr}`);
-  const lines = r.stderr.trimEnd().split("\n");
-  assert.equal(lines.length, 1, `one stderr line expected, got: ${r.stderr}`);
-  for (const m of mentions) assert.ok(lines[0].includes(m), `"${lines[0]}" should mention ${m}`);
-}
 
 /** A multimodal adapter for the real stories260K model, reading the golden CLIP tower; gates open so the picture shows. */
 function storiesVisionAdapter(): string {

@@ -9,6 +9,7 @@ import type { Command } from "commander";
 import { attentionReport, type AttentionReport } from "../../engine/analysis/attention";
 import { ExcitorInputError } from "../../engine/errors";
 import { generate } from "../../engine/generate/generate";
+import type { HeldPrecision } from "../../engine/model/memory";
 import { openModel, type BackendChoice } from "../../engine/load";
 import { EXIT } from "../errors";
 import { templateOption, type Runner, type TemplateName } from "../options";
@@ -22,6 +23,7 @@ interface Opts {
   image?: string;
   vision?: string;
   backend: BackendChoice;
+  weights: HeldPrecision;
   prompt: string;
   response?: string;
   template?: TemplateName;
@@ -41,7 +43,7 @@ export function registerAttention(program: Command, run: Runner): void {
 
 async function attentionCommand(o: Opts): Promise<number> {
   const tok = openTokenizer(o.model);
-  const rt = await openModel(o.model, { backend: o.backend });
+  const rt = await openModel(o.model, { backend: o.backend, weights: o.weights });
   try {
     const adapter = attachAdapter(rt, o.adapter);
     const picture = await openPicture(rt, adapter, o);

@@ -12,6 +12,7 @@ import type { Command } from "commander";
 import type { SamplingOptions } from "../../engine/generate/sampler";
 import { encodeChatPrompt } from "../../engine/data/encode";
 import { generate } from "../../engine/generate/generate";
+import type { HeldPrecision } from "../../engine/model/memory";
 import { openModel, type BackendChoice } from "../../engine/load";
 import type { ModelRuntime } from "../../engine/runtime";
 import type { ChatMessage, TextTokenizer } from "../../engine/tokenizer/tokenizer";
@@ -30,6 +31,7 @@ interface Opts extends SamplingOptions {
   image?: string;
   vision?: string;
   backend: BackendChoice;
+  weights: HeldPrecision;
   system?: string;
   maxTokens: number;
 }
@@ -42,7 +44,7 @@ export function registerChat(program: Command, run: Runner): void {
 
 async function chatCommand(o: Opts): Promise<number> {
   const tok = openTokenizer(o.model);
-  const rt = await openModel(o.model, { backend: o.backend });
+  const rt = await openModel(o.model, { backend: o.backend, weights: o.weights });
   try {
     return await converse(o, tok, rt);
   } finally {

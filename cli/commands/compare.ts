@@ -13,7 +13,7 @@ import { DEMO_RECIPE } from "../../engine/train/recipe";
 import { EXIT } from "../errors";
 import { COMPARE_RANGES, TRAIN_RANGES as R } from "../../engine/option-ranges";
 import { intListOption, numberOption, type Runner } from "../options";
-import { interruptSignal, stdinStopSignal } from "../session";
+import { interruptSignal, refuseBaseUpdate, stdinStopSignal } from "../session";
 
 interface Opts {
   model: string;
@@ -39,7 +39,7 @@ export function registerCompare(program: Command, run: Runner): void {
   program
     .command("compare")
     .description("train Excitor, LoRA and full fine-tuning on the same data (3 learning rates each) and report accuracy against forgetting")
-    .requiredOption("--model <dir>", "base model folder (Hugging Face layout)")
+    .requiredOption("--model <dir>", "base model folder (Hugging Face layout; not a .gguf file: full fine-tuning cannot update its weights)")
     .requiredOption("--data <file>", "training data (Alpaca, chat or ShareGPT records)")
     .option("--heldout <file>", "held-out Alpaca records the answers are judged on (default: the data's validation split)")
     .option("--domain <file>", "text the base model knows (JSON Lines with a \"text\" field, or a .txt file of paragraphs): its perplexity before and after (default: 64 texts the base model writes)")
@@ -58,6 +58,7 @@ export function registerCompare(program: Command, run: Runner): void {
 }
 
 async function compareCommand(o: Opts): Promise<number> {
+  refuseBaseUpdate("compare's full fine-tuning run", o.model, "stored", "compare on the model's Hugging Face folder, or train Excitor and LoRA adapters on the GGUF file with excitor train --method excitor|lora");
   const interrupt = interruptSignal();
   const control = o.stdinControl ? stdinStopSignal() : undefined;
   const say = (line: string) => process.stderr.write(line + "\n");

@@ -9,6 +9,7 @@ import type { SamplingOptions } from "../../engine/generate/sampler";
 import { generate } from "../../engine/generate/generate";
 import { DEFAULT_SAMPLING } from "../../engine/generate/sampler";
 import { ExcitorInputError } from "../../engine/errors";
+import type { HeldPrecision } from "../../engine/model/memory";
 import { openModel, type BackendChoice } from "../../engine/load";
 import { EXIT } from "../errors";
 import { SAMPLING_RANGES as R } from "../../engine/option-ranges";
@@ -22,6 +23,7 @@ interface Opts extends SamplingOptions {
   image?: string;
   vision?: string;
   backend: BackendChoice;
+  weights: HeldPrecision;
   prompt: string;
   template: TemplateName;
   maxTokens: number;
@@ -53,7 +55,7 @@ export function registerGenerate(program: Command, run: Runner): void {
 
 async function generateCommand(o: Opts): Promise<number> {
   const tok = openTokenizer(o.model);
-  const rt = await openModel(o.model, { backend: o.backend });
+  const rt = await openModel(o.model, { backend: o.backend, weights: o.weights });
   const interrupt = interruptSignal();
   try {
     const adapter = attachAdapter(rt, o.adapter);

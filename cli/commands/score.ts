@@ -7,6 +7,7 @@
 import * as fs from "node:fs";
 import type { Command } from "commander";
 import { ExcitorInputError } from "../../engine/errors";
+import type { HeldPrecision } from "../../engine/model/memory";
 import { openModel, type BackendChoice } from "../../engine/load";
 import { scoreIds } from "../../engine/score";
 import { EXIT } from "../errors";
@@ -19,6 +20,7 @@ interface Opts {
   image?: string;
   vision?: string;
   backend: BackendChoice;
+  weights: HeldPrecision;
   ids?: number[];
   text?: string;
   file?: string;
@@ -41,7 +43,7 @@ async function scoreCommand(o: Opts): Promise<number> {
   const tok = o.ids ? undefined : openTokenizer(o.model);
   const ids = o.ids ?? tok!.encode(o.text ?? readText(o.file!));
   if (ids.length < 2) throw new ExcitorInputError(`${given[0]}: need at least 2 tokens to score, got ${ids.length}`);
-  const rt = await openModel(o.model, { backend: o.backend });
+  const rt = await openModel(o.model, { backend: o.backend, weights: o.weights });
   try {
     checkIds(ids, rt.config.vocabSize, given[0] as string, tok);
     const adapter = attachAdapter(rt, o.adapter);

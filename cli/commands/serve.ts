@@ -17,6 +17,7 @@ import { encodeChatPrompt } from "../../engine/data/encode";
 import { ExcitorInputError } from "../../engine/errors";
 import type { Adapter } from "../../engine/adapters";
 import { generate } from "../../engine/generate/generate";
+import type { HeldPrecision } from "../../engine/model/memory";
 import { openModel, type BackendChoice } from "../../engine/load";
 import type { ModelRuntime } from "../../engine/runtime";
 import type { TextTokenizer } from "../../engine/tokenizer/tokenizer";
@@ -36,6 +37,7 @@ interface Opts {
   adapter?: string;
   vision?: string;
   backend: BackendChoice;
+  weights: HeldPrecision;
 }
 
 const ATTENTION_ANSWER_TOKENS = 64;
@@ -57,7 +59,7 @@ async function serveCommand(o: Opts): Promise<number> {
   let encoder: VisionEncoder | undefined;
   try {
     tok = openTokenizer(o.model);
-    rt = await openModel(o.model, { backend: o.backend });
+    rt = await openModel(o.model, { backend: o.backend, weights: o.weights });
     adapter = attachAdapter(rt, o.adapter);
     encoder = await openAdapterEncoder(rt, adapter, o.adapter, o.vision);
   } catch (e) {

@@ -15,7 +15,7 @@ interface Opts {
 }
 
 export function registerTokenize(program: Command, run: Runner): void {
-  modelOptions(program.command("tokenize").description("show the token ids of a text"), false)
+  modelOptions(program.command("tokenize").description("show the token ids of a text"), false, false)
     .requiredOption("--text <text>", "text to tokenize")
     .option("--no-bos", "do not put BOS in front (default: as the tokenizer config says)")
     .option("--json", 'print one JSON line {"ids": [...]}')

@@ -11,9 +11,10 @@ import { TUNING_METHODS, type TuningMethod } from "../../engine/adapters";
 import { LORA_DEFAULTS, LORA_MODULES, parseTargets } from "../../engine/lora/config";
 import { parseRetain } from "../../engine/train/retention";
 import { checkOutDir } from "../../engine/train/run-folder";
+import type { HeldPrecision } from "../../engine/model/memory";
 import { openModel, type BackendChoice } from "../../engine/load";
 import { VisionEncoder } from "../../engine/vision/encoder";
-import { openTokenizer, interruptSignal, modelOptions, stdinStopSignal } from "../session";
+import { openTokenizer, interruptSignal, modelOptions, refuseBaseUpdate, stdinStopSignal } from "../session";
 import { fmtDuration, fmtInt } from "../format";
 import { keptKnowledge, trainReporter } from "../progress";
 import { EXIT } from "../errors";
@@ -27,6 +28,7 @@ interface Opts {
   data: string;
   out: string;
   backend: BackendChoice;
+  weights: HeldPrecision;
   epochs: number;
   maxSteps?: number;
   batchSize: number;
@@ -156,10 +158,12 @@ async function trainWithJsonErrors(o: Opts): Promise<number> {
 }
 
 async function trainCommand(o: Opts): Promise<number> {
+  if (o.method === "full")
+    refuseBaseUpdate("--method full", o.model, o.weights, "train an Excitor or LoRA adapter on it (--method excitor or lora), or fine-tune the model's Hugging Face folder");
   checkOutDir(o.out); // before the model loads: a bad --out fails at once
   const tok = openTokenizer(o.model);
   if (o.vision === undefined && o.visionLayer !== -1) throw new ExcitorInputError("--vision-layer picks the layer of the --vision encoder; give --vision DIR too");
-  const rt = await openModel(o.model, { backend: o.backend, forTraining: true, fastBackward: !o.lowMemory });
+  const rt = await openModel(o.model, { backend: o.backend, weights: o.weights, forTraining: true, fastBackward: !o.lowMemory });
   // The encoder runs on the model's engine; it is frozen, so training only reads its features.
   const encoder = o.vision === undefined ? undefined : await VisionEncoder.load(o.vision, { engine: rt.backend.startsWith("onnxruntime") ? "onnxruntime" : "tfjs", featureLayer: o.visionLayer });
   const reporter = o.json ? undefined : trainReporter();

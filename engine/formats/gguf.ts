@@ -37,9 +37,27 @@ const MAGIC = 0x46554747; // "GGUF" read as a little-endian uint32
 const MAX_HEADER_BYTES = 512 * 2 ** 20;
 const MAX_DIMS = 4; // GGML_MAX_DIMS
 
-/** Whether `p` names a GGUF file (by its extension; the magic is checked when it is read). */
+/**
+ * Whether `p` is a GGUF file: by its extension, or a file that starts with the GGUF magic (Ollama
+ * keeps its models as `blobs/sha256-<hex>`, without an extension).
+ */
 export function isGgufPath(p: string): boolean {
-  return /\.gguf$/i.test(p);
+  return /\.gguf$/i.test(p) || hasGgufMagic(p);
+}
+
+/** Whether `p` is a regular file whose first four bytes are "GGUF"; false for anything unreadable. */
+export function hasGgufMagic(p: string): boolean {
+  let fd: number | undefined;
+  try {
+    if (!fs.statSync(p).isFile()) return false;
+    fd = fs.openSync(p, "r");
+    const b = Buffer.alloc(4);
+    return fs.readSync(fd, b, 0, 4, 0) === 4 && b.readUInt32LE(0) === MAGIC;
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
 }
 
 /** Reads a GGUF file's header: metadata and tensor infos, no tensor data. */

@@ -35,9 +35,9 @@ import type { RetentionMeasure } from "./events";
 export const RETENTION_FILE = "retention.jsonl";
 export const RETENTION_DEFAULTS = { samples: 64, maxTokens: 128 };
 /** Samples decoded together: 64 rows of 128 tokens keep 64 KV caches, small next to the weights of the models this runs on. */
-const SAMPLE_ROWS = 64;
+export const SAMPLE_ROWS = 64;
 /** Token positions per measuring forward pass (B·T): bounds the [B·T, V] rows held at once. */
-const ROWS_PER_PASS = 2048;
+export const ROWS_PER_PASS = 2048;
 /** Base-model samples generated concurrently. */
 const DECODES_IN_FLIGHT = 4;
 /** Base rows are kept between validations when they take at most this many floats (64 MB). */

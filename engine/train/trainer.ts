@@ -15,7 +15,7 @@ import { ExcitorAdapter } from "../excitor/adapter";
 import type { VisionBlock } from "../excitor/config";
 import { LoraAdapter } from "../lora/adapter";
 import type { LoraModule } from "../lora/config";
-import { countBaseParameters } from "../model/config";
+import { countBaseParameters, type ModelConfig } from "../model/config";
 import { Rng } from "../rng";
 import type { LossAndGrads, ModelRuntime } from "../runtime";
 import type { TextTokenizer } from "../tokenizer/tokenizer";
@@ -91,6 +91,12 @@ export interface TrainOptions {
   onEvent?: (e: TrainEvent) => void;
 }
 
+/** Excitor's K and r when not given: the spec's 30 and 16, or 10 and 8 for models under 100 M parameters. */
+export function excitorSize(c: ModelConfig): { numPrompts: number; rank: number } {
+  const small = countBaseParameters(c) < 100e6;
+  return { numPrompts: small ? 10 : 30, rank: small ? 8 : 16 };
+}
+
 export const TRAIN_DEFAULTS = {
   epochs: 3,
   batchSize: 8,
@@ -143,7 +149,6 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
   const { train: trainSet, validation } = splitTrainValidation(examples, o.validationShare, o.seed);
   const truncated = examples.filter((e) => e.truncated);
 
-  const small = countBaseParameters(rt.config) < 100e6;
   const method = o.method ?? "excitor";
   const pictured = examples.find((e) => e.image);
   const where = (e: { line: number }) => recordLocation(o.dataFile, records.find((r) => r.line === e.line) ?? { line: e.line });
@@ -158,8 +163,8 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
     method === "lora"
       ? LoraAdapter.create(rt.config, { r: o.loraR, alpha: o.loraAlpha, targets: o.loraTargets, layers: o.layers, seed: o.seed, baseModel: o.baseModel, template })
       : ExcitorAdapter.create(rt.config, {
-          numPrompts: o.numPrompts ?? (small ? 10 : 30),
-          rank: o.rank ?? (small ? 8 : 16),
+          numPrompts: o.numPrompts ?? excitorSize(rt.config).numPrompts,
+          rank: o.rank ?? excitorSize(rt.config).rank,
           layers: o.layers,
           seed: o.seed,
           baseModel: o.baseModel,

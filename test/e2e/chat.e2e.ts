@@ -283,9 +283,9 @@ test("Change… offers the built-in demo model and the models runs were trained 
   // opened the chat may still be fading out with its own rows: wait for the picker's last entry.
   const labels = await waitFor(async () => {
     const l = await rows.evaluateAll((rs) => rs.map((r) => r.querySelector(".label-name")?.textContent?.trim()));
-    return l.includes("Browse…") ? l : undefined;
+    return l.includes("Browse for a .gguf file…") ? l : undefined;
   }, 20_000, "the model picker's rows");
-  assert.deepEqual(labels, ["Built-in demo model", "gqa-model", "Browse…"]);
+  assert.deepEqual(labels, ["Built-in demo model", "gqa-model", "Browse…", "Browse for a .gguf file…"]);
   await pickQuick(page, "gqa-model");
   await waitFor(async () => ((await chat.locator(".model-label").textContent()) === "gqa-model" ? true : undefined), 20_000, "the other model to be chosen");
   // The adapter trained on the demo model no longer fits and is let go; the other run's now fits.

@@ -12,8 +12,11 @@ import { FIXTURES } from "./fixtures";
 import { readGguf, readTensorBytes, type GgufValue } from "../engine/formats/gguf";
 import { arr, bool, f32, f64, i16, i32, i64, i8, str, u16, u32, u64, u8, writeGguf, type GgufTypedValue } from "../engine/formats/gguf-write";
 import { ggmlTypeByName } from "../engine/formats/ggml-types";
+import { dequantize, floatToHalf, ggmlToBlocks, halfToFloat, quantize, QUANTIZABLE_GGML_TYPES } from "../engine/formats/ggml-quants";
+import { createHash } from "node:crypto";
 
 const STORIES_F32 = path.join(FIXTURES, "stories260k/gguf/stories260K-f32.v3.gguf");
+const STORIES_Q8 = path.join(FIXTURES, "stories260k/gguf/stories260K-q8_0.gguf");
 
 function tmpFile(name: string): string {
   return path.join(fs.mkdtempSync(path.join(os.tmpdir(), "excitor-ggfmt-")), name);
@@ -165,4 +168,131 @@ test("writeGguf: refuses what it cannot write, before touching the file; a bad d
   assert.throws(() => writeGguf(file, {}, one({ data: () => new Uint8Array(34) })), /w data is 34 bytes; \[64\] of Q8_0 takes 68/);
   assert.equal(fs.readFileSync(file, "utf8"), "old");
   assert.deepEqual(fs.readdirSync(path.dirname(file)), ["bad.gguf"], "no temporary file left");
+});
+
+// ---- ggml-quants.ts against ggml's reference (test/fixtures/ggml-quants/make.py) -----------------
+
+interface Reference {
+  quantize: Record<"input" | "floatEdges", Record<string, string> & { count: number; f32: string }>;
+  dequantize: Record<string, { count: number; bytes: string; f32: string }>;
+  f16All: { count: number; sha256: string };
+}
+const REF = JSON.parse(fs.readFileSync(path.join(FIXTURES, "ggml-quants/reference.json"), "utf8")) as Reference;
+const b64 = (s: string) => new Uint8Array(Buffer.from(s, "base64"));
+const f32Of = (s: string) => new Float32Array(b64(s).slice().buffer);
+
+/** Bit-for-bit equality of float32 arrays, except that any NaN matches any NaN (payloads are not kept by every conversion). */
+function assertSameFloats(actual: Float32Array, expected: Float32Array, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  const a = new Uint32Array(actual.buffer, actual.byteOffset, actual.length);
+  const e = new Uint32Array(expected.buffer, expected.byteOffset, expected.length);
+  for (let i = 0; i < a.length; i++) {
+    if (Number.isNaN(expected[i]) && Number.isNaN(actual[i])) continue;
+    if (a[i] !== e[i]) assert.fail(`${what}: value ${i} is ${actual[i]} (0x${a[i].toString(16)}), ggml gives ${expected[i]} (0x${e[i].toString(16)})`);
+  }
+}
+
+test("dequantize: all 11 types equal ggml's reference bit for bit", () => {
+  const names = Object.keys(REF.dequantize);
+  assert.deepEqual(names.sort(), ["BF16", "F16", "F32", "Q4_0", "Q4_1", "Q4_K", "Q5_0", "Q5_1", "Q5_K", "Q6_K", "Q8_0"]);
+  for (const name of names) {
+    const r = REF.dequantize[name];
+    assertSameFloats(dequantize(ggmlTypeByName(name), b64(r.bytes), r.count), f32Of(r.f32), name);
+    // into a reused buffer, at an offset, with old values in it
+    const reused = new Float32Array(r.count + 9).fill(-7).subarray(3);
+    assertSameFloats(dequantize(ggmlTypeByName(name), b64(r.bytes), r.count, reused), f32Of(r.f32), `${name} into a reused buffer`);
+  }
+});
+
+test("halfToFloat / F16: every fp16 value as ggml widens it; NaNs stay NaN", () => {
+  const finite: number[] = [];
+  const nans: number[] = [];
+  for (let h = 0; h < 65536; h++) ((h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0 ? nans : finite).push(h);
+  assert.equal(finite.length, REF.f16All.count);
+  const out = dequantize(ggmlTypeByName("F16"), new Uint8Array(new Uint16Array(finite).buffer), finite.length);
+  assert.equal(createHash("sha256").update(out).digest("hex"), REF.f16All.sha256);
+  finite.forEach((h, i) => assert.ok(Object.is(halfToFloat(h), out[i]), `halfToFloat(0x${h.toString(16)})`));
+  for (const h of nans) assert.ok(Number.isNaN(halfToFloat(h)));
+});
+
+test("quantize: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 write ggml's reference bytes", () => {
+  for (const set of ["input", "floatEdges"] as const) {
+    const r = REF.quantize[set];
+    const x = f32Of(r.f32);
+    assert.equal(x.length, r.count);
+    for (const name of QUANTIZABLE_GGML_TYPES) {
+      if (!(name in r)) continue;
+      assert.deepEqual(quantize(name, x), b64(r[name]), `${name} of ${set}`);
+    }
+  }
+  assert.deepEqual(Object.keys(REF.quantize.input).filter((k) => k !== "count" && k !== "f32").sort(), [...QUANTIZABLE_GGML_TYPES].sort());
+  // floatToHalf (one value) rounds as the F16 quantizer (whole arrays) does
+  const edges = f32Of(REF.quantize.floatEdges.f32);
+  const f16 = new Uint16Array(b64(REF.quantize.floatEdges.F16).buffer);
+  edges.forEach((v, i) => assert.equal(floatToHalf(v), f16[i], `floatToHalf(${v})`));
+  // into a reused buffer with old bytes in it: the same bytes
+  const x = f32Of(REF.quantize.input.f32);
+  for (const name of QUANTIZABLE_GGML_TYPES) {
+    const dirty = new Uint8Array(b64(REF.quantize.input[name]).length + 7).fill(0xa5);
+    assert.deepEqual(quantize(name, x, dirty), b64(REF.quantize.input[name]), `${name} into a reused buffer`);
+  }
+  assert.throws(() => quantize("Q4_K", new Float32Array(256)), /cannot quantize to ggml type Q4_K/);
+  assert.throws(() => quantize("Q8_0", new Float32Array(48)), /48 values are not a whole number of Q8_0 blocks/);
+});
+
+test("ggmlToBlocks: Q8_0 and Q4_0 as MatMulNBits blocks give dequantize()'s values by the block formula", () => {
+  for (const [name, bits] of [["Q8_0", 8], ["Q4_0", 4]] as const) {
+    const r = REF.dequantize[name];
+    const type = ggmlTypeByName(name);
+    const cols = 64;
+    const rows = r.count / cols;
+    const b = ggmlToBlocks(type, b64(r.bytes), rows, cols)!;
+    assert.deepEqual([b.bits, b.rows, b.cols, b.blockSize, b.zeroPoints], [bits, rows, cols, 32, undefined]);
+    // quantized.ts: block k of row n holds elements k·32.., value = scale · (code − 2^(bits−1)); 4-bit: element 2j low nibble, 2j+1 high
+    const values = new Float32Array(rows * cols);
+    for (let i = 0; i < values.length; i++) {
+      const code = bits === 8 ? b.data[i] : (b.data[i >> 1] >> ((i & 1) * 4)) & 15;
+      values[i] = b.scales[Math.floor(i / 32)] * (code - (1 << (bits - 1)));
+    }
+    assertSameFloats(values, dequantize(type, b64(r.bytes), r.count), name);
+  }
+  assert.equal(ggmlToBlocks(ggmlTypeByName("Q4_1"), new Uint8Array(20), 1, 32), undefined);
+  assert.equal(ggmlToBlocks(ggmlTypeByName("Q8_0"), new Uint8Array(34 * 3), 1, 96 - 48), undefined, "a row that is not whole blocks");
+});
+
+test("stories260K Q8_0 (llama.cpp's file) dequantizes to the f32 file's weights within half a step; its codes are round(x / fp16(d))", () => {
+  const g8 = readGguf(STORIES_Q8);
+  const g32 = readGguf(STORIES_F32);
+  let tensors = 0;
+  let codes = 0;
+  let offByOne = 0;
+  for (const t of g8.tensors.values()) {
+    if (t.type.name !== "Q8_0") continue;
+    tensors++;
+    const bytes = readTensorBytes(g8, t);
+    const x = new Float32Array(readTensorBytes(g32, g32.tensors.get(t.name)!).buffer);
+    const y = dequantize(t.type, bytes, x.length);
+    const ours = quantize("Q8_0", x);
+    for (let i = 0; i < x.length / 32; i++) {
+      const p = 34 * i;
+      const d = halfToFloat(bytes[p] | (bytes[p + 1] << 8));
+      // llama.cpp wrote d as ggml's reference does: fp16(max|x| / 127)
+      assert.equal(bytes[p] | (bytes[p + 1] << 8), ours[p] | (ours[p + 1] << 8), `${t.name} block ${i}: scale`);
+      for (let j = 0; j < 32; j++) {
+        const v = x[32 * i + j];
+        const code = (bytes[p + 2 + j] << 24) >> 24;
+        const q = Math.round(Math.abs(v / d)); // half away from zero, as roundf
+        assert.equal(code, (v < 0 ? -q : q) + 0, `${t.name}[${32 * i + j}]: code is round(x / fp16(d))`);
+        assert.ok(Math.abs(y[32 * i + j] - v) <= d / 2 + 1e-12, `${t.name}[${32 * i + j}]: ${y[32 * i + j]} vs ${v}, step ${d}`);
+        const mine = (ours[p + 2 + j] << 24) >> 24;
+        assert.ok(Math.abs(mine - code) <= 1, `${t.name}[${32 * i + j}]: ggml's reference code ${mine} vs the file's ${code}`);
+        codes++;
+        if (mine !== code) offByOne++;
+      }
+    }
+  }
+  assert.equal(tensors, 32, "every linear but the five ffn_down (rows of 172) is Q8_0");
+  assert.equal(codes, 237056);
+  // today's reference rounds x · fp16-less 1/d instead of x / fp16(d): 1,666 codes (0.7%) land one step away
+  assert.equal(offByOne, 1666);
 });

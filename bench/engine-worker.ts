@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   const s = JSON.parse(specJson) as WorkerSpec;
   let rt;
   try {
-    rt = await openModel(dir, { backend: backend as BackendChoice, forTraining: s.trainSteps > 0 });
+    rt = await openModel(dir, { backend: backend as BackendChoice, forTraining: s.trainSteps > 0, weights: s.weights });
   } catch (e) {
     const out: WorkerResult = { backend, train: [], gen: [], peakRssBytes: process.resourceUsage().maxRSS * 1024, error: (e as Error).message };
     console.log(JSON.stringify(out));
@@ -60,8 +60,8 @@ async function main(): Promise<void> {
 
   const gen: number[] = [];
   const prompt = Array.from(batch.ids.subarray(0, s.genPrompt));
-  for (let run = 0; run <= s.genRuns; run++) {
-    const d = rt.startDecode(true);
+  for (let run = 0; run <= s.genRuns && s.genRuns > 0; run++) {
+    const d = rt.startDecode(!s.genBase);
     let logits = await d.feed(prompt);
     const t0 = performance.now();
     for (let n = 0; n < s.genTokens; n++) logits = await d.feed([argmax(logits)]);

@@ -8,6 +8,7 @@
  *   npm run bench                 every configuration
  *   npm run bench -- --only tiny  one configuration by name
  *   npm run bench -- --only multimodal   training with pictures vs text only, on the multimodal demo
+ *   npm run bench -- --only quantized    f32 / q8 / q4 memory and speed, decoding against llama.cpp (bench/quantized.ts)
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -16,25 +17,16 @@ import * as path from "node:path";
 import { fmtInt } from "../cli/format";
 import { decodeWeightBytes, randomModel, trainFlopsPerToken } from "./random-model";
 import { CONFIGS, type BenchConfig, type WorkerResult, type WorkerSpec } from "./spec";
+import { median, runWorker } from "./worker-run";
+import { quantizedSection } from "./quantized";
 
 const repo = path.resolve(__dirname, "../..");
 const THREADS = os.availableParallelism();
-const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : NaN);
 
 /** Debian's python3 with python3-torch (bench/setup.sh installs it). */
 function python(): string {
   for (const p of ["/usr/bin/python3", "python3"]) if (spawnSync(p, ["-c", "import torch"]).status === 0) return p;
   throw new Error("no python3 with torch: run `bash bench/setup.sh` (installs Debian's python3-torch)");
-}
-
-function runWorker(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): WorkerResult {
-  const r = spawnSync(cmd, args, { encoding: "utf8", maxBuffer: 1 << 24, env: { ...process.env, ...env } });
-  const line = r.stdout.trim().split("\n").pop() ?? "";
-  try {
-    return JSON.parse(line) as WorkerResult;
-  } catch {
-    return { backend: path.basename(args[1] ?? cmd), train: [], gen: [], peakRssBytes: 0, error: (r.stderr || `exit ${r.status}`).trim().split("\n").pop() };
-  }
 }
 
 interface Row {
@@ -143,21 +135,32 @@ function main(): void {
     console.log(`\nExcitor benchmark, multimodal training — ${os.cpus().length} cores; medians\n\n${md}`);
     return;
   }
+  const outDir = path.join(repo, "out", "bench");
+  fs.mkdirSync(outDir, { recursive: true });
+  /** The quantized section, printed and written to out/bench/quantized.{md,json}. */
+  const quantized = (): string => {
+    const q = quantizedSection();
+    fs.writeFileSync(path.join(outDir, "quantized.json"), JSON.stringify({ date: new Date().toISOString(), ...q.measures }, null, 2) + "\n");
+    fs.writeFileSync(path.join(outDir, "quantized.md"), q.md + "\n");
+    return q.md;
+  };
+  if (only === "quantized") {
+    console.log(`\nExcitor benchmark — ${os.cpus().length} cores (${os.cpus()[0]?.model ?? "?"}); medians\n\n${quantized()}`);
+    return;
+  }
   const configs = CONFIGS.filter((c) => !only || c.shape.name === only);
-  if (!configs.length) throw new Error(`--only: no configuration named ${only} (have ${CONFIGS.map((c) => c.shape.name).join(", ")}, multimodal)`);
+  if (!configs.length) throw new Error(`--only: no configuration named ${only} (have ${CONFIGS.map((c) => c.shape.name).join(", ")}, multimodal, quantized)`);
   const py = python();
   const rows = configs.flatMap((c) => benchConfig(c, py));
   // The matmul rate each engine's library reaches on the largest configuration's shapes: what bounds its training.
   const largest = configs[configs.length - 1];
-  const md = `${table(rows)}\n\n${gemmTable(largest, py)}${only ? "" : `\n\n${visionTable()}`}`;
+  const md = `${table(rows)}\n\n${gemmTable(largest, py)}${only ? "" : `\n\n${visionTable()}\n\n${quantized()}`}`;
   console.log(`\nExcitor benchmark — ${os.cpus().length} cores (${os.cpus()[0]?.model ?? "?"}), ${THREADS} threads per engine, float32; medians\n`);
   console.log(md);
   for (const engine of new Set(rows.map((r) => r.engine))) {
     const note = rows.find((r) => r.engine === engine && r.result.note)?.result.note;
     if (note) console.log(`\n${engine}: ${note}`);
   }
-  const outDir = path.join(repo, "out", "bench");
-  fs.mkdirSync(outDir, { recursive: true });
   fs.writeFileSync(path.join(outDir, "results.json"), JSON.stringify({ date: new Date().toISOString(), threads: THREADS, rows }, null, 2) + "\n");
   fs.writeFileSync(path.join(outDir, "results.md"), md + "\n");
 }

@@ -10,11 +10,15 @@ export interface WorkerSpec {
   trainSteps: number;
   genPrompt: number;
   genTokens: number;
-  /** Timed generation runs after one warm-up run. */
+  /** Timed generation runs after one warm-up run (0: none). */
   genRuns: number;
   numPrompts: number;
   rank: number;
   adapted: number[];
+  /** Generate with the base model alone (as llama.cpp runs the file); absent: with the Excitor adapter. */
+  genBase?: boolean;
+  /** How the engine holds frozen weights (openModel's `weights`); absent: as stored. */
+  weights?: "stored" | "f32" | "q8" | "q4";
 }
 
 export interface WorkerResult {

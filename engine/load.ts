@@ -32,6 +32,8 @@ export interface OpenOptions {
    * quantized and everything else float32; "q8"/"q4" quantize at load (the onnxruntime engine).
    */
   weights?: WeightPrecision | "stored";
+  /** MatMulNBits' accuracy_level for a quantized model's decoding (OrtLoadOptions): 4 (int8 compute, default) or 1 (float32). */
+  accuracyLevel?: 1 | 4;
 }
 
 const ORT_PREF: Partial<Record<BackendChoice, OrtPreference>> = {
@@ -61,7 +63,7 @@ export async function openModel(dir: string, opts: OpenOptions = {}): Promise<Mo
   if (ortPref) {
     const ort = loadOrt();
     // Asked for by name, initOrt reports why it cannot run; under auto, tfjs takes over and says why.
-    if (typeof ort !== "string" || choice !== "auto") return OrtRuntime.load(config, files, await initOrt(ortPref));
+    if (typeof ort !== "string" || choice !== "auto") return OrtRuntime.load(config, files, await initOrt(ortPref), { weights: opts.weights, accuracyLevel: opts.accuracyLevel });
     ortMissing = ort;
   }
   if (opts.weights === "q8" || opts.weights === "q4")

@@ -15,12 +15,25 @@
  *
  * Frozen weights and adapter tensors (Excitor's spec names, LoRA's PEFT names) are graph inputs
  * named by their checkpoint names, fed from host memory on every run: one float32 copy serves
- * every graph (see runtime.ts).
+ * every graph (see runtime.ts). Weights held block-quantized enter through quant-graph.ts
+ * (dequantized where used, or MatMulNBits in decode graphs).
  */
 import type { ModelConfig } from "../model/config";
 import { tensorName, VISION_TENSORS } from "../excitor/config";
 import { type LoraModule, LORA_MODULES, loraTensorName } from "../lora/config";
-import { Graph } from "./graph";
+import { Graph, OPSET, OPSET_QUANT } from "./graph";
+import type { QuantLayout } from "./held-weights";
+import { chunkedMatmul, chunkedMatmulT, gatherDequantized, matmulNBits, quantMatmul, quantMatmulT, runsNBits, type Declare } from "./quant-graph";
+
+/** How a graph reads the frozen weights: which are quantized, and whether through MatMulNBits initializers (quant-graph.ts). */
+export interface HeldGraph {
+  quant: QuantLayout;
+  /** Quantized matrices as MatMulNBits over initializers the session prepacks, at this accuracy_level (decode graphs). */
+  nbits?: { accuracyLevel: number };
+}
+
+/** Every weight float32, fed as a graph input. */
+export const FLOAT_HELD: HeldGraph = { quant: new Map() };
 
 /** Which layers carry an Excitor and its sizes; a graph is built for one layout. */
 export interface ExcitorLayout {
@@ -72,13 +85,11 @@ export interface BlockSaved {
   qr: string; // RoPE(Q) [B, Hkv, G, T, d]
   kr: string; // RoPE(K') [B, Hkv, G|1, T, d]
   vt: string; // V [B, Hkv, 1, T, d]
-  p: string; // attention probabilities [B, Hkv, G, T, T]
   o: string; // concat_h of the heads' outputs, o_proj's input [B·T, Cq]
   mlpNorm: RmsSaved;
   h2: string; // normed MLP input [B·T, C]
   act: string; // silu(gt)·up, down_proj's input [B·T, I]
   gt: string; // gate_proj [B·T, I]
-  sg: string; // sigmoid(gt)
   up: string; // up_proj [B·T, I]
   /** `a` is [B·T, K]; with an image `a` is [B, T, K+Nv], `ap` its prompt part [B·T, K], `av` its image part [B, T, Nv]. */
   ex?: { u: string; qe: string; a: string; e5: string; gate5: string; prompts: string; ap: string; av?: string; qe3?: string };
@@ -133,8 +144,9 @@ export class LlamaGraph {
     private readonly tiedHead: boolean,
     /** The batch is one sequence (decode, attention): reshapes use constant shapes. */
     private readonly singleRow = false,
+    readonly held: HeldGraph = FLOAT_HELD,
   ) {
-    this.g = new Graph(name);
+    this.g = new Graph(name, held.quant.size ? OPSET_QUANT : OPSET);
     const d = c.headDim;
     this.G = c.numHeads / c.numKvHeads;
     this.cq = c.numHeads * d;
@@ -147,11 +159,31 @@ export class LlamaGraph {
 
   /** A frozen weight, declared as a graph input on first use. */
   weight(name: string, dims: number[]): string {
+    return this.declare(name, "float32", dims);
+  }
+
+  /** A graph input, declared on first use. */
+  private readonly declare: Declare = (name, type, dims) => {
     if (!this.declared.has(name)) {
-      this.g.input(name, "float32", dims);
+      this.g.input(name, type, dims);
       this.declared.add(name);
     }
     return name;
+  };
+
+  /** dy [N, out] · W for a frozen matrix W [out, in] (train graphs): the float32 input, or W dequantized anew. */
+  matmulBackward(dy: string, name: string, dims: [number, number]): string {
+    const q = this.held.quant.get(name);
+    return q ? quantMatmul(this.g, this.declare, dy, name, q) : this.g.matmul(dy, this.weight(name, dims));
+  }
+
+  /** x [N, in] · Wᵀ for a frozen matrix W [out, in], however it is held. */
+  private matmulT(x: string, name: string, dims: [number, number]): string {
+    const q = this.held.quant.get(name);
+    if (!q) return this.g.gemmT(x, this.weight(name, dims));
+    const nbits = this.held.nbits;
+    if (nbits && runsNBits(q, nbits.accuracyLevel)) return matmulNBits(this.g, x, name, q, nbits.accuracyLevel);
+    return quantMatmulT(this.g, this.declare, x, name, q);
   }
 
   /** Whether the layer carries an Excitor (its keys K' are per query head). */
@@ -193,7 +225,10 @@ export class LlamaGraph {
   embed(): string {
     const c = this.c;
     const flat = this.g.reshape(this.ids, this.g.ints([-1]));
-    return this.g.op("Gather", [this.weight("model.embed_tokens.weight", [c.vocabSize, c.hiddenSize]), flat], { axis: 0 });
+    const name = "model.embed_tokens.weight";
+    const q = this.held.quant.get(name);
+    if (q) return gatherDequantized(this.g, this.declare, name, q, flat);
+    return this.g.op("Gather", [this.weight(name, [c.vocabSize, c.hiddenSize]), flat], { axis: 0 });
   }
 
   /** [B, T] + tail, as a shape vector: a constant when the graph's batch is 1, else built from ids' shape once per tail. */
@@ -219,7 +254,7 @@ export class LlamaGraph {
 
   /** x [N, in] -> [N, out] with W [out, in] (+ bias). */
   linear(x: string, name: string, out: number, inp: number, bias = false): string {
-    const y = this.g.gemmT(x, this.weight(`${name}.weight`, [out, inp]));
+    const y = this.matmulT(x, `${name}.weight`, [out, inp]);
     return bias ? this.g.add(y, this.weight(`${name}.bias`, [out])) : y;
   }
 
@@ -347,7 +382,7 @@ export class LlamaGraph {
     const act = g.mul(g.mul(gt, sg), up); // silu(gate) · up
     const out = g.add(x1, lin("down_proj", act).y); // [B·T, C]
 
-    const result: BlockResult = { out, saved: { attnNorm: an.saved, h, qr, kr, vt, p: probs, o, mlpNorm: mn.saved, h2: mn.h, act, gt, sg, up, ex, lora } };
+    const result: BlockResult = { out, saved: { attnNorm: an.saved, h, qr, kr, vt, o, mlpNorm: mn.saved, h2: mn.h, act, gt, up, ex, lora } };
     if (opts.past) result.present = { k: krT, v: vt };
     if (opts.capture) {
       // What the layer would attend without its adapter, on the same input: base Q and base keys.
@@ -363,18 +398,29 @@ export class LlamaGraph {
   }
 
   /** softmax(q k^T / sqrt(d) + mask): [B, Hkv, G, T, d] x k^T [B, Hkv, G|1, d, S] -> [B, Hkv, G, T, S]. */
-  private attend(qr: string, krT: string): string {
+  attend(qr: string, krT: string): string {
     const g = this.g;
     const scores = g.scale(g.matmul(qr, krT), 1 / Math.sqrt(this.c.headDim));
     return g.softmax(g.add(scores, this.mask));
   }
 
   /** Final norm and lm_head: [B·T, C] -> logits [B·T, V]. */
-  head(x: string): { logits: string; norm: RmsSaved; h: string; lmHead: string } {
+  head(x: string): { logits: string; norm: RmsSaved; h: string } {
     const c = this.c;
     const fn = this.rmsNorm(x, "model.norm.weight");
-    const lmHead = this.weight(this.headName, [c.vocabSize, c.hiddenSize]);
-    return { logits: this.g.gemmT(fn.h, lmHead), norm: fn.saved, h: fn.h, lmHead };
+    const q = this.held.quant.get(this.headName);
+    const nbits = this.held.nbits;
+    const logits =
+      q && !(nbits && runsNBits(q, nbits.accuracyLevel)) ? chunkedMatmulT(this.g, this.declare, fn.h, this.headName, q) // a float32 copy of the whole head would be the step's largest tensor
+      : this.matmulT(fn.h, this.headName, [c.vocabSize, c.hiddenSize]);
+    return { logits, norm: fn.saved, h: fn.h };
+  }
+
+  /** dlogits [N, V] · lm_head -> [N, C] (train graphs). */
+  headBackward(dlogits: string): string {
+    const q = this.held.quant.get(this.headName);
+    if (q) return chunkedMatmul(this.g, this.declare, dlogits, this.headName, q);
+    return this.g.matmul(dlogits, this.weight(this.headName, [this.c.vocabSize, this.c.hiddenSize]));
   }
 
   /** The weight lm_head reads: its own, or the embedding when tied. */
@@ -395,8 +441,8 @@ export class LlamaGraph {
 export const cacheNames = (i: number) => ({ pastK: `past_k_${i}`, pastV: `past_v_${i}`, presentK: `present_k_${i}`, presentV: `present_v_${i}` });
 
 /** log p(target) per position: ids, targets [B, T] -> `logprob` [B·T, 1]. */
-export function buildEvalGraph(c: ModelConfig, adapter: AdapterLayout | undefined, tiedHead: boolean): Uint8Array {
-  const lg = new LlamaGraph(c, adapter, "eval", tiedHead);
+export function buildEvalGraph(c: ModelConfig, adapter: AdapterLayout | undefined, tiedHead: boolean, held: HeldGraph = FLOAT_HELD): Uint8Array {
+  const lg = new LlamaGraph(c, adapter, "eval", tiedHead, false, held);
   const targets = lg.g.input("targets", "int32", ["B", "T"]);
   let x = lg.embed();
   for (let i = 0; i < c.numLayers; i++) x = lg.block(i, x).out;
@@ -406,8 +452,8 @@ export function buildEvalGraph(c: ModelConfig, adapter: AdapterLayout | undefine
 }
 
 /** Next-token log-probabilities of every position: ids [B, T] -> `logprobs` [B·T, V]. */
-export function buildRowsGraph(c: ModelConfig, adapter: AdapterLayout | undefined, tiedHead: boolean): Uint8Array {
-  const lg = new LlamaGraph(c, adapter, "rows", tiedHead);
+export function buildRowsGraph(c: ModelConfig, adapter: AdapterLayout | undefined, tiedHead: boolean, held: HeldGraph = FLOAT_HELD): Uint8Array {
+  const lg = new LlamaGraph(c, adapter, "rows", tiedHead, false, held);
   let x = lg.embed();
   for (let i = 0; i < c.numLayers; i++) x = lg.block(i, x).out;
   lg.g.output(lg.g.logSoftmax(lg.head(x).logits), "logprobs");
@@ -415,10 +461,10 @@ export function buildRowsGraph(c: ModelConfig, adapter: AdapterLayout | undefine
 }
 
 /** One decoding step with a KV cache: ids [1, T] + past -> last logits [1, V] + present. */
-export function buildDecodeGraph(c: ModelConfig, adapter: AdapterLayout | undefined, tiedHead: boolean, rows: "one" | "many" = "one"): Uint8Array {
+export function buildDecodeGraph(c: ModelConfig, adapter: AdapterLayout | undefined, tiedHead: boolean, rows: "one" | "many" = "one", held: HeldGraph = FLOAT_HELD): Uint8Array {
   // One row (chat) reshapes with constant shapes; many rows (sampling a set in lockstep) read B from the ids.
   const single = rows === "one";
-  const lg = new LlamaGraph(c, adapter, single ? "decode" : "decode_rows", tiedHead, single);
+  const lg = new LlamaGraph(c, adapter, single ? "decode" : "decode_rows", tiedHead, single, held);
   const B = single ? 1 : "B";
   let x = lg.embed();
   for (let i = 0; i < c.numLayers; i++) {
@@ -442,8 +488,8 @@ export function buildDecodeGraph(c: ModelConfig, adapter: AdapterLayout | undefi
 }
 
 /** Attention probabilities of every layer, `probs_i` and (adapted layers) `base_probs_i`. */
-export function buildAttentionGraph(c: ModelConfig, adapter: AdapterLayout | undefined): Uint8Array {
-  const lg = new LlamaGraph(c, adapter, "attention", false, true);
+export function buildAttentionGraph(c: ModelConfig, adapter: AdapterLayout | undefined, held: HeldGraph = FLOAT_HELD): Uint8Array {
+  const lg = new LlamaGraph(c, adapter, "attention", false, true, held);
   let x = lg.embed();
   for (let i = 0; i < c.numLayers; i++) {
     const r = lg.block(i, x, { capture: true });

@@ -11,6 +11,14 @@
  * The adapter's tensors are inputs too, so each step feeds the optimizer's current values.
  * Full training keeps a second copy (the trained weights) next to the untouched base, and
  * the same graphs run on either: `useAdapter` picks which set is fed.
+ *
+ * Quantized weights (OrtLoadOptions.weights, held-weights.ts) are fed the same way, as codes,
+ * scales and zero points that each use dequantizes (quant-graph.ts), so every graph still shares
+ * one copy. Only decoding runs MatMulNBits over initializers: a token reads every weight, and
+ * onnxruntime's prepacked int8 kernels read 4-8x fewer bytes than float32, but the session holds
+ * its own prepacked copy. So a quantized model keeps one decode session (many rows, the adapter's
+ * graph also serving the base model with the adapter's gates or B at zero, which is exact), and
+ * it is released while training runs (and the training sessions while it decodes).
  */
 import type * as OrtModule from "onnxruntime-node";
 import type { OrtInfo } from "../backends/onnxruntime";
@@ -21,14 +29,33 @@ import type { ModelConfig } from "../model/config";
 import { causalMask } from "../model/mask";
 import { ropeTables } from "../model/rope";
 import type { WeightSource } from "../model/weights";
+import { blockBytes, type WeightPrecision } from "../model/quantized";
 import { checkRows, weightedTokens, type AttentionProbs, type DecodeSession, type ImageFeatures, type LossAndGrads, type ModelRuntime, type TrainBatch } from "../runtime";
 import { loraScaling } from "../lora/config";
-import { type AdapterLayout, INPUTS, imageAttnName, buildAttentionGraph, buildDecodeGraph, buildEvalGraph, buildRowsGraph, cacheNames, layoutKey } from "./llama-graph";
+import { type AdapterLayout, type HeldGraph, INPUTS, imageAttnName, buildAttentionGraph, buildDecodeGraph, buildEvalGraph, buildRowsGraph, cacheNames, layoutKey } from "./llama-graph";
+import { type HeldBytes, type HeldWeight, type QuantInfo, heldBytesOf, holdWeights, quantInfo, quantNames, ZeroPointCache } from "./held-weights";
+import { nbitsNames, runsNBits } from "./quant-graph";
+import { tensorName } from "../excitor/config";
+import { loraTensorName } from "../lora/config";
 import { buildTrainGraph, gradOutput } from "./train-graph";
 
 type Tensor = OrtModule.Tensor;
 type Session = OrtModule.InferenceSession;
 type GraphKind = "eval" | "rows" | "decode" | "decode_rows" | "attention" | "train";
+
+export interface OrtLoadOptions {
+  /** How frozen matrices are held (held-weights.ts); default "stored". */
+  weights?: WeightPrecision | "stored";
+  /**
+   * MatMulNBits' accuracy_level in the decode graphs of a quantized model: 4 (default) computes
+   * with the activations quantized to int8 per block, as llama.cpp does; 1 in float32. onnxruntime
+   * has no float32 kernel for 8-bit weights on the CPU: at 1 they are dequantized on every call.
+   */
+  accuracyLevel?: 1 | 4;
+}
+
+/** A quantized model's decode graphs run MatMulNBits over a prepacked copy of the weights: one such session is alive at a time. */
+const PACKED_KINDS: GraphKind[] = ["decode", "decode_rows"];
 
 export class OrtRuntime implements ModelRuntime {
   private adapterFeeds = new Map<string, Tensor>();
@@ -36,45 +63,72 @@ export class OrtRuntime implements ModelRuntime {
   /** Full training: the trained copy of every weight (the base in `weights` stays untouched). */
   private trained?: Map<string, Tensor>;
   private readonly sessions = new Map<string, Promise<Session>>();
+  /** Gates (Excitor) or B matrices (LoRA) at zero: the adapter's graph computing the base model exactly. */
+  private neutralFeeds = new Map<string, Tensor>();
+  private readonly held: HeldGraph;
 
   private constructor(
     readonly config: ModelConfig,
     private readonly info: OrtInfo,
-    /** Frozen weights by checkpoint name, over host memory. */
+    /** Frozen weights as graph inputs over host memory: float32 tensors by checkpoint name, quantized ones as quantNames(name). */
     private readonly weights: Map<string, Tensor>,
     private readonly tiedHead: boolean,
-  ) {}
+    /** The quantized weights (MatMulNBits initializers of the decode graphs). */
+    private readonly quantized: Map<string, HeldWeight & { kind: "quantized" }>,
+    private readonly bytes: HeldBytes,
+    accuracyLevel: number,
+  ) {
+    const quant = new Map<string, QuantInfo>([...quantized].map(([n, h]) => [n, quantInfo(h.blocks)]));
+    this.held = { quant };
+    this.nbitsHeld = { quant, nbits: { accuracyLevel } };
+  }
 
-  static load(config: ModelConfig, files: WeightSource, info: OrtInfo): OrtRuntime {
-    const c = config;
-    const cq = c.numHeads * c.headDim;
-    const ckv = c.numKvHeads * c.headDim;
+  private readonly nbitsHeld: HeldGraph;
+
+  static load(config: ModelConfig, files: WeightSource, info: OrtInfo, opts: OrtLoadOptions = {}): OrtRuntime {
+    const { Tensor } = info.ort;
     const weights = new Map<string, Tensor>();
-    const read = (name: string, shape: number[]) => {
-      const t = files.read(name, shape);
-      weights.set(name, new info.ort.Tensor("float32", t.data, t.shape));
-    };
-    const linear = (name: string, out: number, inp: number, bias: boolean) => {
-      read(`${name}.weight`, [out, inp]);
-      if (bias) read(`${name}.bias`, [out]);
-    };
-    read("model.embed_tokens.weight", [c.vocabSize, c.hiddenSize]);
-    for (let i = 0; i < c.numLayers; i++) {
-      const p = `model.layers.${i}`;
-      read(`${p}.input_layernorm.weight`, [c.hiddenSize]);
-      linear(`${p}.self_attn.q_proj`, cq, c.hiddenSize, c.qkvBias);
-      linear(`${p}.self_attn.k_proj`, ckv, c.hiddenSize, c.qkvBias);
-      linear(`${p}.self_attn.v_proj`, ckv, c.hiddenSize, c.qkvBias);
-      linear(`${p}.self_attn.o_proj`, c.hiddenSize, cq, c.oBias);
-      read(`${p}.post_attention_layernorm.weight`, [c.hiddenSize]);
-      linear(`${p}.mlp.gate_proj`, c.intermediateSize, c.hiddenSize, false);
-      linear(`${p}.mlp.up_proj`, c.intermediateSize, c.hiddenSize, false);
-      linear(`${p}.mlp.down_proj`, c.hiddenSize, c.intermediateSize, false);
+    const quantized = new Map<string, HeldWeight & { kind: "quantized" }>();
+    const zeroPoints = new ZeroPointCache();
+    const bytes: HeldBytes = { float32: 0, q8: 0, q4: 0 };
+    for (const [name, h] of holdWeights(files, config, opts.weights ?? "stored")) {
+      const b = heldBytesOf([h]);
+      bytes.float32 += b.float32;
+      bytes.q8 += b.q8;
+      bytes.q4 += b.q4;
+      if (h.kind === "float32") {
+        weights.set(name, new Tensor("float32", h.tensor.data, h.tensor.shape));
+        continue;
+      }
+      // The same buffers, viewed as the 2-D inputs DequantizeLinear and Gather read.
+      const q = h.blocks;
+      if (q.blockSize !== 32) throw new Error(`${name}: blocks of ${q.blockSize}; the engine computes with blocks of 32`);
+      const nb = Math.ceil(q.cols / q.blockSize);
+      const n = quantNames(name);
+      weights.set(n.codes, new Tensor("uint8", q.data, [q.rows, q.data.length / q.rows]));
+      weights.set(n.scales, new Tensor("float32", q.scales, [q.rows, nb]));
+      weights.set(n.zp, new Tensor("uint8", zeroPoints.get(q), [q.rows, nb]));
+      quantized.set(name, h);
     }
-    read("model.norm.weight", [c.hiddenSize]);
-    const tied = c.tieWordEmbeddings || !files.has("lm_head.weight");
-    if (!tied) read("lm_head.weight", [c.vocabSize, c.hiddenSize]);
-    return new OrtRuntime(config, info, weights, tied);
+    const tied = config.tieWordEmbeddings || !files.has("lm_head.weight");
+    return new OrtRuntime(config, info, weights, tied, quantized, bytes, opts.accuracyLevel ?? 4);
+  }
+
+  /**
+   * Bytes of frozen weights held in host memory, by kind (quantized: codes, scales and zero
+   * points); `decodeCopy`: the quantized weights the live decode session holds prepacked (about
+   * as many bytes again), 0 while none is alive.
+   */
+  heldBytes(): HeldBytes & { decodeCopy: number } {
+    const live = [...this.sessions.keys()].some((k) => k.endsWith(":nbits"));
+    let decodeCopy = 0;
+    if (live) for (const [name, h] of this.packedWeights()) decodeCopy += blockBytes(h.blocks);
+    return { ...this.bytes, decodeCopy };
+  }
+
+  /** Whether any frozen matrix is held quantized. */
+  get isQuantized(): boolean {
+    return this.quantized.size > 0;
   }
 
   readonly keepsBaseInFullTraining = true;
@@ -93,6 +147,14 @@ export class OrtRuntime implements ModelRuntime {
       : adapter.method === "excitor" ? { method: "excitor", layers: adapter.config.layers, numPrompts: adapter.config.numPrompts, rank: adapter.config.rank, vision: adapter.config.vision && { numTokens: adapter.config.vision.numTokens, hidden: adapter.config.vision.hiddenSize } }
       : { method: "lora", layers: adapter.config.layers, targets: adapter.config.targets, r: adapter.config.r, scaling: loraScaling(adapter.config) };
     for (const [name, t] of Object.entries(adapter?.namedTensors() ?? {})) this.adapterFeeds.set(name, new this.info.ort.Tensor("float32", t.data, t.shape));
+    this.neutralFeeds = new Map();
+    const l = this.layout;
+    const zeros = (name: string) => {
+      const t = this.adapterFeeds.get(name);
+      if (t) this.neutralFeeds.set(name, new this.info.ort.Tensor("float32", new Float32Array(t.size), t.dims));
+    };
+    if (l?.method === "excitor") l.layers.forEach((i) => zeros(tensorName(i, "gate")));
+    if (l?.method === "lora") for (const i of l.layers) for (const m of l.targets) zeros(loraTensorName(i, m, "B"));
   }
 
   /**
@@ -100,25 +162,71 @@ export class OrtRuntime implements ModelRuntime {
    * training runs the base graphs on the trained weights). `soft`: the train graph for soft targets.
    */
   private session(kind: GraphKind, useAdapter: boolean, soft = false, image = false): Promise<Session> {
-    const layout = this.layoutFor(useAdapter, image);
+    const packed = this.isQuantized && PACKED_KINDS.includes(kind);
+    // A quantized model decodes through one graph (many rows, the adapter's layout with neutral
+    // feeds for the base model: packedLayout), so one prepacked copy serves every decode.
+    if (packed) kind = "decode_rows";
+    const layout = packed ? this.packedLayout(image) : this.layoutFor(useAdapter, image);
     const full = kind === "train" && this.trained;
-    const key = `${kind}:${full ? "full" : layoutKey(layout)}${kind === "train" && soft ? ":soft" : ""}`;
+    const key = `${kind}:${full ? "full" : layoutKey(layout)}${kind === "train" && soft ? ":soft" : ""}${packed ? ":nbits" : ""}`;
     let s = this.sessions.get(key);
     if (!s) {
+      // What a quantized model's phases hold apart: the decode session's prepacked weights, and the
+      // training sessions' activations (the largest buffers a session keeps in its arena).
+      if (this.isQuantized) this.releaseWhere((k) => (packed ? k.startsWith("train:") || k.endsWith(":nbits") : kind === "train" && k.endsWith(":nbits")));
       const c = this.config;
+      const held = packed ? this.nbitsHeld : this.held;
       const bytes =
-        kind === "eval" ? buildEvalGraph(c, layout, this.tiedHead)
-        : kind === "rows" ? buildRowsGraph(c, layout, this.tiedHead)
-        : kind === "decode" ? buildDecodeGraph(c, layout, this.tiedHead)
-        : kind === "decode_rows" ? buildDecodeGraph(c, layout, this.tiedHead, "many")
-        : kind === "attention" ? buildAttentionGraph(c, layout)
-        : buildTrainGraph(c, full ? { method: "full" } : layout!, this.tiedHead, soft);
-      s = this.info.ort.InferenceSession.create(bytes, this.info.sessionOptions);
+        kind === "eval" ? buildEvalGraph(c, layout, this.tiedHead, held)
+        : kind === "rows" ? buildRowsGraph(c, layout, this.tiedHead, held)
+        : kind === "decode" ? buildDecodeGraph(c, layout, this.tiedHead, "one", held)
+        : kind === "decode_rows" ? buildDecodeGraph(c, layout, this.tiedHead, "many", held)
+        : kind === "attention" ? buildAttentionGraph(c, layout, held)
+        : buildTrainGraph(c, full ? { method: "full" } : layout!, this.tiedHead, soft, held);
+      s = this.info.ort.InferenceSession.create(bytes, packed ? { ...this.info.sessionOptions, externalData: this.nbitsBuffers() } : this.info.sessionOptions);
       s.catch(() => undefined); // compiled ahead (prepareTraining, startDecode): the error surfaces where it is awaited
       this.sessions.set(key, s);
     }
     return s;
   }
+
+  /** The layout of a quantized model's decode graph: the adapter's whether or not a call uses it. */
+  private packedLayout(image: boolean): AdapterLayout | undefined {
+    return this.layoutFor(true, image);
+  }
+
+  /** The weights a decode graph multiplies by with MatMulNBits (the embedding is only gathered, from the fed codes, unless it is also the head). */
+  private *packedWeights(): Iterable<[string, HeldWeight & { kind: "quantized" }]> {
+    const level = this.nbitsHeld.nbits!.accuracyLevel;
+    for (const [name, h] of this.quantized) if ((name !== "model.embed_tokens.weight" || this.tiedHead) && runsNBits(quantInfo(h.blocks), level)) yield [name, h];
+  }
+
+  /** The MatMulNBits initializers' buffers (onnxruntime copies them into the session, then prepacks). */
+  private nbitsBuffers(): { path: string; data: Uint8Array }[] {
+    const out: { path: string; data: Uint8Array }[] = [];
+    for (const [name, h] of this.packedWeights()) {
+      const n = nbitsNames(name);
+      const q = h.blocks;
+      out.push({ path: n.B, data: q.data }, { path: n.S, data: new Uint8Array(q.scales.buffer, q.scales.byteOffset, q.scales.byteLength) });
+      if (q.zeroPoints) out.push({ path: n.Z, data: q.zeroPoints });
+    }
+    return out;
+  }
+
+  /** Releases the sessions whose keys match (their memory goes back once no run is using them). */
+  private releaseWhere(match: (key: string) => boolean): void {
+    for (const [key, s] of this.sessions) {
+      if (!match(key)) continue;
+      this.sessions.delete(key);
+      void s.then(async (x) => {
+        await this.running.get(x)?.catch(() => undefined); // a run in flight finishes first
+        await x.release();
+      }).catch(() => undefined);
+    }
+  }
+
+  /** The last run of each session, so that a release waits for it. */
+  private readonly running = new WeakMap<Session, Promise<unknown>>();
 
   /** The adapter layout a call computes with: none for the base model; a multimodal adapter's image inputs only when the call has an image. */
   private layoutFor(useAdapter: boolean, image: boolean): AdapterLayout | undefined {
@@ -159,7 +267,9 @@ export class OrtRuntime implements ModelRuntime {
       if (!t) throw new Error(`onnxruntime: no value for graph input ${name}`);
       feeds[name] = t;
     }
-    return outputs ? session.run(feeds, outputs) : session.run(feeds);
+    const out = outputs ? session.run(feeds, outputs) : session.run(feeds);
+    this.running.set(session, out);
+    return out;
   }
 
   /** onnxruntime's Gather fails with a bare bounds error; a tokenizer larger than the model deserves a clear one. */
@@ -231,8 +341,9 @@ export class OrtRuntime implements ModelRuntime {
     const rt = this;
     const c = this.config;
     // Only an Excitor changes the cache's layout (K' per query head).
-    const layout = useAdapter && !this.trained ? this.layout : undefined;
     const withImage = this.usesImage(useAdapter, image);
+    const layout = this.isQuantized ? this.packedLayout(withImage) : useAdapter && !this.trained ? this.layout : undefined;
+    const neutral = this.isQuantized && !useAdapter ? Object.fromEntries(this.neutralFeeds) : {};
     const imageFeeds = withImage ? this.imageFeeds(image, rows) : {};
     const adapted = new Set(layout?.method === "excitor" ? layout.layers : []);
     const { Tensor } = this.info.ort;
@@ -245,16 +356,18 @@ export class OrtRuntime implements ModelRuntime {
       cache.set(n.pastK, empty([rows, c.numKvHeads, adapted.has(i) ? c.numHeads / c.numKvHeads : 1, c.headDim, 0]));
       cache.set(n.pastV, empty([rows, c.numKvHeads, 1, 0, c.headDim]));
     }
-    const session = this.session(rows === 1 ? "decode" : "decode_rows", useAdapter, false, withImage);
+    const kind = rows === 1 ? "decode" : "decode_rows";
+    void this.session(kind, useAdapter, false, withImage); // compiled while the caller prepares its prompt
     let length = 0;
     return {
       get length() {
         return length;
       },
       async feed(ids: number[]): Promise<Float32Array> {
-        const s = await session;
+        // Looked up per call: a quantized model's decode session is released while it trains.
+        const s = await rt.session(kind, useAdapter, false, withImage);
         const T = checkRows(ids, rows);
-        const out = await rt.run(s, useAdapter, { ...rt.positionFeeds(Int32Array.from(ids), rows, T, length), ...imageFeeds, ...Object.fromEntries(cache) });
+        const out = await rt.run(s, useAdapter, { ...rt.positionFeeds(Int32Array.from(ids), rows, T, length), ...imageFeeds, ...neutral, ...Object.fromEntries(cache) });
         const next = new Map<string, Tensor>();
         for (let i = 0; i < c.numLayers; i++) {
           const n = cacheNames(i);
@@ -298,6 +411,8 @@ export class OrtRuntime implements ModelRuntime {
    */
   beginFullTraining(): Map<string, F32Tensor> {
     if (this.trained) throw new Error("full training is already enabled");
+    if (this.isQuantized)
+      throw new ExcitorInputError("full fine-tuning updates every base weight, and this model's are held quantized; load it with --weights f32 to fine-tune them all (an adapter trains on quantized weights)");
     this.setAdapter(null);
     this.trained = new Map();
     const out = new Map<string, F32Tensor>();

@@ -86,6 +86,8 @@ export interface ModelRuntime {
   readonly backend: string;
   /** Why this backend runs (and why a faster one does not). */
   readonly backendNote: string;
+  /** Bytes of frozen weights held, by kind, and those a live decode session was handed (the onnxruntime engine: OrtRuntime.heldBytes). */
+  heldBytes?(): { float32: number; q8: number; q4: number; decodeCopy: number };
   readonly config: ModelConfig;
   /** Uploads the adapter's current values (null removes it). Cheap to call every step. */
   setAdapter(adapter: Adapter | null): void;

@@ -116,13 +116,13 @@ export class OrtRuntime implements ModelRuntime {
 
   /**
    * Bytes of frozen weights held in host memory, by kind (quantized: codes, scales and zero
-   * points); `decodeCopy`: the quantized weights the live decode session holds prepacked (about
-   * as many bytes again), 0 while none is alive.
+   * points); `decodeCopy`: the quantized bytes handed to the live decode session (0 while none is
+   * alive), which onnxruntime holds prepacked in 1.2-1.7x as many (measured on the 1.1B shape).
    */
   heldBytes(): HeldBytes & { decodeCopy: number } {
     const live = [...this.sessions.keys()].some((k) => k.endsWith(":nbits"));
     let decodeCopy = 0;
-    if (live) for (const [name, h] of this.packedWeights()) decodeCopy += blockBytes(h.blocks);
+    if (live) for (const [, h] of this.packedWeights()) decodeCopy += blockBytes(h.blocks);
     return { ...this.bytes, decodeCopy };
   }
 

@@ -79,7 +79,7 @@ export function checkTrainingFit(spec: RunSpec, free = freeMemory()): FitCheck |
 /** "Training needs about 14.5 GiB, and 7.81 GiB is free: …" with the largest parts and what would help. */
 export function fitMessage(e: MemoryEstimate, free: number, q4?: MemoryEstimate): string {
   const parts: [string, number][] = [
-    ["weights", e.weights + e.transposed],
+    ["weights", e.weights + e.decodeCopy],
     [`activations at ${e.batch} × ${e.context} tokens`, e.activations],
     ["adapter and optimizer", e.optimizer],
     ["caches and runtime", e.kvCache + e.overhead],

@@ -41,9 +41,9 @@ test("info on the Q8_0 GGUF: the stored-as shares, the weights held at each prec
     r.stdout,
   );
   assert.match(r.stdout, /parameters\s+292,800 /);
-  assert.match(r.stdout, /weights held\s+as stored 570 KiB \(809 KiB to train\) · f32 1\.12 MiB · q8 \S+ KiB \(\S+ KiB to train\) · q4 /);
-  assert.match(r.stdout, /memory to chat\s+\d[\d.]* MiB at 512 tokens of context \(weights as stored 570 KiB, KV cache /);
-  assert.match(r.stdout, /memory to train\s+\d[\d.]* MiB at 4 × 512 tokens a pass \(weights as stored 570 KiB, transposed copy 239 KiB, /);
+  assert.match(r.stdout, /weights held\s+as stored 478 KiB \(815 KiB to chat\) · f32 1\.12 MiB · q8 \S+ KiB \(\S+ KiB to chat\) · q4 /);
+  assert.match(r.stdout, /memory to chat\s+\d[\d.]* MiB at 512 tokens of context \(weights as stored 478 KiB, decode copy 337 KiB, KV cache /);
+  assert.match(r.stdout, /memory to train\s+\d[\d.]* MiB at 4 × 512 tokens a pass \(weights as stored 478 KiB, monitor's KV cache /);
 
   const j = JSON.parse(excitor(["info", "--model", Q8, "--json"]).stdout);
   assert.deepEqual(
@@ -53,16 +53,18 @@ test("info on the Q8_0 GGUF: the stored-as shares, the weights held at each prec
       ["F32", F32_PARAMS, F32_BYTES],
     ],
   );
-  // Held as stored: embedding and norms float32, Q8_0 linears as 8-bit blocks (36 bytes a 32), ffn_down float32.
-  const embedAndNorms = 512 * 64 * 4 + 11 * 64 * 4;
-  const asStored = embedAndNorms + 5 * ((64 + 32 + 32 + 64 + 172 + 172) * 2 * 36 + 64 * 172 * 4) + 512 * 2 * 36;
-  assert.equal(j.weightsHeld.stored.chat, asStored);
+  // Held as stored: norms float32, the Q8_0 matrices (embedding and head too) as 8-bit blocks (36 bytes a 32), ffn_down float32.
+  const norms = 11 * 64 * 4;
+  const quantized = 5 * (64 + 32 + 32 + 64 + 172 + 172) * 2 * 36 + 512 * 2 * 36; // linears and head: what decoding prepacks
+  const asStored = norms + 512 * 2 * 36 + quantized + 5 * 64 * 172 * 4;
+  assert.equal(j.weightsHeld.stored.train, asStored);
+  assert.equal(j.weightsHeld.stored.chat, asStored + 1.5 * quantized, "chat adds the decode session's prepacked copy (about 1.5 bytes a byte)");
   assert.equal(j.weightsHeld.f32.chat, 292_800 * 4);
-  assert.ok(j.weightsHeld.stored.train > asStored, "training adds the transposed copy of the quantized linears");
+  assert.equal(j.weightsHeld.f32.train, 292_800 * 4);
   assert.equal(j.memory.weights, "stored");
   for (const task of ["chat", "train"]) {
     const m = j.memory[task];
-    assert.equal(m.total, m.weights + m.transposed + m.kvCache + m.activations + m.optimizer + m.overhead);
+    assert.equal(m.total, m.weights + m.decodeCopy + m.kvCache + m.activations + m.optimizer + m.overhead);
   }
 });
 

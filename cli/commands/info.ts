@@ -67,11 +67,11 @@ function describe(o: Opts, rt: ModelRuntime, adapter: Adapter | null, source: We
     slidingWindow: c.slidingWindow ?? null,
     parameters,
     storedAs: storedComposition(c, source),
-    /** Bytes of the frozen weights at each precision: for chat, and for training (with the transposed copy of quantized linears). */
+    /** Bytes of the frozen weights at each precision: for training, and for chat (with the decode session's prepacked copy of quantized matrices). */
     weightsHeld: Object.fromEntries(
       (["stored", ...WEIGHT_PRECISIONS] as const).map((p) => {
         const w = weightBytes(c, source, p);
-        return [p, { chat: w.weights, train: w.weights + w.transposed }];
+        return [p, { chat: w.weights + w.decodeCopy, train: w.weights }];
       }),
     ),
     memory: {
@@ -107,11 +107,11 @@ function describeAdapter(dir: string, a: Adapter, baseParams: number) {
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
-/** "2.31 GiB at 4 × 512 tokens a pass (weights as stored 941 MiB, transposed copy …)": the total, then what takes it. */
+/** "2.31 GiB at 4 × 512 tokens a pass (weights as stored 941 MiB, decode copy …)": the total, then what takes it. */
 function memoryLine(e: MemoryEstimate, weights: string): string {
   const parts: [string, number][] = [
     [`weights ${e.precision === "stored" ? "as stored" : e.precision}${e.precision !== weights ? ` (full fine-tuning holds f32)` : ""}`, e.weights],
-    ["transposed copy", e.transposed],
+    ["decode copy", e.decodeCopy],
     [e.task === "chat" ? "KV cache" : "monitor's KV cache", e.kvCache],
     ["activations", e.activations],
     ["trainable tensors and AdamW", e.optimizer],
@@ -138,7 +138,7 @@ function table(i: Info, c: ModelConfig): string {
     [
       "weights held",
       Object.entries(i.weightsHeld)
-        .map(([p, b]) => `${p === "stored" ? "as stored" : p} ${fmtBytes(b.chat)}${b.train !== b.chat ? ` (${fmtBytes(b.train)} to train)` : ""}`)
+        .map(([p, b]) => `${p === "stored" ? "as stored" : p} ${fmtBytes(b.train)}${b.chat !== b.train ? ` (${fmtBytes(b.chat)} to chat)` : ""}`)
         .join(" · "),
     ],
     ["memory to chat", memoryLine(i.memory.chat, i.memory.weights)],

@@ -16,7 +16,7 @@ import { LORA_DEFAULTS, moduleShape, type LoraModule } from "../lora/config";
 import { excitorSize, TRAIN_DEFAULTS } from "../train/trainer";
 import { RETENTION_DEFAULTS, ROWS_PER_PASS, SAMPLE_ROWS } from "../train/retention";
 import { countBaseParameters, type ModelConfig } from "./config";
-import type { WeightPrecision } from "./quantized";
+import { heldLayout, type HeldLayout, type WeightPrecision } from "./quantized";
 import { expectedWeights, type WeightSource } from "./weights";
 
 /** How frozen weights are held: as the file stores them (see heldAs), or all at one precision. */
@@ -27,11 +27,6 @@ export type WeightHeaders = Pick<WeightSource, "has" | "shape" | "storedType">;
 
 /** Elements per MatMulNBits block: ggml's Q8_0 / Q4_0 block, with one float32 scale each (symmetric: no zero points). */
 export const QUANT_BLOCK = 32;
-/**
- * Bits of the transposed copy of each quantized linear that training's backward pass multiplies
- * by (MatMulNBits computes x·Wᵀ only, and dX = dY·W needs W the other way round).
- */
-export const TRANSPOSED_COPY_BITS = 8;
 /**
  * The process before any tensor: Node, onnxruntime's library, the compiled graphs and the
  * tokenizer. Measured as peak RSS on stories260K (0.3 M parameters, Node 20, onnxruntime 1.30 on
@@ -74,8 +69,12 @@ export interface MemoryEstimate {
   batch: number;
   /** The frozen weights as the forward pass reads them. */
   weights: number;
-  /** train: the transposed 8-bit copy of every quantized linear (TRANSPOSED_COPY_BITS). */
-  transposed: number;
+  /**
+   * chat: the decode session's prepacked copy of the quantized matrices it multiplies by
+   * (onnxruntime's MatMulNBits keeps its own); 0 for float32 weights. Training dequantizes each
+   * matrix where it is used and holds no second copy (the decode session is released while it runs).
+   */
+  decodeCopy: number;
   /** chat: the conversation's keys and values; train: the forgetting monitor's sampling cache. Both with the step's new copy. */
   kvCache: number;
   /** The largest pass's intermediate tensors. */
@@ -90,22 +89,10 @@ export interface MemoryEstimate {
 
 // ---------------------------------------------------------------- weights as held
 
-/** Whether a tensor is a linear weight, the ones the engine can hold quantized (the embedding stays float32: it is gathered, and a tied head reads it). */
-export function isLinearWeight(name: string): boolean {
-  return name === "lm_head.weight" || /\.(q|k|v|o|gate|up|down)_proj\.weight$/.test(name);
-}
-
-/**
- * The precision the engine holds a tensor at. Everything but linear weights is float32. With
- * "stored", a linear stored in a float type is float32 and one stored quantized stays quantized:
- * at 8 bits for types of more than 5 bits a weight (Q8_0, Q6_K, Q5_K, Q5_0…), else at 4 bits
- * (Q4_0, Q4_K, Q3_K, Q2_K…), so a file never loses precision by loading.
- */
-export function heldAs(name: string, storedType: string, precision: HeldPrecision): WeightPrecision {
-  if (!isLinearWeight(name)) return "f32";
-  if (precision !== "stored") return precision;
-  const bits = storedBitsPerWeight(storedType);
-  return bits >= 16 ? "f32" : bits > 5 ? "q8" : "q4";
+/** The precision the engine holds a tensor at (heldLayout, as the onnxruntime engine reads it). */
+export function heldAs(shape: readonly number[], storedType: string, precision: HeldPrecision): WeightPrecision {
+  const l = heldLayout(shape, storedType, precision);
+  return l.kind === "float32" ? "f32" : l.bits === 8 ? "q8" : "q4";
 }
 
 /** Bits a stored type spends per weight, scales included (Q8_0: 8.5, Q4_K: 4.5, F16: 16). */
@@ -114,14 +101,19 @@ export function storedBitsPerWeight(storedType: string): number {
   return t ? (8 * t.typeSize) / t.blockSize : 32;
 }
 
-/** Bytes a [rows, cols] weight takes held at `p`: float32, or MatMulNBits blocks of QUANT_BLOCK along cols with a float32 scale each. */
-export function heldBytes(shape: number[], p: WeightPrecision): number {
+/**
+ * Bytes a weight takes held as `l`: float32, or MatMulNBits blocks of QUANT_BLOCK along cols with
+ * a float32 scale each (and, with zero points, 4 bits packed plus one byte unpacked a block).
+ */
+export function heldBytes(shape: readonly number[], l: HeldLayout): number {
   const count = shape.reduce((a, b) => a * b, 1);
-  return p === "f32" ? count * F32 : blockBytes(shape, p === "q8" ? 8 : 4);
+  if (l.kind === "float32") return count * F32;
+  const blocks = (count / shape[shape.length - 1]) * Math.ceil(shape[shape.length - 1] / QUANT_BLOCK);
+  return blockBytes(shape, l.bits) + (l.asymmetric ? blocks * 1.5 : 0);
 }
 
 /** Bytes of a [rows, cols] weight as MatMulNBits blocks of `bits`. */
-function blockBytes(shape: number[], bits: number): number {
+function blockBytes(shape: readonly number[], bits: number): number {
   const cols = shape[shape.length - 1];
   const rows = shape.reduce((a, b) => a * b, 1) / cols;
   return rows * Math.ceil(cols / QUANT_BLOCK) * ((QUANT_BLOCK * bits) / 8 + F32);
@@ -132,18 +124,26 @@ function heldTensors(c: ModelConfig, source: WeightHeaders): [string, number[]][
   return [...expectedWeights(c)].filter(([name]) => name !== "lm_head.weight" || source.has(name));
 }
 
-/** Bytes of the frozen weights held at `precision`, and of the transposed copy training adds. */
-export function weightBytes(c: ModelConfig, source: WeightHeaders, precision: HeldPrecision): { weights: number; transposed: number; largestF32: number } {
+/**
+ * Bytes of the frozen weights held at `precision`, and of the copy a quantized model's decode
+ * session prepacks: every quantized matrix it multiplies by (the embedding only when it is also the head).
+ */
+/** Bytes a decode session's MatMulNBits kernels keep per byte of quantized weights they prepack (measured 1.2-1.7x on the 1.1B shape). */
+export const PREPACKED_PER_BYTE = 1.5;
+
+export function weightBytes(c: ModelConfig, source: WeightHeaders, precision: HeldPrecision): { weights: number; decodeCopy: number; largestF32: number } {
   let weights = 0;
-  let transposed = 0;
+  let decodeCopy = 0;
   let largestF32 = 0;
+  const tiedHead = !source.has("lm_head.weight");
   for (const [name, shape] of heldTensors(c, source)) {
-    const p = heldAs(name, source.storedType(name), precision);
-    weights += heldBytes(shape, p);
-    if (p !== "f32") transposed += blockBytes([...shape].reverse(), TRANSPOSED_COPY_BITS);
-    largestF32 = Math.max(largestF32, heldBytes(shape, "f32"));
+    const l = heldLayout(shape, source.storedType(name), precision);
+    const bytes = heldBytes(shape, l);
+    weights += bytes;
+    if (l.kind === "blocks" && (name !== "model.embed_tokens.weight" || tiedHead)) decodeCopy += bytes;
+    largestF32 = Math.max(largestF32, heldBytes(shape, { kind: "float32" }));
   }
-  return { weights, transposed, largestF32 };
+  return { weights, decodeCopy: PREPACKED_PER_BYTE * decodeCopy, largestF32 };
 }
 
 // ---------------------------------------------------------------- what the file stores
@@ -199,7 +199,7 @@ function kvFloatsPerToken(c: ModelConfig, adapted: boolean): number {
 }
 
 function withOverhead(e: Omit<MemoryEstimate, "overhead" | "total">, runtime: number, largestF32: number): MemoryEstimate {
-  const tensors = e.weights + e.transposed + e.kvCache + e.activations + e.optimizer;
+  const tensors = e.weights + e.decodeCopy + e.kvCache + e.activations + e.optimizer;
   const overhead = Math.round(runtime + largestF32 + ALLOCATOR_SLACK * tensors);
   return { ...e, overhead, total: tensors + overhead };
 }
@@ -212,14 +212,14 @@ function withOverhead(e: Omit<MemoryEstimate, "overhead" | "total">, runtime: nu
 function chatMemory(c: ModelConfig, source: WeightHeaders, precision: HeldPrecision, plan: MemoryPlan): MemoryEstimate {
   const T = Math.min(plan.context ?? CHAT_CONTEXT, c.maxPositions);
   const adapted = new Set(plan.method === "none" ? [] : (plan.layers ?? defaultLayers(c.numLayers)));
-  const { weights, largestF32 } = weightBytes(c, source, precision);
+  const { weights, decodeCopy, largestF32 } = weightBytes(c, source, precision);
   let cacheFloats = 0;
   for (let i = 0; i < c.numLayers; i++) cacheFloats += kvFloatsPerToken(c, adapted.has(i)) * T;
   // onnxruntime returns the grown cache as new tensors: past and present are held together for a step.
   const kvCache = 2 * cacheFloats * F32;
   const layer = T * (4 * c.hiddenSize + 3 * cq(c) + 2 * ckv(c) + 3 * c.intermediateSize) + 2 * c.numHeads * T * T;
   const activations = (layer + c.vocabSize) * F32; // + the last position's logits
-  return withOverhead({ task: "chat", precision, context: T, batch: 1, weights, transposed: 0, kvCache, activations, optimizer: 0, trainableParameters: 0 }, RUNTIME_BYTES.chat, largestF32);
+  return withOverhead({ task: "chat", precision, context: T, batch: 1, weights, decodeCopy, kvCache, activations, optimizer: 0, trainableParameters: 0 }, RUNTIME_BYTES.chat, largestF32);
 }
 
 /**
@@ -250,7 +250,7 @@ function trainables(c: ModelConfig, plan: MemoryPlan): { params: number; lowest:
 }
 
 /**
- * Training: the weights (with their transposed copies when quantized), the trainable tensors
+ * Training: the weights (a quantized matrix is dequantized where it is used, one at a time), the trainable tensors
  * with AdamW's state, and three passes, each on its own onnxruntime session; a session keeps its
  * memory arena after a run, so their peaks add up rather than take turns:
  * - the train step on `batch` × `context` tokens: every layer from the lowest trained one up
@@ -275,7 +275,7 @@ function trainMemory(c: ModelConfig, source: WeightHeaders, precision: HeldPreci
   const T = Math.min(plan.context ?? TRAIN_DEFAULTS.maxLength, c.maxPositions);
   const B = plan.batch ?? TRAIN_DEFAULTS.microBatch;
   const rows = B * T;
-  const { weights, transposed, largestF32 } = weightBytes(c, source, held);
+  const { weights, largestF32 } = weightBytes(c, source, held);
   const t = trainables(c, { ...plan, method: method === "none" ? "excitor" : method });
   const C = c.hiddenSize;
   const I = c.intermediateSize;
@@ -300,7 +300,7 @@ function trainMemory(c: ModelConfig, source: WeightHeaders, precision: HeldPreci
       context: T,
       batch: B,
       weights,
-      transposed: full ? 0 : transposed,
+      decodeCopy: 0,
       kvCache,
       activations,
       optimizer: t.params * OPTIMIZER_BYTES_PER_PARAM,

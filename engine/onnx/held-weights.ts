@@ -1,22 +1,12 @@
 /**
- * Which frozen weights the onnxruntime engine holds quantized, and how (the `--weights` policy):
- *
- * - "stored": a GGUF file's Q8_0 and Q4_0 matrices exactly as stored (readBlocks); other ggml
- *   types requantized to the nearest layout onnxruntime computes with: the ones with a per-block
- *   minimum (Q4_1, Q4_K) to 4 bits with zero points, the 5- and 6-bit ones (Q5_0, Q5_1, Q5_K,
- *   Q6_K) to 8 bits; F32/F16/BF16 as float32. A safetensors folder is all float32.
- * - "f32": everything float32.
- * - "q8" / "q4": every matrix quantized at load, symmetric (ggml's Q8_0 / Q4_0 rounding): the
- *   seven linears of each layer, lm_head and the embedding. The embedding is looked up by
- *   gathering the rows of codes a batch needs and dequantizing only those, exactly; a float32
- *   embedding would be 40 % of a 4-bit 1.1B model's memory.
- *
- * Vectors (norms, biases) are always float32, and so is everything an adapter trains (it is
- * held by the adapter, not here).
+ * The frozen weights as the onnxruntime engine holds them, by the `--weights` policy
+ * (engine/model/quantized.ts heldLayout). The embedding, when quantized, is looked up by gathering
+ * the rows of codes a batch needs and dequantizing only those, exactly: a float32 embedding would
+ * be 40 % of a 4-bit 1.1B model's memory. Everything an adapter trains is held by the adapter.
  */
 import type { ModelConfig } from "../model/config";
 import type { F32Tensor } from "../formats/safetensors";
-import { blockBytes, type BlockQuantized, type WeightPrecision } from "../model/quantized";
+import { blockBytes, heldLayout, type BlockQuantized, type WeightPrecision } from "../model/quantized";
 import { quantizeBlocks, unpackedZeroPoints } from "../model/quantize";
 import { expectedWeights, type WeightSource } from "../model/weights";
 
@@ -46,14 +36,6 @@ export function quantInfo(b: BlockQuantized): QuantInfo {
  */
 export const quantNames = (name: string) => ({ codes: `${name}#codes`, scales: `${name}#scales`, zp: `${name}#zp` });
 
-/** What a stored ggml type is held as under "stored": float32, exact blocks, or requantized to 4 or 8 bits. */
-function storedPolicy(type: string): "float32" | "exact" | { bits: 4 | 8; asymmetric: boolean } {
-  if (type === "F32" || type === "F16" || type === "BF16") return "float32";
-  if (type === "Q8_0" || type === "Q4_0") return "exact";
-  if (type === "Q4_1" || type === "Q4_K") return { bits: 4, asymmetric: true };
-  return { bits: 8, asymmetric: false }; // Q5_0, Q5_1, Q5_K, Q6_K (and any finer type the loader may add)
-}
-
 /**
  * Reads every weight of the model as the policy holds it: one tensor at a time, so loading needs
  * one float32 matrix on top of what is kept.
@@ -62,29 +44,15 @@ export function holdWeights(files: WeightSource, c: ModelConfig, precision: Weig
   const held = new Map<string, HeldWeight>();
   for (const [name, shape] of expectedWeights(c)) {
     if (!files.has(name)) continue; // an absent lm_head: the head reads the embedding
-    const float = (): HeldWeight => ({ name, kind: "float32", tensor: files.read(name, shape) });
-    if (shape.length !== 2 || precision === "f32") {
-      held.set(name, float());
+    const layout = heldLayout(shape, files.storedType(name), precision);
+    if (layout.kind === "float32") {
+      held.set(name, { name, kind: "float32", tensor: files.read(name, shape) });
       continue;
     }
     const [rows, cols] = shape;
-    const requantize = (bits: 4 | 8, asymmetric: boolean): HeldWeight => ({ name, kind: "quantized", blocks: quantizeBlocks(files.read(name, shape).data, rows, cols, bits, { asymmetric }), how: "requantized" });
-    const exact = (bits: 4 | 8): HeldWeight | undefined => {
-      const type = files.storedType(name);
-      if (type !== (bits === 8 ? "Q8_0" : "Q4_0")) return undefined;
-      const blocks = files.readBlocks(name);
-      return blocks && { name, kind: "quantized", blocks, how: "exact" };
-    };
-    if (precision === "q8" || precision === "q4") {
-      const bits = precision === "q8" ? 8 : 4;
-      held.set(name, exact(bits) ?? requantize(bits, false));
-      continue;
-    }
-    const type = files.storedType(name);
-    const policy = storedPolicy(type);
-    if (policy === "float32") held.set(name, float());
-    else if (policy === "exact") held.set(name, exact(type === "Q8_0" ? 8 : 4) ?? requantize(type === "Q8_0" ? 8 : 4, false));
-    else held.set(name, requantize(policy.bits, policy.asymmetric));
+    const blocks = layout.exact ? files.readBlocks(name) : undefined;
+    if (blocks) held.set(name, { name, kind: "quantized", blocks, how: "exact" });
+    else held.set(name, { name, kind: "quantized", blocks: quantizeBlocks(files.read(name, shape).data, rows, cols, layout.bits, { asymmetric: layout.asymmetric }), how: "requantized" });
   }
   return held;
 }

@@ -13,7 +13,8 @@ import { FIXTURES } from "./fixtures";
 import { parseModelConfig, type ModelConfig } from "../engine/model/config";
 import { openWeightSource, readModelConfigAt } from "../engine/model/source";
 import { expectedWeights } from "../engine/model/weights";
-import { estimateMemory, heldAs, storedComposition, weightBytes, type WeightHeaders } from "../engine/model/memory";
+import { heldLayout } from "../engine/model/quantized";
+import { estimateMemory, storedComposition, weightBytes, type WeightHeaders } from "../engine/model/memory";
 
 const GGUF = path.join(FIXTURES, "stories260k", "gguf");
 const open = (file: string) => {
@@ -146,7 +147,13 @@ test("estimates add up, and order as they must: q4 < stored(Q8_0) < f32, train >
   assert.equal(full.optimizer, 1_100_048_384 * 16);
 });
 
-test("heldAs: only matrices are quantized; as stored, Q8_0/Q4_0 as they are, 5- and 6-bit types at 8 bits, Q4_1/Q4_K at 4, float types as float32", () => {
+/** The precision heldLayout holds a tensor at. */
+function heldAs(shape: number[], storedType: string, precision: "stored" | "f32" | "q8" | "q4"): string {
+  const l = heldLayout(shape, storedType, precision);
+  return l.kind === "float32" ? "f32" : l.bits === 8 ? "q8" : "q4";
+}
+
+test("heldLayout: only matrices are quantized; as stored, Q8_0/Q4_0 as they are, 5- and 6-bit types at 8 bits, Q4_1/Q4_K at 4, float types as float32", () => {
   const m = [64, 172];
   assert.deepEqual(
     ["Q8_0", "Q6_K", "Q5_K", "Q5_1", "Q5_0", "Q4_K", "Q4_1", "Q4_0", "F16", "BF16", "F32"].map((t) => heldAs(m, t, "stored")),
@@ -155,4 +162,7 @@ test("heldAs: only matrices are quantized; as stored, Q8_0/Q4_0 as they are, 5- 
   assert.equal(heldAs([32000, 2048], "F16", "q4"), "q4", "the embedding too: it is gathered from its codes");
   assert.equal(heldAs([64], "F32", "q8"), "f32", "vectors stay float32");
   assert.equal(heldAs(m, "Q8_0", "f32"), "f32");
+  assert.deepEqual(heldLayout(m, "Q8_0", "stored"), { kind: "blocks", bits: 8, asymmetric: false, exact: true }, "ggml's Q8_0 blocks are MatMulNBits' as they are");
+  assert.deepEqual(heldLayout(m, "Q4_K", "stored"), { kind: "blocks", bits: 4, asymmetric: true, exact: false }, "a per-block minimum needs zero points");
+  assert.deepEqual(heldLayout(m, "Q4_0", "q8"), { kind: "blocks", bits: 8, asymmetric: false, exact: false });
 });

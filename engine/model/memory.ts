@@ -19,7 +19,7 @@ import { countBaseParameters, type ModelConfig } from "./config";
 import { heldLayout, type HeldLayout, type WeightPrecision } from "./quantized";
 import { expectedWeights, type WeightSource } from "./weights";
 
-/** How frozen weights are held: as the file stores them (see heldAs), or all at one precision. */
+/** How frozen weights are held: as the file stores them (see heldLayout in quantized.ts), or all at one precision. */
 export type HeldPrecision = WeightPrecision | "stored";
 
 /** What a WeightSource must tell: which tensors it has and how each is stored. */
@@ -88,12 +88,6 @@ export interface MemoryEstimate {
 }
 
 // ---------------------------------------------------------------- weights as held
-
-/** The precision the engine holds a tensor at (heldLayout, as the onnxruntime engine reads it). */
-export function heldAs(shape: readonly number[], storedType: string, precision: HeldPrecision): WeightPrecision {
-  const l = heldLayout(shape, storedType, precision);
-  return l.kind === "float32" ? "f32" : l.bits === 8 ? "q8" : "q4";
-}
 
 /** Bits a stored type spends per weight, scales included (Q8_0: 8.5, Q4_K: 4.5, F16: 16). */
 export function storedBitsPerWeight(storedType: string): number {

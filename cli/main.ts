@@ -10,6 +10,7 @@ import { BACKEND_CHOICES } from "../engine/load";
 import { registerAttention } from "./commands/attention";
 import { registerChat } from "./commands/chat";
 import { registerCompare } from "./commands/compare";
+import { registerExportJob } from "./commands/export-job";
 import { registerGenerate } from "./commands/generate";
 import { registerInfo } from "./commands/info";
 import { registerScore } from "./commands/score";
@@ -62,6 +63,7 @@ export function buildProgram(setCode: (code: number) => void): Command {
   const run = makeRunner(setCode);
   registerTrain(program, run);
   registerCompare(program, run);
+  registerExportJob(program, run);
   registerGenerate(program, run);
   registerChat(program, run);
   registerScore(program, run);

@@ -60,20 +60,19 @@ interface Opts {
   visionLayer: number;
 }
 
+/** The options `recipeOptions` adds, with --data and --method, as `withPreset` reads them. */
+export type RecipeOpts = Pick<
+  Opts,
+  "data" | "method" | "epochs" | "maxSteps" | "batchSize" | "microBatch" | "lr" | "prompts" | "rank" | "layers" | "maxLength" | "validationShare" | "seed" | "checkpointEvery" | "evalEvery" | "warmupShare" | "weightDecay" | "gradClip" | "preset"
+> &
+  Partial<Pick<Opts, "loraR" | "loraAlpha" | "loraTargets">>;
+
 export function registerTrain(program: Command, run: Runner): void {
-  const D = TRAIN_DEFAULTS;
-  modelOptions(program.command("train").description("instruction-tune the model with an Excitor adapter (or, to compare, LoRA or full fine-tuning)"), false)
+  recipeOptions(modelOptions(program.command("train").description("instruction-tune the model with an Excitor adapter (or, to compare, LoRA or full fine-tuning)"), false)
     .requiredOption("--data <file>", "dataset: JSON Lines or a JSON array of Alpaca, chat or ShareGPT records")
     .requiredOption("--out <dir>", "folder for the adapter, checkpoints and metrics.jsonl")
+  )
     .addOption(new Option("--method <name>", "what is trained: an Excitor adapter, a LoRA adapter (PEFT's layout) or every weight (a model folder)").choices(TUNING_METHODS).default("excitor"))
-    .addOption(numberOption("--epochs <n>", "passes over the training set", R.epochs, D.epochs))
-    .addOption(numberOption("--max-steps <n>", "stop after this many optimizer steps", R.maxSteps))
-    .addOption(numberOption("--batch-size <n>", "examples per optimizer step", R.batchSize, D.batchSize))
-    .addOption(numberOption("--micro-batch <n>", "examples per forward/backward pass (memory)", R.microBatch, D.microBatch))
-    .addOption(numberOption("--lr <x>", "peak learning rate (default 9e-3 × batch size / 256)", R.learningRate))
-    .addOption(numberOption("--prompts <K>", "--method excitor: learnable prompts per adapted layer (default 10, or 30 from 100M parameters)", R.numPrompts))
-    .addOption(numberOption("--rank <r>", "--method excitor: rank of the Excitor query (default 8, or 16 from 100M parameters)", R.rank))
-    .addOption(intListOption("--layers <list>", "adapted layers, e.g. 4,5,6,7 (default: the top 15/16 for Excitor, all for LoRA)"))
     .addOption(numberOption("--lora-r <r>", `--method lora: rank (default ${LORA_DEFAULTS.r})`, R.loraR))
     .addOption(numberOption("--lora-alpha <x>", `--method lora: alpha; updates are scaled by alpha / r (default ${LORA_DEFAULTS.alpha})`, R.loraAlpha))
     .option("--lora-targets <list>", `--method lora: adapted linear layers, comma-separated, of ${Object.keys(LORA_MODULES).join(", ")} (default ${LORA_DEFAULTS.targets.join(",")})`)
@@ -86,6 +85,25 @@ export function registerTrain(program: Command, run: Runner): void {
     .addOption(numberOption("--retain-weight <x>", "λ of a KL-to-base term on replayed base-model samples each step, against forgetting (0: off)", R.retainWeight, 0))
     .option("--vision <dir>", "CLIP vision encoder folder (Hugging Face CLIPVisionModel or CLIPModel): trains a multimodal adapter on the records' \"image\" pictures")
     .addOption(numberOption("--vision-layer <n>", "with --vision: the encoder layer whose output the adapter reads (-1 the last, -2 the one before it, as LLaVA)", R.visionLayer, -1))
+    .option("--resume", "continue from the checkpoint in --out")
+    .option("--low-memory", "tfjs engine: keep one copy of the frozen weights (half the memory, slower backward passes); the onnxruntime engine always keeps one")
+    .option("--json", "print each training event as one JSON line on stdout instead of the progress bar")
+    .option("--stdin-control", 'for editors: a line "stop" on stdin, or the end of stdin, stops after the current step (as Ctrl-C does)')
+    .action(run(async (cmd) => trainWithJsonErrors(withPreset(cmd.optsWithGlobals<Opts>(), (name) => cmd.getOptionValueSource(name) === "cli"))));
+}
+
+/** The options of a run's recipe, shared by `train` and `export-job`: steps, batch, rate, K and r, data split, checkpoints. */
+export function recipeOptions(cmd: Command): Command {
+  const D = TRAIN_DEFAULTS;
+  return cmd
+    .addOption(numberOption("--epochs <n>", "passes over the training set", R.epochs, D.epochs))
+    .addOption(numberOption("--max-steps <n>", "stop after this many optimizer steps", R.maxSteps))
+    .addOption(numberOption("--batch-size <n>", "examples per optimizer step", R.batchSize, D.batchSize))
+    .addOption(numberOption("--micro-batch <n>", "examples per forward/backward pass (memory)", R.microBatch, D.microBatch))
+    .addOption(numberOption("--lr <x>", "peak learning rate (default 9e-3 × batch size / 256)", R.learningRate))
+    .addOption(numberOption("--prompts <K>", "--method excitor: learnable prompts per adapted layer (default 10, or 30 from 100M parameters)", R.numPrompts))
+    .addOption(numberOption("--rank <r>", "--method excitor: rank of the Excitor query (default 8, or 16 from 100M parameters)", R.rank))
+    .addOption(intListOption("--layers <list>", "adapted layers, e.g. 4,5,6,7 (default: the top 15/16 for Excitor, all for LoRA)"))
     .addOption(numberOption("--max-length <n>", "tokens per example; longer ones are cut", R.maxLength, D.maxLength))
     .addOption(numberOption("--validation-share <x>", "share of examples held out for validation", R.validationShare, D.validationShare))
     .addOption(numberOption("--seed <n>", "random seed (init, data order, split)", R.seed, D.seed))
@@ -96,19 +114,14 @@ export function registerTrain(program: Command, run: Runner): void {
     .addOption(numberOption("--grad-clip <x>", "clip the gradient's global norm (0: off)", R.gradClip, D.gradClip))
     .addOption(
       new Option("--preset <name>", "quick or standard: epochs, steps, batch, learning rate, K and r scaled to the data's size (explicit options win)").choices(["quick", "standard"]),
-    )
-    .option("--resume", "continue from the checkpoint in --out")
-    .option("--low-memory", "tfjs engine: keep one copy of the frozen weights (half the memory, slower backward passes); the onnxruntime engine always keeps one")
-    .option("--json", "print each training event as one JSON line on stdout instead of the progress bar")
-    .option("--stdin-control", 'for editors: a line "stop" on stdin, or the end of stdin, stops after the current step (as Ctrl-C does)')
-    .action(run(async (cmd) => trainWithJsonErrors(withPreset(cmd.optsWithGlobals<Opts>(), (name) => cmd.getOptionValueSource(name) === "cli"))));
+    );
 }
 
 /**
  * --preset: the recipe for the data's training split fills every option the user did not give.
  * The dataset is read here as the trainer reads it, so a bad file fails with the same message.
  */
-function withPreset(o: Opts, given: (option: string) => boolean): Opts {
+export function withPreset<O extends RecipeOpts>(o: O, given: (option: string) => boolean): O {
   checkMethodOptions(methodOptions(o)); // before a preset fills K and r, which are Excitor's
   if (!o.preset) return o;
   const r = presetRecipe(o.preset, trainExamplesOf(readDataset(o.data).length, o.validationShare), {
@@ -131,7 +144,7 @@ function withPreset(o: Opts, given: (option: string) => boolean): Opts {
   };
 }
 
-function methodOptions(o: Opts): Pick<TrainOptions, "method" | "numPrompts" | "rank" | "loraR" | "loraAlpha" | "loraTargets" | "layers"> {
+function methodOptions(o: RecipeOpts): Pick<TrainOptions, "method" | "numPrompts" | "rank" | "loraR" | "loraAlpha" | "loraTargets" | "layers"> {
   return {
     method: o.method,
     numPrompts: o.prompts,

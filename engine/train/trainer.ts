@@ -7,7 +7,7 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { readDataset, recordLocation } from "../data/datasets";
+import { readDataset, recordLocation, type DatasetRecord } from "../data/datasets";
 import { encodeRecord, splitTrainValidation, type Example } from "../data/encode";
 import { ExcitorInputError, check } from "../errors";
 import type { Adapter, TuningMethod } from "../adapters";
@@ -142,12 +142,7 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
   };
   checkOutDir(o.outDir);
 
-  // dataset file -> examples
-  const records = readDataset(o.dataFile);
-  const maxLength = Math.min(o.maxLength, rt.config.maxPositions);
-  const examples = records.map((r) => encodeRecord(r, tok, maxLength, o.dataFile, rt.config.vocabSize));
-  const { train: trainSet, validation } = splitTrainValidation(examples, o.validationShare, o.seed);
-  const truncated = examples.filter((e) => e.truncated);
+  const { records, examples, trainSet, validation, truncated, maxLength, template } = readRunData(o, rt.config, tok);
 
   const method = o.method ?? "excitor";
   const pictured = examples.find((e) => e.image);
@@ -158,7 +153,6 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
     check(method === "excitor", `--vision: images are read through Excitor's prompts (spec § Multimodal); --method ${method} cannot use them`);
     check(!!pictured, `--vision: no record of ${o.dataFile} names an image ("image": "path"); drop --vision to tune on text`);
   }
-  const template = { alpaca: "alpaca", chat: "chat", text: "none" }[records[0].kind];
   const adapter: Adapter =
     method === "lora"
       ? LoraAdapter.create(rt.config, { r: o.loraR, alpha: o.loraAlpha, targets: o.loraTargets, layers: o.layers, seed: o.seed, baseModel: o.baseModel, template })
@@ -171,10 +165,7 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
           ...(o.vision ? { vision: visionBlock(o.vision, o.outDir) } : {}),
           extra: { template },
         });
-  const stepsPerEpoch = Math.ceil(trainSet.length / o.batchSize);
-  const totalSteps = Math.min(o.maxSteps ?? Infinity, o.epochs * stepsPerEpoch);
-  const peakLr = o.learningRate ?? defaultLearningRate(o.batchSize);
-  const warmup = defaultWarmupSteps(totalSteps, o.warmupShare);
+  const { stepsPerEpoch, totalSteps, peakLr, warmup } = stepPlan(trainSet.length, o);
   const opt = new AdamW({ ...ADAMW_DEFAULTS, weightDecay: o.weightDecay });
   const full = method === "full";
   const retain = o.retain ?? RETAIN_DEFAULT;
@@ -354,6 +345,36 @@ export async function train(rt: ModelRuntime, tok: TextTokenizer, o: TrainOption
   return { status: "done", step, adapter, trainableParams: target.parameterCount, adapterDir: o.outDir, loss: lastLoss, validationLoss, verdict, retention: lastRetention, monitorSeconds };
 }
 
+/** A run's examples: dataset file -> records -> token ids and loss masks -> training and validation sets. */
+export interface RunData {
+  records: DatasetRecord[];
+  examples: Example[];
+  trainSet: Example[];
+  validation: Example[];
+  truncated: Example[];
+  /** Tokens per example: --max-length, at most the model's context. */
+  maxLength: number;
+  /** The prompt template the records use, recorded in the adapter. */
+  template: string;
+}
+
+export function readRunData(o: Pick<TrainOptions, "dataFile" | "maxLength" | "validationShare" | "seed">, config: ModelConfig, tok: TextTokenizer): RunData {
+  const records = readDataset(o.dataFile);
+  const maxLength = Math.min(o.maxLength, config.maxPositions);
+  const examples = records.map((r) => encodeRecord(r, tok, maxLength, o.dataFile, config.vocabSize));
+  const { train: trainSet, validation } = splitTrainValidation(examples, o.validationShare, o.seed);
+  const template = { alpaca: "alpaca", chat: "chat", text: "none" }[records[0].kind];
+  return { records, examples, trainSet, validation, truncated: examples.filter((e) => e.truncated), maxLength, template };
+}
+
+/** Steps, the peak learning rate and the warmup of a run over `trainExamples` examples. */
+export function stepPlan(trainExamples: number, o: Pick<TrainOptions, "batchSize" | "epochs" | "maxSteps" | "learningRate" | "warmupShare">) {
+  const stepsPerEpoch = Math.ceil(trainExamples / o.batchSize);
+  const totalSteps = Math.min(o.maxSteps ?? Infinity, o.epochs * stepsPerEpoch);
+  const peakLr = o.learningRate ?? defaultLearningRate(o.batchSize);
+  return { stepsPerEpoch, totalSteps, peakLr, warmup: defaultWarmupSteps(totalSteps, o.warmupShare) };
+}
+
 /** The order of training examples in an epoch: a function of (seed, epoch) alone, so a resume needs no RNG state. */
 export function epochOrder(n: number, seed: number, epoch: number): number[] {
   return new Rng(seed * 1_000_003 + epoch + 1).shuffle(Array.from({ length: n }, (_, i) => i));
@@ -368,12 +389,12 @@ function stepLosses(metrics: string): number[] {
     .map((l) => (JSON.parse(l) as { loss: number }).loss);
 }
 
-function padId(tok: TextTokenizer): number {
+export function padId(tok: TextTokenizer): number {
   return tok.padId ?? tok.eosIds[0] ?? 0;
 }
 
 /** What must be equal for a checkpoint to be resumable by this run. */
-function runFingerprint(o: TrainOptions, examples: Example[], a: Adapter, totalSteps: number, retain: RetainSpec, retainWeight: number): string {
+export function runFingerprint(o: Pick<TrainOptions, "method" | "seed" | "batchSize" | "learningRate" | "validationShare">, examples: Example[], a: Adapter, totalSteps: number, retain: RetainSpec, retainWeight: number): string {
   const h = crypto.createHash("sha256");
   for (const e of examples) {
     h.update(Int32Array.from(e.ids)).update(e.lossMask);

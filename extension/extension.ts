@@ -20,6 +20,7 @@ import { readSettings, type ExcitorSettings } from "./settings";
 import { TrainingPanels, TRAINING_VIEW_TYPE } from "./training-panel";
 import { askRunSpec } from "./train-wizard";
 import { compareMethods } from "./compare-command";
+import { exportDistributedJob } from "./export-job-command";
 import { followRun } from "./train-progress";
 import { runTime } from "./run-labels";
 
@@ -155,6 +156,8 @@ export function activate(ctx: vscode.ExtensionContext): void {
   command("excitor.refreshRuns", () => tree.refresh());
   // Its folder sits beside the runs folder: .excitor/compare-… next to .excitor/runs.
   command("excitor.compareMethods", () => compareMethods(root, settings, launcher, path.dirname(runs.root), (l) => log.info(l)));
+  // Jobs sit beside the runs too: .excitor/jobs/… next to .excitor/runs.
+  command("excitor.exportJob", () => exportDistributedJob(root, settings, launcher, path.join(path.dirname(runs.root), "jobs"), runs.root, (l) => log.info(l)));
   command("excitor.showLog", () => log.show());
 
   ctx.subscriptions.push(

@@ -137,6 +137,28 @@ export function trainArgs(spec: RunSpec, outDir: string, resume: boolean, backen
 }
 
 /**
+ * `excitor export-job` for an Excitor spec: the same recipe as `trainArgs` gives `train`, written
+ * as a PyTorch job into `outDir`. The job trains Excitor only, on float weights, without images.
+ */
+export function exportJobArgs(spec: RunSpec, outDir: string): string[] {
+  const args = ["export-job", "--model", spec.model, "--data", spec.data, "--out", outDir];
+  const add = (flag: string, v: number | number[] | undefined) => {
+    if (v !== undefined) args.push(flag, Array.isArray(v) ? v.join(",") : String(v));
+  };
+  add("--prompts", spec.prompts);
+  add("--rank", spec.rank);
+  add("--layers", spec.layers);
+  add("--epochs", spec.epochs);
+  add("--max-steps", spec.maxSteps);
+  add("--lr", spec.learningRate);
+  add("--batch-size", spec.batchSize);
+  add("--max-length", spec.maxLength);
+  add("--validation-share", spec.validationShare);
+  add("--seed", spec.seed);
+  return args;
+}
+
+/**
  * Editable fields of a spec, as the custom-hyperparameters form shows them; `methods`: the methods
  * it applies to (unset: every method). Each takes the range of the CLI option it becomes.
  */

@@ -16,3 +16,8 @@ const to = path.join(root, "dist", rel);
 fs.rmSync(path.join(root, "dist", "bin"), { recursive: true, force: true });
 if (fs.existsSync(from)) fs.cpSync(from, to, { recursive: true });
 else console.warn(`bundle-assets: onnxruntime-node has no binary for ${process.platform}/${process.arch}; the bundles will run on tfjs`);
+
+// The PyTorch job template that `excitor export-job` copies (engine/export/torch-job.ts looks beside the bundle).
+const job = path.join(root, "engine/export/torch-job");
+fs.rmSync(path.join(root, "dist/bundle/torch-job"), { recursive: true, force: true });
+fs.cpSync(job, path.join(root, "dist/bundle/torch-job"), { recursive: true, filter: (src) => !/__pycache__|\.pyc$/.test(src) });

@@ -127,7 +127,7 @@ class Trainer:
             net = m
             if self.world > 1:
                 ids = [self.device.index] if self.device.type == "cuda" else None
-                net = nn.parallel.DistributedDataParallel(m, device_ids=ids)
+                net = nn.parallel.DistributedDataParallel(m, device_ids=ids, broadcast_buffers=False)  # the only buffer, RoPE's table, is the same everywhere
         self.net = net
         self.params = dict(self.model.excitor_parameters())  # after wrapping: FSDP's use_orig_params views
 

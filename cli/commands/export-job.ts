@@ -5,6 +5,7 @@
  */
 import * as path from "node:path";
 import type { Command } from "commander";
+import { gpuMemory } from "../../engine/export/gpu-memory";
 import { exportJob } from "../../engine/export/torch-job";
 import { isGgufPath } from "../../engine/formats/gguf";
 import { ExcitorInputError } from "../../engine/errors";
@@ -64,6 +65,8 @@ function exportCommand(o: Opts): number {
     checkpointEvery: o.checkpointEvery,
     evalEvery: o.evalEvery,
   });
+  const plan = { gpus: 8, microBatch: o.microBatch, seqLen: Math.min(o.maxLength, config.maxPositions), checkpointing: false, numPrompts: o.prompts, rank: o.rank, layers: o.layers };
+  const gib = (fsdp: boolean, checkpointing: boolean) => `${(gpuMemory(config, { ...plan, fsdp, checkpointing }).total / 2 ** 30).toFixed(1)} GiB`;
   const rel = path.relative(process.cwd(), job.dir).startsWith("..") ? job.dir : path.relative(process.cwd(), job.dir) || ".";
   process.stdout.write(
     [
@@ -71,6 +74,7 @@ function exportCommand(o: Opts): number {
       `examples         ${fmtInt(job.trainExamples)} training, ${fmtInt(job.validationExamples)} validation (tokenized)`,
       `steps            ${fmtInt(job.totalSteps)} of batch ${o.batchSize}`,
       `trainable params ${fmtInt(job.trainableParams)}`,
+      `memory per GPU   DDP ${gib(false, false)}, FSDP over 8 GPUs ${gib(true, false)}; with --activation-checkpointing ${gib(false, true)} and ${gib(true, true)} (bf16, micro-batch ${plan.microBatch} × ${plan.seqLen} tokens; estimate)`,
       `run it           bash ${path.join(rel, "run.sh")}   (all GPUs here; README.md there for several machines, Slurm and --fsdp)`,
       `then             copy ${path.join(rel, "run")} back and open it in the Runs view, or: excitor chat --model ${o.model} --adapter ${path.join(rel, "run")}`,
     ].join("\n") + "\n",

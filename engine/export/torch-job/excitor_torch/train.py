@@ -62,6 +62,9 @@ def main(argv=None):
         torch.cuda.set_device(device)
     if args.fsdp and not cuda:
         raise SystemExit("--fsdp shards the base across CUDA GPUs (NCCL); on CPUs use DDP, the default")
+    if args.fsdp and tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2]) < (2, 1):
+        # 2.0 keeps frozen units unsharded through the backward, and 1.x has no use_orig_params.
+        raise SystemExit(f"--fsdp needs torch 2.1 or later (this is {torch.__version__}); use DDP, the default, or upgrade torch")
     bf16 = args.precision == "bfloat16" or (args.precision == "auto" and cuda)
     if rank == 0:
         os.makedirs(out, exist_ok=True)
@@ -242,10 +245,9 @@ class Trainer:
         loss_sum = self.all_sum(loss_sum)
         params = list(self.params.values())
         clip = r["gradClip"] if r["gradClip"] > 0 else float("inf")
-        if self.args.fsdp:
-            norm = self.net.clip_grad_norm_(clip)
-        else:
-            norm = torch.nn.utils.clip_grad_norm_(params, clip)
+        # Every trained tensor is whole on every rank (DDP, or FSDP's NO_SHARD Excitor units) with the
+        # all-reduced gradient, so the local norm is the global one and every rank clips alike.
+        norm = torch.nn.utils.clip_grad_norm_(params, clip)
         lr = learning_rate(step + 1, self.total, r["learningRate"], r["warmupSteps"])
         for g in opt.param_groups:
             g["lr"] = lr
@@ -311,7 +313,8 @@ class Trainer:
 
     def barrier(self):
         if self.world > 1:
-            dist.barrier()
+            # NCCL: name this rank's GPU, or the first collective may pick another one.
+            dist.barrier(device_ids=[self.device.index]) if self.device.type == "cuda" else dist.barrier()
 
     def fault(self):
         """EXCITOR_TORCH_KILL_AT=RANK:STEP kills that rank right after that step, in the first attempt only (the resume test)."""

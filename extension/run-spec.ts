@@ -122,13 +122,7 @@ export function trainArgs(spec: RunSpec, outDir: string, resume: boolean, backen
   }
   // Full fine-tuning trains every layer; Excitor and LoRA adapt the chosen ones.
   if (method !== "full") add("--layers", spec.layers);
-  add("--epochs", spec.epochs);
-  add("--max-steps", spec.maxSteps);
-  add("--lr", spec.learningRate);
-  add("--batch-size", spec.batchSize);
-  add("--max-length", spec.maxLength);
-  add("--validation-share", spec.validationShare);
-  add("--seed", spec.seed);
+  args.push(...recipeArgs(spec));
   add("--retain-weight", spec.retainWeight);
   if (spec.vision !== undefined && method === "excitor") args.push("--vision", spec.vision);
   if (spec.weights !== undefined) args.push("--weights", spec.weights);
@@ -148,14 +142,21 @@ export function exportJobArgs(spec: RunSpec, outDir: string): string[] {
   add("--prompts", spec.prompts);
   add("--rank", spec.rank);
   add("--layers", spec.layers);
-  add("--epochs", spec.epochs);
-  add("--max-steps", spec.maxSteps);
-  add("--lr", spec.learningRate);
-  add("--batch-size", spec.batchSize);
-  add("--max-length", spec.maxLength);
-  add("--validation-share", spec.validationShare);
-  add("--seed", spec.seed);
-  return args;
+  return [...args, ...recipeArgs(spec)];
+}
+
+/** The options of a spec's steps, batch, rate and data split, as `train` and `export-job` take them. */
+function recipeArgs(spec: RunSpec): string[] {
+  const fields: [string, number | undefined][] = [
+    ["--epochs", spec.epochs],
+    ["--max-steps", spec.maxSteps],
+    ["--lr", spec.learningRate],
+    ["--batch-size", spec.batchSize],
+    ["--max-length", spec.maxLength],
+    ["--validation-share", spec.validationShare],
+    ["--seed", spec.seed],
+  ];
+  return fields.flatMap(([flag, v]) => (v === undefined ? [] : [flag, String(v)]));
 }
 
 /**

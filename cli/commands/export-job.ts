@@ -11,12 +11,11 @@ import { isGgufPath } from "../../engine/formats/gguf";
 import { ExcitorInputError } from "../../engine/errors";
 import { readModelConfig } from "../../engine/model/config";
 import { WeightFiles } from "../../engine/model/weights";
-import { TRAIN_DEFAULTS } from "../../engine/train/trainer";
 import { EXIT } from "../errors";
 import { fmtInt } from "../format";
 import type { Runner } from "../options";
 import { openTokenizer } from "../session";
-import { recipeOptions, withPreset, type RecipeOpts } from "./train";
+import { recipeOptions, stepOptions, withPreset, type RecipeOpts } from "./train";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const VERSION: string = require("../../../package.json").version;
@@ -51,19 +50,7 @@ function exportCommand(o: Opts): number {
     numPrompts: o.prompts,
     rank: o.rank,
     layers: o.layers,
-    epochs: o.epochs,
-    maxSteps: o.maxSteps,
-    batchSize: o.batchSize,
-    microBatch: o.microBatch,
-    learningRate: o.lr,
-    warmupShare: o.warmupShare ?? TRAIN_DEFAULTS.warmupShare,
-    weightDecay: o.weightDecay,
-    gradClip: o.gradClip,
-    maxLength: o.maxLength,
-    validationShare: o.validationShare,
-    seed: o.seed,
-    checkpointEvery: o.checkpointEvery,
-    evalEvery: o.evalEvery,
+    ...stepOptions(o),
   });
   const plan = { gpus: 8, microBatch: o.microBatch, seqLen: Math.min(o.maxLength, config.maxPositions), checkpointing: false, numPrompts: o.prompts, rank: o.rank, layers: o.layers };
   const gib = (fsdp: boolean, checkpointing: boolean) => `${(gpuMemory(config, { ...plan, fsdp, checkpointing }).total / 2 ** 30).toFixed(1)} GiB`;

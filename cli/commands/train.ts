@@ -117,6 +117,25 @@ export function recipeOptions(cmd: Command): Command {
     );
 }
 
+/** The recipe's step options as the trainer takes them (`recipeOptions`' steps, batch, rate, data split and checkpoints). */
+export function stepOptions(o: RecipeOpts) {
+  return {
+    epochs: o.epochs,
+    maxSteps: o.maxSteps,
+    batchSize: o.batchSize,
+    microBatch: o.microBatch,
+    learningRate: o.lr,
+    warmupShare: o.warmupShare,
+    weightDecay: o.weightDecay,
+    gradClip: o.gradClip,
+    maxLength: o.maxLength,
+    validationShare: o.validationShare,
+    seed: o.seed,
+    checkpointEvery: o.checkpointEvery,
+    evalEvery: o.evalEvery,
+  } satisfies Partial<TrainOptions>;
+}
+
 /**
  * --preset: the recipe for the data's training split fills every option the user did not give.
  * The dataset is read here as the trainer reads it, so a bad file fails with the same message.
@@ -194,19 +213,7 @@ async function trainCommand(o: Opts): Promise<number> {
     retain: parseRetain(o.retain),
     retainWeight: o.retainWeight,
     ...(encoder ? { vision: { encoder, dir: o.vision!, featureLayer: o.visionLayer } } : {}),
-    epochs: o.epochs,
-    maxSteps: o.maxSteps,
-    batchSize: o.batchSize,
-    microBatch: o.microBatch,
-    learningRate: o.lr,
-    warmupShare: o.warmupShare,
-    weightDecay: o.weightDecay,
-    gradClip: o.gradClip,
-    maxLength: o.maxLength,
-    validationShare: o.validationShare,
-    seed: o.seed,
-    checkpointEvery: o.checkpointEvery,
-    evalEvery: o.evalEvery,
+    ...stepOptions(o),
     resume: o.resume === true,
     signal: control ? AbortSignal.any([interrupt.signal, control.signal]) : interrupt.signal,
     onEvent: (e) => (o.json ? process.stdout.write(JSON.stringify(e) + "\n") : reporter?.onEvent(e)),

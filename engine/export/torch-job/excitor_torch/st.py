@@ -6,10 +6,9 @@ Writes are atomic: a temporary file in the same folder, then a rename, so a kill
 leaves the previous file or the new one, never half of one.
 """
 import json
-import mmap
 import os
 import struct
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -45,29 +44,10 @@ def metadata(path: str) -> Dict[str, str]:
     return read_header(path)[1]
 
 
-def iter_tensors(path: str) -> Iterator[Tuple[str, torch.Tensor]]:
-    """Every tensor of the file, as CPU tensors of its stored dtype (memory-mapped where possible)."""
-    if _safe_open is not None:
-        with _safe_open(path, framework="pt") as f:
-            for name in f.keys():
-                yield name, f.get_tensor(name)
-        return
-    header, _, start = read_header(path)
-    with open(path, "rb") as f:
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        for name, e in header.items():
-            if e["dtype"] not in _DTYPES:
-                raise ValueError(f"{path}: tensor {name} has dtype {e['dtype']}, which this reader does not know")
-            a, b = e["data_offsets"]
-            dtype = _DTYPES[e["dtype"]]
-            raw = bytearray(mm[start + a:start + b])  # a private copy: the tensor outlives the map
-            t = torch.frombuffer(raw, dtype=dtype) if b > a else torch.empty(0, dtype=dtype)
-            yield name, t.reshape(e["shape"])
-        mm.close()
-
-
 def load(path: str) -> Dict[str, torch.Tensor]:
-    return dict(iter_tensors(path))
+    """Every tensor of one file, as CPU tensors of their stored dtype."""
+    index = TensorIndex([path])
+    return {name: index.get(name) for name in index.where}
 
 
 def save(path: str, tensors: Dict[str, torch.Tensor], meta: Optional[Dict[str, str]] = None) -> None:
@@ -96,21 +76,22 @@ def save(path: str, tensors: Dict[str, torch.Tensor], meta: Optional[Dict[str, s
 
 
 class TensorIndex:
-    """The tensors of a Hugging Face folder's model.safetensors (or its shards, through
-    model.safetensors.index.json), read one by one on demand: a rank loads one layer at a time."""
+    """The tensors of safetensors files, read one by one on demand: a rank loads one layer at a time."""
 
-    def __init__(self, folder: str):
+    @staticmethod
+    def of_model(folder: str) -> "TensorIndex":
+        """A Hugging Face folder's model.safetensors, or its shards through model.safetensors.index.json."""
         index = os.path.join(folder, "model.safetensors.index.json")
         if os.path.exists(index):
             with open(index, encoding="utf-8") as f:
-                files = sorted(set(json.load(f)["weight_map"].values()))
-        elif os.path.exists(os.path.join(folder, "model.safetensors")):
-            files = ["model.safetensors"]
-        else:
-            raise SystemExit(f"{folder}: no model.safetensors or model.safetensors.index.json; the job reads Hugging Face safetensors checkpoints")
+                return TensorIndex([os.path.join(folder, n) for n in sorted(set(json.load(f)["weight_map"].values()))])
+        if os.path.exists(os.path.join(folder, "model.safetensors")):
+            return TensorIndex([os.path.join(folder, "model.safetensors")])
+        raise SystemExit(f"{folder}: no model.safetensors or model.safetensors.index.json; the job reads Hugging Face safetensors checkpoints")
+
+    def __init__(self, files: List[str]):
         self.where: Dict[str, Tuple[str, dict, int]] = {}
-        for name in files:
-            path = os.path.join(folder, name)
+        for path in files:
             header, _, start = read_header(path)
             for t, e in header.items():
                 self.where[t] = (path, e, start)

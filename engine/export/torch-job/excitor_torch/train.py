@@ -92,7 +92,7 @@ class Trainer:
         self.model = ExcitorLlama(self.config, a["layers"], a["num_prompts"], a["rank"], args.activation_checkpointing)
         self.events = rf.Events(out, echo=args.json and rank == 0)
         self.base_dtype = torch.bfloat16 if bf16 else torch.float32
-        self.weights = st.TensorIndex(model_dir)
+        self.weights = st.TensorIndex.of_model(model_dir)
 
     # -- setup ----------------------------------------------------------------------------------
 

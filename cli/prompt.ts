@@ -13,7 +13,7 @@ import type { TemplateName } from "./options";
 /** `none` with empty text gives [] (generation then starts from BOS). `input` is Alpaca's context field. */
 export function promptIds(tok: TextTokenizer, text: string, template: TemplateName, input?: string): number[] {
   if (template === "alpaca") return tok.encode(alpacaPrompt(text, input), { bos: true, eos: false });
-  if (template === "chat") return encodeChatPrompt([{ role: "user", content: text }], tok);
+  if (template === "chat") return encodeChatPrompt([{ role: "user", content: withInput(text, input) }], tok);
   return text === "" ? [] : tok.encode(text, { eos: false });
 }
 
@@ -23,16 +23,34 @@ export function adapterTemplate(adapter: Adapter | null): TemplateName | undefin
   return t === "alpaca" || t === "chat" ? t : undefined;
 }
 
+/** A chat message; a user's may carry the Alpaca input it was asked about (the chat's /input). */
+export type ChatTurn = ChatMessage & { input?: string };
+
+/**
+ * A user message with its input, for a chat template (which has no input field): the input
+ * follows the question after a blank line, in Alpaca's order.
+ */
+export function withInput(text: string, input: string | undefined): string {
+  return input === undefined ? text : `${text}\n\n${input}`;
+}
+
+/** The messages with `input` on the last user message (the open question), as an editor's request gives it. */
+export function inputOnLast(messages: ChatMessage[], input: string | undefined): ChatTurn[] {
+  const last = messages.map((m) => m.role).lastIndexOf("user");
+  return input === undefined || last < 0 ? messages : messages.map((m, i) => (i === last ? { ...m, input } : m));
+}
+
 /**
  * A conversation in Alpaca format: each finished exchange as one Alpaca example followed by EOS
  * (as the trainer joins chunks), then the open question's prompt. Alpaca has no multi-turn form;
  * replaying earlier exchanges this way is the closest thing to what the model saw. `input` is the
- * open question's Alpaca context ("### Input:"), if it has one.
+ * user message's `input` is its Alpaca context ("### Input:").
  */
-export function alpacaConversationIds(messages: ChatMessage[], tok: TextTokenizer, input?: string): number[] {
+export function alpacaConversationIds(messages: ChatTurn[], tok: TextTokenizer): number[] {
   const ids: number[] = [];
   let pendingUser: string | undefined;
-  const flush = (answer?: string, context?: string) => {
+  let context: string | undefined;
+  const flush = (answer?: string) => {
     if (pendingUser === undefined) return;
     // A loop, not push(...): a pasted message of some 130,000 tokens would overflow the call stack.
     for (const id of tok.encode(alpacaPrompt(pendingUser, context) + (answer ?? ""), { bos: ids.length === 0, eos: false })) ids.push(id);
@@ -43,9 +61,10 @@ export function alpacaConversationIds(messages: ChatMessage[], tok: TextTokenize
     if (m.role === "user") {
       flush("");
       pendingUser = m.content;
+      context = m.input;
     } else if (m.role === "assistant") flush(m.content);
   }
-  flush(undefined, input);
+  flush(undefined);
   return ids;
 }
 

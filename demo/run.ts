@@ -5,8 +5,9 @@
  * parameters, speed, and a few answers side by side. The report is also written as Markdown
  * with a loss-curve SVG next to the adapter.
  *
- *   node dist/demo/run.js [--out DIR] [--steps N] [--model DIR] [--json]
+ *   node dist/demo/run.js [--out DIR] [--steps N] [--seed N] [--backend NAME] [--model DIR] [--retain-weight X] [--json]
  *   node dist/demo/run.js --vision [...]   the multimodal demo (demo/vision-run.ts)
+ *   node dist/demo/run.js --help           the options (demo/options.ts)
  *
  * --json prints each training event as one JSON line on stdout (as `excitor train --json` does)
  * and the narration on stderr: that is how the VS Code extension's "Run Demo" shows it live.
@@ -27,17 +28,18 @@ import { accuracy, answerAll, answerPerplexity, perplexity, answerWordAttention,
 import { lossChartSvg, type LossPoint } from "./loss-chart";
 import type { DemoRecord } from "./scripts/instructions";
 import { visionDemo } from "./vision-run";
+import { parseDemoOptions, type DemoOptions } from "./options";
 
 const repo = path.resolve(__dirname, "../..");
-const args = process.argv.slice(2);
-const opt = (name: string, dflt?: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
-const MODEL = path.resolve(opt("--model", path.join(repo, "demo", "model"))!);
-const OUT = path.resolve(opt("--out", path.join(repo, "out", "demo"))!);
-const MAX_STEPS = opt("--steps") === undefined ? undefined : Number(opt("--steps"));
+const PARSED = parseDemoOptions(process.argv.slice(2));
+const O: DemoOptions = typeof PARSED === "number" ? process.exit(PARSED) : PARSED;
+const MODEL = O.model;
+const OUT = O.out;
+const MAX_STEPS = O.steps;
 const DATA = path.join(repo, "demo", "data");
-const JSON_EVENTS = args.includes("--json");
-const BACKEND = (opt("--backend") ?? "auto") as BackendChoice;
-const SEED = Number(opt("--seed", "0"));
+const JSON_EVENTS = O.json;
+const BACKEND = O.backend;
+const SEED = O.seed;
 const say = (line: string) => (JSON_EVENTS ? process.stderr.write(line + "\n") : console.log(line));
 /** What the demo writes into OUT; only these are cleared first (OUT may hold other files, e.g. an editor's run record). */
 const OUTPUTS = ["adapter_config.json", "adapter_model.safetensors", "checkpoint", "metrics.jsonl", "report.md", "report.json", "loss.svg"];
@@ -49,7 +51,6 @@ const pct = (x: number) => `${(100 * x).toFixed(0)} %`;
 const fmtPpl = (x: number) => (x >= 1000 ? Math.round(x).toLocaleString("en-US") : x.toFixed(2));
 
 async function main(): Promise<void> {
-  if (!Number.isInteger(SEED)) throw new Error(`--seed must be an integer (got ${opt("--seed")})`);
   const t0 = performance.now();
   const heldout = readJsonl<DemoRecord>(path.join(DATA, "heldout.jsonl"));
   const domain = readJsonl<{ text: string }>(path.join(DATA, "stories-heldout.jsonl")).map((r) => r.text);
@@ -73,6 +74,7 @@ async function main(): Promise<void> {
     outDir: OUT,
     baseModel: MODEL,
     ...DEMO_RECIPE, // why these numbers: engine/train/recipe.ts and demo/README.md
+    retainWeight: O.retainWeight,
     maxSteps: MAX_STEPS,
     seed: SEED,
     checkpointEvery: 25,
@@ -148,7 +150,7 @@ function renderReport(d: ReportData): string {
     `| held-out story perplexity (${d.domain} stories, the base model's own domain) | ${d.before.ppl.toFixed(3)} | ${d.after.ppl.toFixed(3)} |`,
     "",
     `- Trainable parameters: ${d.trainable.toLocaleString("en-US")} (${((100 * d.trainable) / d.baseParams).toFixed(2)} % of the base model's ${d.baseParams.toLocaleString("en-US")}); the base weights stay frozen.`,
-    `- Training: ${d.steps} steps, median ${d.tokensPerSecond.toFixed(0)} tokens/s, ${d.trainSeconds.toFixed(0)} s with the KL-to-base term (--retain-weight ${DEMO_RECIPE.retainWeight}); whole demo ${d.wallSeconds.toFixed(0)} s.`,
+    `- Training: ${d.steps} steps, median ${d.tokensPerSecond.toFixed(0)} tokens/s, ${d.trainSeconds.toFixed(0)} s with the KL-to-base term (--retain-weight ${O.retainWeight}); whole demo ${d.wallSeconds.toFixed(0)} s.`,
     ...(d.retention
       ? [`- Forgetting monitor (the base model's own samples): KL to base ${d.retention.kl.toFixed(4)} nats/token, perplexity ×${d.retention.pplRatio.toFixed(3)} on them; measuring took ${d.monitorSeconds.toFixed(1)} s (${((100 * d.monitorSeconds) / d.trainSeconds).toFixed(1)} % of training).`]
       : []),
@@ -214,7 +216,7 @@ function pickExamples(before: Answer[], after: Answer[]): [Answer, Answer][] {
 }
 
 // --vision: the multimodal demo (demo/vision-run.ts).
-(args.includes("--vision") ? visionDemo() : main()).catch((e) => {
+(O.vision ? visionDemo(O) : main()).catch((e) => {
   console.error(`excitor demo: ${(e as Error).message}`);
   process.exit(1);
 });

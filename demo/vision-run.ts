@@ -22,20 +22,13 @@ import { VISION_DEMO_RECIPE } from "../engine/train/recipe";
 import { train, TRAIN_DEFAULTS } from "../engine/train/trainer";
 import { VisionEncoder } from "../engine/vision/encoder";
 import { perplexity } from "./evaluate";
+import type { DemoOptions } from "./options";
 
 const repo = path.resolve(__dirname, "../..");
-const args = process.argv.slice(2);
-const opt = (name: string, dflt?: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
 const MODEL = path.join(repo, "demo", "model");
 const ENCODER = path.join(repo, "demo", "vision", "encoder");
 const DATA = path.join(repo, "demo", "vision", "data");
 const STORIES = path.join(repo, "demo", "data", "stories-heldout.jsonl");
-const OUT = path.resolve(opt("--out", path.join(repo, "out", "demo-vision"))!);
-const MAX_STEPS = opt("--steps") === undefined ? undefined : Number(opt("--steps"));
-const SEED = Number(opt("--seed", "0"));
-const BACKEND = (opt("--backend") ?? "auto") as BackendChoice;
-const JSON_EVENTS = args.includes("--json");
-const say = (line: string) => (JSON_EVENTS ? process.stderr.write(line + "\n") : console.log(line));
 /** What the demo writes into OUT; only these are cleared first. */
 const OUTPUTS = ["adapter_config.json", "adapter_model.safetensors", "checkpoint", "metrics.jsonl", "report.md", "report.json", "examples"];
 
@@ -73,8 +66,9 @@ async function answerAll(rt: ModelRuntime, tok: TextTokenizer, records: VisionRe
 const accuracy = (answers: Answer[]) => answers.filter((a) => a.correct).length / Math.max(1, answers.length);
 const byTask = (answers: Answer[]) => Object.fromEntries([...new Set(answers.map((a) => a.record.task))].map((t) => [t, accuracy(answers.filter((a) => a.record.task === t))]));
 
-export async function visionDemo(): Promise<void> {
-  if (!Number.isInteger(SEED)) throw new Error(`--seed must be an integer (got ${opt("--seed")})`);
+export async function visionDemo(o: DemoOptions): Promise<void> {
+  const { out: OUT, steps: MAX_STEPS, seed: SEED, backend: BACKEND, json: JSON_EVENTS } = o;
+  const say = (line: string) => (JSON_EVENTS ? process.stderr.write(line + "\n") : console.log(line));
   const t0 = performance.now();
   const heldout = readJsonl<VisionRecord>(path.join(DATA, "heldout.jsonl"));
   const stories = readJsonl<{ text: string }>(STORIES).map((r) => r.text);
@@ -101,6 +95,7 @@ export async function visionDemo(): Promise<void> {
     outDir: OUT,
     baseModel: MODEL,
     ...VISION_DEMO_RECIPE, // why these numbers: demo/README.md, "The multimodal demo"
+    retainWeight: o.retainWeight,
     vision: { encoder, dir: ENCODER, featureLayer: -1 },
     maxSteps: MAX_STEPS,
     seed: SEED,

@@ -25,6 +25,7 @@ interface Opts extends SamplingOptions {
   backend: BackendChoice;
   weights: HeldPrecision;
   prompt: string;
+  input?: string;
   template: TemplateName;
   maxTokens: number;
   stop: string[];
@@ -46,6 +47,7 @@ export function samplingOptions(cmd: Command, maxTokens: number, repetitionPenal
 export function registerGenerate(program: Command, run: Runner): void {
   const cmd = imageOptions(modelOptions(program.command("generate").description("continue a prompt; prints only the generated text")))
     .option("--prompt <text>", 'the prompt ("" starts from BOS)', "")
+    .option("--input <text>", "with --template alpaca or chat: the context the prompt is about (Alpaca's Input, e.g. a story)")
     .addOption(templateOption("prompt format: alpaca, chat (the tokenizer's chat template) or none", "none"));
   samplingOptions(cmd, 256, 1.0)
     .addOption(repeatableOption("--stop <text>", "stop before this text (repeatable)"))
@@ -54,6 +56,7 @@ export function registerGenerate(program: Command, run: Runner): void {
 }
 
 async function generateCommand(o: Opts): Promise<number> {
+  if (o.input !== undefined && o.template === "none") throw new ExcitorInputError("--input is the Alpaca prompt's Input field; give --template alpaca (or chat) too");
   const tok = openTokenizer(o.model);
   const rt = await openModel(o.model, { backend: o.backend, weights: o.weights });
   const interrupt = interruptSignal();
@@ -61,7 +64,7 @@ async function generateCommand(o: Opts): Promise<number> {
     const adapter = attachAdapter(rt, o.adapter);
     const picture = await openPicture(rt, adapter, o);
     picture.encoder?.dispose();
-    const ids = promptIds(tok, o.prompt, o.template);
+    const ids = promptIds(tok, o.prompt, o.template, o.input);
     checkIds(ids, rt.config.vocabSize, "--prompt", tok);
     if (ids.length >= rt.config.maxPositions)
       throw new ExcitorInputError(`--prompt: the prompt is ${ids.length} tokens; the model's context holds ${rt.config.maxPositions}`);

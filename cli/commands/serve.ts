@@ -23,7 +23,7 @@ import type { ModelRuntime } from "../../engine/runtime";
 import type { TextTokenizer } from "../../engine/tokenizer/tokenizer";
 import { EXIT } from "../errors";
 import type { Runner } from "../options";
-import { adapterTemplate, alpacaConversationIds, fitContext, promptIds, responseIds } from "../prompt";
+import { adapterTemplate, alpacaConversationIds, fitContext, inputOnLast, promptIds, responseIds } from "../prompt";
 import { promptPieces } from "../prompt-pieces";
 import { dropOverlong, maxPromptChars, overlongMessage } from "../prompt-size";
 import type { PromptTemplate, ServeEvent } from "../serve-protocol";
@@ -141,7 +141,7 @@ async function serveCommand(o: Opts): Promise<number> {
 
   async function answer(req: CheckedGenerate, signal: AbortSignal): Promise<void> {
     const history = req.messages.slice();
-    const encode = (h: typeof history) => (req.template === "chat" ? encodeChatPrompt(h, tok) : alpacaConversationIds(h, tok, req.input || undefined));
+    const encode = (h: typeof history) => (req.template === "chat" ? encodeChatPrompt(h, tok) : alpacaConversationIds(inputOnLast(h, req.input || undefined), tok));
     const ids = fitContext(history, encode, rt, req.maxTokens, history[0]?.role === "system" ? 1 : 0);
     if (!ids) throw new ExcitorInputError(`the message does not fit the model's context of ${rt.config.maxPositions} tokens`);
     checkIds(ids, rt.config.vocabSize, "generate.messages", tok);

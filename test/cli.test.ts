@@ -499,3 +499,18 @@ test("npx excitor prints nothing but its own output (no npm warnings)", () => {
   assert.equal(r.stderr, "");
   assert.match(r.stdout, /^Usage: excitor /);
 });
+
+test("npx excitor prints nothing but its own output (no npm warnings) for --help, info and chat", () => {
+  const npx = (args: string[], input?: string) => spawnSync("npx", ["--no-install", "excitor", ...args], { cwd: path.resolve(__dirname, "../.."), encoding: "utf8", input, timeout: 120_000 });
+  const help = npx(["--help"]);
+  assert.equal(help.status, 0, help.stderr);
+  assert.match(help.stdout, /^Usage: excitor /);
+  assert.equal(help.stderr, "");
+  const info = npx(["info", "--model", "demo/model"]);
+  assert.equal(info.status, 0, info.stderr);
+  assert.equal(info.stderr, "");
+  const chat = npx(["chat", "--model", "demo/model"], "/help\n/exit\n");
+  assert.equal(chat.status, 0, chat.stderr);
+  assert.equal(chat.stderr, "");
+  assert.match(chat.stdout, /^ {2}\/input TEXT/);
+});

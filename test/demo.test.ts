@@ -184,3 +184,18 @@ test("the Quick preset on a 60-record user file visibly changes the answers", as
   assert.ok(changed >= 0.8 * heldout.length, `${changed} of ${heldout.length} answers changed`);
   assert.ok(accuracy(tuned) > accuracy(base), `exact match ${accuracy(base)} -> ${accuracy(tuned)}`);
 });
+
+test("the demo program's --help prints its options and runs nothing; an unknown option is refused with the valid ones", () => {
+  const run = (...args: string[]) => spawnSync(process.execPath, [path.join(repo, "dist/demo/run.js"), ...args], { encoding: "utf8", timeout: 60_000 });
+  const help = run("--help");
+  assert.equal(help.status, 0, help.stderr);
+  for (const o of ["--out", "--steps", "--seed", "--backend", "--json", "--retain-weight", "--model", "--vision"]) assert.ok(help.stdout.includes(o), `--help names ${o}`);
+  assert.doesNotMatch(help.stdout + help.stderr, /measuring the base model|training on/, "nothing ran");
+  const typo = run("--stepz", "3");
+  assert.equal(typo.status, 2);
+  assert.equal(typo.stdout, "");
+  assert.match(typo.stderr, /^excitor demo: error: unknown option '--stepz' \(Did you mean --steps\?\); the options are --out, --steps, --seed, --backend, --model, --retain-weight, --json, --vision, --help \(npm run demo -- --help\)\n$/);
+  const bad = run("--seed", "x");
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /^excitor demo: error: --seed: "x" is not a number; the options are/);
+});

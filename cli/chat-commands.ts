@@ -16,7 +16,8 @@ export interface ChatSettings {
 
 export type ChatLine =
   | { kind: "message"; text: string }
-  | { kind: "settings"; settings: ChatSettings; note: string }
+  /** `fresh`: the conversation starts over (a new input is a new subject; Alpaca examples are single questions). */
+  | { kind: "settings"; settings: ChatSettings; note: string; fresh?: boolean }
   | { kind: "reset" }
   | { kind: "image"; file: string }
   | { kind: "help" }
@@ -32,8 +33,8 @@ export interface CommandHelp {
 /** Every slash command, in the order /help lists them; /image only with a multimodal adapter. */
 export function chatCommands(images: boolean): CommandHelp[] {
   return [
-    { usage: "/input TEXT", what: "the context the next questions are about (Alpaca's Input, e.g. a story); shown in the prompt while set" },
-    { usage: "/input", what: "clear the input" },
+    { usage: "/input TEXT", what: "the context the next questions are about (Alpaca's Input, e.g. a story); shown in the prompt while set; starts a new conversation" },
+    { usage: "/input", what: "clear the input (and start a new conversation)" },
     ...(images ? [{ usage: "/image PATH", what: "show the model a picture for the rest of the conversation; /image alone removes it" }] : []),
     { usage: "/temp T", what: "sampling temperature (0: greedy, always the same answer)" },
     { usage: "/max N", what: "the longest answer, in tokens" },
@@ -66,8 +67,8 @@ export function parseChatLine(line: string, s: ChatSettings, images: boolean): C
       return { kind: "reset" };
     case "input":
       return arg === ""
-        ? { kind: "settings", settings: { ...s, input: undefined }, note: "(input cleared)" }
-        : { kind: "settings", settings: { ...s, input: arg }, note: `(input set: ${preview(arg, 60)}; /input alone clears it)` };
+        ? { kind: "settings", settings: { ...s, input: undefined }, note: "(input cleared; a new conversation starts)", fresh: true }
+        : { kind: "settings", settings: { ...s, input: arg }, note: `(input set: ${preview(arg, 60)}; a new conversation starts; /input alone clears it)`, fresh: true };
     case "temp":
       return numberSetting(arg, "/temp", SAMPLING_RANGES.temperature, (temperature) => ({ kind: "settings", settings: { ...s, temperature }, note: `(temperature ${temperature}${temperature === 0 ? ": greedy" : ""})` }));
     case "max":

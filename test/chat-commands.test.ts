@@ -15,8 +15,8 @@ import { tempDir, writeTinyModel } from "./helpers/tiny-model";
 const S: ChatSettings = { temperature: 0.7, maxTokens: 512 };
 
 test("/input sets and clears the Alpaca input, /temp and /max change sampling, and bad values are refused", () => {
-  assert.deepEqual(parseChatLine("/input One day, a brave cat named Tom  ", S, false), { kind: "settings", settings: { ...S, input: "One day, a brave cat named Tom" }, note: "(input set: One day, a brave cat named Tom; /input alone clears it)" });
-  assert.deepEqual(parseChatLine("/input", { ...S, input: "x" }, false), { kind: "settings", settings: { ...S, input: undefined }, note: "(input cleared)" });
+  assert.deepEqual(parseChatLine("/input One day, a brave cat named Tom  ", S, false), { kind: "settings", settings: { ...S, input: "One day, a brave cat named Tom" }, note: "(input set: One day, a brave cat named Tom; a new conversation starts; /input alone clears it)", fresh: true });
+  assert.deepEqual(parseChatLine("/input", { ...S, input: "x" }, false), { kind: "settings", settings: { ...S, input: undefined }, note: "(input cleared; a new conversation starts)", fresh: true });
   assert.equal((parseChatLine("/temp 0", S, false) as { settings: ChatSettings }).settings.temperature, 0);
   assert.equal((parseChatLine("/max 20", S, false) as { settings: ChatSettings }).settings.maxTokens, 20);
   assert.match((parseChatLine("/temp hot", S, false) as { message: string }).message, /^\/temp hot: is not a number/);
@@ -48,7 +48,7 @@ test("/help lists every command, and the prompt shows the input while it is set"
 test("piped to excitor chat, /input, /temp and /max reach the model as generate's --input, --temperature and --max-tokens do", () => {
   const model = path.join(FIXTURES, "stories260k/hf"); // a real model: what it reads changes what it says
   const story = "One day, a cat named Tom found a red ball.";
-  const lines = ["/help", "/temp 0", "/max 12", `/input ${story}`, "Who is it?", "/reset", "/input", "Who is it?", "/nope", "/exit", "never read"];
+  const lines = ["/help", "/temp 0", "/max 12", `/input ${story}`, "Who is it?", "/input", "Who is it?", "/nope", "/exit", "never read"];
   const r = excitor(["chat", "--model", model, "--repetition-penalty", "1"], lines.join("\n") + "\n");
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /\/input TEXT {2}the context the next questions are about/);
@@ -62,7 +62,7 @@ test("piped to excitor chat, /input, /temp and /max reach the model as generate'
   const withInput = gen("--input", story);
   const without = gen();
   assert.notEqual(withInput, without, "the input changes the greedy answer");
-  assert.ok(r.stdout.includes(`(input set: ${story}; /input alone clears it)\n${withInput}(history cleared)\n(input cleared)\n${without}`), r.stdout);
+  assert.ok(r.stdout.includes(`(input set: ${story}; a new conversation starts; /input alone clears it)\n${withInput}(input cleared; a new conversation starts)\n${without}`), r.stdout);
   // --input starts the chat with an input, as /input does.
   const started = excitor(["chat", "--model", model, "--repetition-penalty", "1", "--temperature", "0", "--max-tokens", "12", "--input", story], "Who is it?\n");
   assert.equal(started.stdout, withInput);
@@ -79,5 +79,5 @@ test("in a terminal (a pseudo-terminal), the chat's prompt shows the input and /
   const screen = r.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "");
   assert.match(screen, /\/help lists the commands, \/exit quits/);
   assert.match(screen, /\[input: A cat named Tom\] > /);
-  assert.match(screen, /\(input cleared\)\r?\n> /);
+  assert.match(screen, /\(input cleared; a new conversation starts\)\r?\n> /);
 });

@@ -109,20 +109,34 @@ function excitorAsTheExtension(args: string[]) {
 /** Run Demo's held-out exact match, measured by the test above in this same run. */
 let demoAccuracy: number | undefined;
 
-test("npm run demo: the tuned model follows held-out instructions that the base model cannot", () => {
-  const out = path.join(tempDir(), "demo");
-  const r = spawnSync(process.execPath, [path.join(repo, "dist/demo/run.js"), "--out", out], { encoding: "utf8", timeout: 900_000 });
+/** The demo program run once per seed (a clean output folder each): its output folder, numbers and stdout. */
+const demoRuns = new Map<number, { out: string; numbers: DemoNumbers; stdout: string }>();
+function runDemo(seed: number): { out: string; numbers: DemoNumbers; stdout: string } {
+  const out = path.join(tempDir(), `demo-seed${seed}`);
+  const r = spawnSync(process.execPath, [path.join(repo, "dist/demo/run.js"), "--out", out, "--seed", String(seed)], { encoding: "utf8", timeout: 900_000 });
   assert.equal(r.status, 0, r.stderr);
+  const run = { out, numbers: JSON.parse(fs.readFileSync(path.join(out, "report.json"), "utf8")) as DemoNumbers, stdout: r.stdout };
+  demoRuns.set(seed, run);
+  return run;
+}
+
+/** The promise holds for every seed checked, not one lucky seed (issue 17): each seed's run must clear the bounds. */
+function assertDemoBounds(n: DemoNumbers, seed: number): void {
+  assert.ok(n.before.accuracy <= MAX_BASE_ACCURACY, `seed ${seed}: the base model cannot already do it: ${n.before.accuracy}`);
+  assert.ok(n.after.accuracy >= MIN_TUNED_ACCURACY, `seed ${seed}: the tuned model follows the instructions: ${n.after.accuracy}`);
+  for (const [task, acc] of Object.entries(n.after.accuracyByTask)) assert.ok(acc >= MIN_TASK_ACCURACY, `seed ${seed}: ${task} questions: ${acc}`);
+  assert.ok(n.after.storyPerplexity <= n.before.storyPerplexity * MAX_STORY_PPL_RATIO, `seed ${seed}: story perplexity ${n.before.storyPerplexity} -> ${n.after.storyPerplexity}`);
+}
+
+test("npm run demo: the tuned model follows held-out instructions that the base model cannot", () => {
+  const { out, numbers: n, stdout } = runDemo(0);
+  const r = { stdout };
   for (const f of ["adapter_config.json", "adapter_model.safetensors", "metrics.jsonl", "report.md", "report.json", "loss.svg"]) assert.ok(fs.existsSync(path.join(out, f)), f);
 
-  const n = JSON.parse(fs.readFileSync(path.join(out, "report.json"), "utf8")) as DemoNumbers;
   demoAccuracy = n.after.accuracy;
-  assert.ok(n.before.accuracy <= MAX_BASE_ACCURACY, `the base model cannot already do it: ${n.before.accuracy}`);
-  assert.ok(n.after.accuracy >= MIN_TUNED_ACCURACY, `the tuned model follows the instructions: ${n.after.accuracy}`);
+  assertDemoBounds(n, 0);
   assert.deepEqual(Object.keys(n.after.accuracyByTask).sort(), ["color", "name", "object"]);
-  for (const [task, acc] of Object.entries(n.after.accuracyByTask)) assert.ok(acc >= MIN_TASK_ACCURACY, `${task} questions: ${acc}`);
   assert.ok(n.after.answerPerplexity < n.before.answerPerplexity / 100, "the expected answers became far more likely");
-  assert.ok(n.after.storyPerplexity <= n.before.storyPerplexity * MAX_STORY_PPL_RATIO, `story perplexity ${n.before.storyPerplexity} -> ${n.after.storyPerplexity}`);
 
   const report = fs.readFileSync(path.join(out, "report.md"), "utf8");
   const pctOf = (x: number) => `${(100 * x).toFixed(0)} %`;
@@ -141,6 +155,26 @@ test("npm run demo: the tuned model follows held-out instructions that the base 
   assert.match(report, /Forgetting monitor \(the base model's own samples\): KL to base \d+\.\d{4} nats\/token, perplexity ×\d\.\d{3} on them; measuring took \d+\.\d s \(\d+\.\d % of training\)/);
   assert.match(fs.readFileSync(path.join(out, "loss.svg"), "utf8"), /^<svg[^>]*>[\s\S]*<polyline[\s\S]*<\/svg>\n$/);
   assert.ok(r.stdout.includes("# Excitor demo report"), "the report is printed too");
+});
+
+test("the demo's recipe holds on another seed: seed 1 clears the same bounds (the minimum over seeds 0 and 1)", () => {
+  assert.ok(demoRuns.has(0), "seed 0 ran first");
+  assertDemoBounds(runDemo(1).numbers, 1);
+  const worst = Math.min(...[...demoRuns.values()].map((r) => r.numbers.after.accuracy));
+  assert.ok(worst >= MIN_TUNED_ACCURACY, `minimum exact match over seeds ${[...demoRuns.keys()]}: ${worst}`);
+});
+
+test("the README's terminal chat: the demo adapter answers a held-out question about a story given with /input", () => {
+  const run = demoRuns.get(0);
+  assert.ok(run, "seed 0 ran first");
+  const held = readJsonl<DemoRecord>(path.join(DATA, "heldout.jsonl")).filter((r) => r.task === "name").slice(0, 5);
+  const lines = held.flatMap((r) => ["/reset", `/input ${r.input}`, r.instruction]);
+  const chat = spawnSync(process.execPath, [path.join(repo, "bin/excitor.js"), "chat", "--model", MODEL, "--adapter", run.out, "--temperature", "0", "--max-tokens", "24"], { input: lines.join("\n") + "\n", encoding: "utf8", timeout: 120_000 });
+  assert.equal(chat.status, 0, chat.stderr);
+  const answers = chat.stdout.split("\n").filter((l) => l.trim() !== "" && !l.startsWith("("));
+  assert.equal(answers.length, held.length, chat.stdout);
+  const right = held.filter((r, i) => answers[i].trim() === r.output.trim()).length;
+  assert.ok(right >= 4, `${right} of ${held.length} answers exact:\n${chat.stdout}`);
 });
 
 test("the extension's Standard preset on the demo data reaches at least 80 % of Run Demo's held-out exact match", async () => {

@@ -95,6 +95,7 @@ async function converse(o: Opts, tok: TextTokenizer, rt: ModelRuntime): Promise<
       }
       if (parsed.kind === "settings") {
         settings = parsed.settings;
+        if (parsed.fresh) history = start.slice();
         process.stdout.write(parsed.note + "\n");
         continue;
       }

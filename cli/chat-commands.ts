@@ -4,8 +4,7 @@
  * A line that starts with "/" and a word is a command, never a message: a mistyped command gets
  * an error and the list, instead of reaching the model.
  */
-import { numberProblem } from "../engine/option-ranges";
-import { SAMPLING_RANGES } from "../engine/option-ranges";
+import { SAMPLING_RANGES, numberProblem } from "../engine/option-ranges";
 
 export interface ChatSettings {
   /** Alpaca's "### Input:" for the questions that follow (the story a question is about). */

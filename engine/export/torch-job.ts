@@ -11,7 +11,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ExcitorInputError, check } from "../errors";
-import { ADAPTER_CONFIG, ExcitorAdapter } from "../excitor/adapter";
+import { ExcitorAdapter } from "../excitor/adapter";
+import { excitorConfigJson } from "../excitor/config";
 import { countBaseParameters, type ModelConfig } from "../model/config";
 import { ropeInverseFrequencies } from "../model/rope";
 import type { TextTokenizer } from "../tokenizer/tokenizer";
@@ -76,7 +77,7 @@ export function exportJob(config: ModelConfig, tok: TextTokenizer, o: ExportJobO
     exportedBy: `excitor ${o.version}`,
     baseModel,
     model: { ...config, ropeInverseFrequencies: Array.from(ropeInverseFrequencies(config)) },
-    adapter: { layers: adapter.config.layers, num_prompts: adapter.config.numPrompts, rank: adapter.config.rank, config: {} as Record<string, unknown> },
+    adapter: { layers: adapter.config.layers, num_prompts: adapter.config.numPrompts, rank: adapter.config.rank, config: JSON.parse(excitorConfigJson(adapter.config)) as Record<string, unknown> },
     recipe: {
       epochs: o.epochs,
       totalSteps: plan.totalSteps,
@@ -128,7 +129,6 @@ export function exportJob(config: ModelConfig, tok: TextTokenizer, o: ExportJobO
   try {
     fs.cpSync(templateDir(), tmp, { recursive: true, filter: (src) => !/__pycache__|\.pyc$/.test(src) });
     adapter.save(path.join(tmp, "init"));
-    job.adapter.config = JSON.parse(fs.readFileSync(path.join(tmp, "init", ADAPTER_CONFIG), "utf8"));
     const lines = (xs: typeof data.examples) => xs.map((e) => JSON.stringify({ line: e.line, ids: e.ids, mask: Array.from(e.lossMask).join("") }) + "\n").join("");
     writeFileAtomic(path.join(tmp, "data", "train.jsonl"), lines(data.trainSet));
     writeFileAtomic(path.join(tmp, "data", "validation.jsonl"), lines(data.validation));

@@ -14,7 +14,7 @@ import type { WeightPrecision } from "./model/quantized";
 import { TfjsLlama } from "./tfjs/llama";
 import { TfjsRuntime } from "./tfjs/runtime";
 
-import type { BackendChoice } from "./backend-choice";
+import { BACKEND_CHOICES, type BackendChoice } from "./backend-choice";
 export { BACKEND_CHOICES, type BackendChoice } from "./backend-choice";
 
 export interface OpenOptions {
@@ -58,6 +58,8 @@ export async function openModel(dir: string, opts: OpenOptions = {}): Promise<Mo
   const config: ModelConfig = readModelConfigAt(dir);
   const files = openWeightSource(dir, config);
   const choice = opts.backend ?? "auto";
+  // A name outside the list would otherwise fall through to tfjs's wasm backend without a word.
+  if (!BACKEND_CHOICES.includes(choice)) throw new ExcitorInputError(`backend "${choice}" is not one of ${BACKEND_CHOICES.join(", ")}`);
   const ortPref = ORT_PREF[choice];
   let ortMissing: string | undefined;
   if (ortPref) {

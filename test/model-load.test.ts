@@ -117,6 +117,11 @@ test("a model whose float32 weights exceed the wasm heap is refused with what wo
   await assert.rejects(openModel(dir, { backend: "tfjs-wasm" }), /needs 25\.1 GiB of float32 weights, but the tfjs wasm backend's memory is capped at 4\.0 GiB; run it on the onnxruntime engine \(--backend ort\), install @tensorflow\/tfjs-node-gpu/);
 });
 
+test("an unknown backend name is refused with the list, not run on another backend", async () => {
+  const dir = writeTinyModel(path.join(tempDir(), "m"), { seed: 3 });
+  await assert.rejects(openModel(dir, { backend: "onnx" as never }), (e: Error) => e instanceof ExcitorInputError && /^backend "onnx" is not one of auto, ort, ort-cpu, .*tfjs-cpu$/.test(e.message));
+});
+
 test("missing folder, missing config and non-safetensors weights are named", async () => {
   const root = tempDir();
   await assert.rejects(openModel(path.join(root, "nope")), /nope: model folder not found/);

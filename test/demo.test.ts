@@ -90,9 +90,10 @@ interface DemoNumbers {
   retention: { kl: number; pplRatio: number };
 }
 
-// Measured with `npm run demo` (deterministic for its seed): base 0 %, tuned 98 %, story perplexity
-// 1.491 -> ×1.025. The bounds are the demo's promise (issue 12): at least 90 % exact match with the
-// base model's own domain kept within 1.10× its perplexity.
+// Measured with `npm run demo -- --seed N` (deterministic for its seed), seeds 0-4: base 0 %, tuned
+// 98-100 % exact match, story perplexity ×1.004-1.014 (demo/README.md). The bounds are the demo's
+// promise (issue 12), checked on seeds 0 and 1 (issue 17): at least 90 % exact match with the base
+// model's own domain kept within 1.10× its perplexity.
 const MAX_BASE_ACCURACY = 0.1;
 const MIN_TUNED_ACCURACY = 0.9;
 const MIN_TASK_ACCURACY = 0.6;
@@ -168,6 +169,15 @@ test("the README's terminal chat: the demo adapter answers a held-out question a
   assert.equal(answers.length, held.length, chat.stdout);
   const right = held.filter((r, i) => answers[i].trim() === r.output.trim()).length;
   assert.ok(right >= 4, `${right} of ${held.length} answers exact:\n${chat.stdout}`);
+});
+
+test("the demo's promise holds on another seed: seed 1 clears the same bounds as seed 0 (the minimum over both)", () => {
+  const { numbers: n } = runDemo(1);
+  assertDemoBounds(n, 1);
+  const seed0 = demoRuns.get(0);
+  assert.ok(seed0, "seed 0 ran first");
+  // Different seeds train on a different order and start: a demo whose two runs agreed exactly would not be seeded at all.
+  assert.notDeepEqual(n.after.storyPerplexity, seed0.numbers.after.storyPerplexity, "the seed changes the run");
 });
 
 test("the extension's Standard preset on the demo data reaches at least 80 % of Run Demo's held-out exact match", async () => {

@@ -9,7 +9,7 @@ import type { Command } from "commander";
 import { CompareCancelled, compareMethods, type CompareEvent } from "../../engine/compare/run";
 import { writeCompareReport } from "../../engine/compare/report";
 import type { BackendChoice } from "../../engine/load";
-import { DEMO_RECIPE } from "../../engine/train/recipe";
+import { COMPARE_RECIPE } from "../../engine/train/recipe";
 import { EXIT } from "../errors";
 import { COMPARE_RANGES, TRAIN_RANGES as R } from "../../engine/option-ranges";
 import { intListOption, numberOption, type Runner } from "../options";
@@ -45,10 +45,10 @@ export function registerCompare(program: Command, run: Runner): void {
     .option("--domain <file>", "text the base model knows (JSON Lines with a \"text\" field, or a .txt file of paragraphs): its perplexity before and after (default: 64 texts the base model writes)")
     .option("--out <dir>", "folder for report.md, report.json, accuracy-vs-retention.svg and the runs", "out/compare")
     .addOption(numberOption("--seed <n>", "one seed for every run", R.seed, 0))
-    .addOption(numberOption("--epochs <n>", "passes over the data, the same for every run", R.epochs, DEMO_RECIPE.epochs))
-    .addOption(numberOption("--batch-size <n>", "examples per step, the same for every run", R.batchSize, DEMO_RECIPE.batchSize))
-    .addOption(numberOption("--prompts <K>", "Excitor: prompts per adapted layer", R.numPrompts, DEMO_RECIPE.numPrompts))
-    .addOption(numberOption("--rank <r>", "Excitor: rank of the Excitor query", R.rank, DEMO_RECIPE.rank))
+    .addOption(numberOption("--epochs <n>", "passes over the data, the same for every run", R.epochs, COMPARE_RECIPE.epochs))
+    .addOption(numberOption("--batch-size <n>", "examples per step, the same for every run", R.batchSize, COMPARE_RECIPE.batchSize))
+    .addOption(numberOption("--prompts <K>", "Excitor: prompts per adapted layer", R.numPrompts, COMPARE_RECIPE.numPrompts))
+    .addOption(numberOption("--rank <r>", "Excitor: rank of the Excitor query", R.rank, COMPARE_RECIPE.rank))
     .addOption(intListOption("--layers <list>", "Excitor: adapted layers (default: the spec's)"))
     .addOption(numberOption("--retain-weight <x>", "weight of the KL-to-base term on the base model's own text, for every method alike (0: off)", R.retainWeight, 0))
     .addOption(numberOption("--attention-records <n>", "held-out prompts whose attention is measured", COMPARE_RANGES.attentionRecords, 20))

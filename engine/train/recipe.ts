@@ -111,15 +111,16 @@ export function trainExamplesOf(records: number, validationShare: number): numbe
 const fmt = (x: number) => x.toExponential(1);
 
 /**
- * The built-in demo's recipe: what `npm run demo`, the editor's "Run Demo" and `npm run compare`
- * (its Excitor settings and the steps every method gets) train with. Measured on the demo set
+ * The built-in demo's recipe: what `npm run demo` and the editor's "Run Demo" train with, and
+ * `npm run compare`'s Excitor settings (COMPARE_RECIPE below). Measured on the demo set
  * (demo/README.md has the front explored): K 30 and r 16 tell the three kinds of question apart,
  * 3e-2 suits a 1 M-parameter model, and --retain-weight 1 (the KL-to-base term on the base model's
  * own samples) is what keeps story perplexity within a few per cent of the base's instead of
- * ×1.8, while 10 epochs rather than 6 give back the accuracy the term costs.
+ * ×1.8. 20 epochs rather than 10 are for robustness over seeds, not for seed 0: at 10 epochs
+ * seed 2 stalled at 51 % exact match, at 16 seeds 0-4 reached 93-99 %, at 20 98-100 %.
  */
 export const DEMO_RECIPE = {
-  epochs: 10,
+  epochs: 20,
   batchSize: 16,
   microBatch: 16,
   numPrompts: 30,
@@ -134,3 +135,10 @@ export const DEMO_RECIPE = {
  * is in demo/README.md, "The multimodal demo".
  */
 export const VISION_DEMO_RECIPE = { ...DEMO_RECIPE, epochs: 40 } as const;
+
+/**
+ * `npm run compare`'s defaults: the demo's recipe over 480 steps (10 epochs), the run length the
+ * README's comparison table was measured at. Every method gets the same steps, so the demo's
+ * extra epochs (chosen for Excitor's seed robustness) are not needed to rank them.
+ */
+export const COMPARE_RECIPE = { ...DEMO_RECIPE, epochs: 10 } as const;

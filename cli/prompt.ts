@@ -43,8 +43,8 @@ export function inputOnLast(messages: ChatMessage[], input: string | undefined):
 /**
  * A conversation in Alpaca format: each finished exchange as one Alpaca example followed by EOS
  * (as the trainer joins chunks), then the open question's prompt. Alpaca has no multi-turn form;
- * replaying earlier exchanges this way is the closest thing to what the model saw. `input` is the
- * user message's `input` is its Alpaca context ("### Input:").
+ * replaying earlier exchanges this way is the closest thing to what the model saw. A user
+ * message's `input` is its Alpaca context ("### Input:").
  */
 export function alpacaConversationIds(messages: ChatTurn[], tok: TextTokenizer): number[] {
   const ids: number[] = [];

@@ -15,7 +15,7 @@ import { demoControls } from "./run-controls";
 import { alpacaPrompt } from "../engine/data/templates";
 import { writeFileAtomic } from "../engine/fs-atomic";
 import { generate } from "../engine/generate/generate";
-import { openModel, type BackendChoice } from "../engine/load";
+import { openModel } from "../engine/load";
 import { singleImage, type ImageFeatures, type ModelRuntime } from "../engine/runtime";
 import { TextTokenizer } from "../engine/tokenizer/tokenizer";
 import { VISION_DEMO_RECIPE } from "../engine/train/recipe";
